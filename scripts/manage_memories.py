@@ -1,0 +1,1283 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "agno[os]>=3.1.10",
+#     "httpx>=0.27",
+# ]
+#
+# [tool.uv]
+# compile-bytecode = true
+# ///
+"""Manage the user memories of an AgentOS (agno) from the command line.
+
+Examples:
+    uv run scripts/manage_memories.py --user-id alice
+    uv run scripts/manage_memories.py --user-id alice --search "dark mode"
+    uv run scripts/manage_memories.py --user-id alice --create "Prefers dark mode" --topics preferences,ui
+    uv run scripts/manage_memories.py --user-id alice --memory-id MEMORY_ID
+    uv run scripts/manage_memories.py --user-id alice --memory-id MEMORY_ID --update "Prefers light mode"
+    uv run scripts/manage_memories.py --user-id alice --memory-id MEMORY_ID --topics preferences
+    uv run scripts/manage_memories.py --user-id alice --memory-id MEMORY_ID --delete
+    uv run scripts/manage_memories.py --user-id alice --delete-all --topics scratch --yes
+    uv run scripts/manage_memories.py --topics-list
+    uv run scripts/manage_memories.py --stats
+    uv run scripts/manage_memories.py --export memories.jsonl
+    uv run scripts/manage_memories.py --import memories.jsonl
+
+Every operation goes through agno's async AgentOSClient. The AgentOS memory API
+does not protect the caller (PATCH creates memories that do not exist and
+overwrites other users' memories; DELETE answers 204 whether or not anything
+was deleted), so this script checks ownership before every write and checks the
+result after it.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Exit codes: the contract with agents and CI pipelines.
+EXIT_OK = 0
+EXIT_FAILED = 1  # not found, refused by the server, or a bulk operation left work undone
+EXIT_USAGE = 2  # bad flags or values; nothing was sent
+EXIT_UNREACHABLE = 3  # no answer, timed out, or not an AgentOS memory API
+EXIT_AUTH = 4  # 401/403
+
+DEFAULT_BASE_URL = "http://localhost:7777"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 1000
+MAX_PAGE = 1_000_000
+MAX_CONTENT_CHARS = 5000  # the server's own limit (UserMemoryCreateSchema.max_length)
+MAX_ID_CHARS = 255
+MAX_TOPICS = 50
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
+BULK_PAGE_SIZE = 500  # page size for --all, --export, --delete-all and import lookups
+DELETE_BATCH_SIZE = 500  # memory ids per bulk DELETE request
+TOKEN_ENV_VARS = ("AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
+SORT_FIELDS = ("updated_at", "created_at")
+# Memory ids end up in URL paths (/memories/{id}); anything outside this set could
+# leave that path ("../health", "a/b", "x?y"), so it is refused before sending.
+MEMORY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+# Ids this script derives for imported lines that carry none, so re-imports match.
+IMPORT_ID_NAMESPACE = uuid.UUID("6f1c44a6-1b49-4a4c-9a8e-4d3b7f0c2a51")
+
+
+class CLIError(Exception):
+    """A failure the user should see: one line, an exit code, maybe a hint."""
+
+    def __init__(self, message, exit_code=EXIT_FAILED, *, kind="error", status=None, hint=None):
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.kind = kind
+        self.status = status
+        self.hint = hint
+
+
+def usage_error(message, hint=None):
+    return CLIError(message, EXIT_USAGE, kind="usage", hint=hint)
+
+
+# --------------------------------------------------------------------------- parser
+
+EPILOG = """\
+exit codes:
+  0  success
+  1  not found, the server refused the request, or a bulk operation left work undone
+  2  usage or validation error: nothing was sent to the server
+  3  server unreachable, timed out, or not an AgentOS memory API
+  4  authentication or permission failure (401/403): set --token, $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY
+
+environment:
+  AGENTOS_URL                      default for --base-url (then http://localhost:7777)
+  AGNO_ADMIN_TOKEN, OS_SECURITY_KEY  default for --token, in that order
+"""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage, so errors stay one line."""
+
+    def error(self, message):
+        raise usage_error(message, hint="see --help")
+
+
+def positive_int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def seconds(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+
+
+def build_parser():
+    parser = ArgumentParser(
+        prog="manage_memories.py",
+        description="List, search, create, update, delete, export and import the user memories of an AgentOS.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    server = parser.add_argument_group("server")
+    server.add_argument(
+        "--base-url", help=f"AgentOS URL (default: $AGENTOS_URL, then {DEFAULT_BASE_URL})"
+    )
+    server.add_argument(
+        "--token", help="bearer token (default: $AGNO_ADMIN_TOKEN, then $OS_SECURITY_KEY); never printed"
+    )
+    server.add_argument(
+        "--timeout", type=seconds, default=DEFAULT_TIMEOUT, help="seconds to wait for each request (default: %(default)s)"
+    )
+    server.add_argument("--db-id", help="database id, for an AgentOS that serves several databases")
+    server.add_argument("--table", help="memory table name, for an AgentOS with a custom table")
+
+    target = parser.add_argument_group("which memories")
+    target.add_argument("--user-id", help="the user whose memories to use (required by every memory operation)")
+    target.add_argument(
+        "--memory-id",
+        action="append",
+        metavar="MEMORY_ID",
+        help="one memory: show it, or change it with --update/--topics/--delete (repeat with --delete for several)",
+    )
+    target.add_argument("--search", metavar="TEXT", help="only memories whose content contains TEXT (case-insensitive)")
+    target.add_argument(
+        "--topics",
+        metavar="A,B",
+        help="comma-separated topics: with --create/--update/--memory-id, the topics to set; "
+        "when listing, exporting or deleting in bulk, only memories with all of them",
+    )
+    target.add_argument("--agent-id", help="only memories written by this agent")
+    target.add_argument("--team-id", help="only memories written by this team")
+
+    actions = parser.add_argument_group("actions (default: list the user's memories)")
+    actions.add_argument("--create", metavar="CONTENT", help="create a memory for --user-id")
+    actions.add_argument(
+        "--update", metavar="CONTENT", help="replace the content of --memory-id (topics are kept unless --topics is given)"
+    )
+    actions.add_argument("--delete", action="store_true", help="delete --memory-id (one or several) and show what went")
+    actions.add_argument(
+        "--delete-all", action="store_true", help="delete every memory of --user-id that matches the filters (needs --yes)"
+    )
+    actions.add_argument("--topics-list", action="store_true", help="list topics (all users, or --user-id's)")
+    actions.add_argument("--stats", action="store_true", help="memories per user: count and last update")
+    actions.add_argument(
+        "--export", metavar="FILE", help="write memories as JSON Lines to FILE ('-' for stdout); all users unless --user-id"
+    )
+    actions.add_argument(
+        "--import", dest="import_file", metavar="FILE", help="create or update memories from a JSON Lines file ('-' for stdin)"
+    )
+
+    output = parser.add_argument_group("listing and output")
+    output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout; errors as JSON on stderr")
+    output.add_argument(
+        "--limit", type=positive_int, default=DEFAULT_LIMIT, help=f"memories per page, 1-{MAX_LIMIT} (default: %(default)s)"
+    )
+    output.add_argument("--page", type=positive_int, default=1, help="page to show, from 1 (default: %(default)s)")
+    output.add_argument("--all", action="store_true", help="fetch every page")
+    output.add_argument("--sort", choices=SORT_FIELDS, default="updated_at", help="sort field (default: %(default)s)")
+    output.add_argument("--order", choices=("asc", "desc"), default="desc", help="sort order (default: %(default)s)")
+
+    bulk = parser.add_argument_group("bulk work")
+    bulk.add_argument("--yes", action="store_true", help="confirm --delete-all")
+    bulk.add_argument("--dry-run", action="store_true", help="with --delete, --delete-all or --import: show what would change, change nothing")
+    bulk.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"requests in flight for bulk work, 1-{MAX_CONCURRENCY} (default: %(default)s)",
+    )
+    return parser
+
+
+# ----------------------------------------------------------------------- validation
+
+
+def validate_content(content, flag):
+    if not content.strip():
+        raise usage_error(f"{flag} needs some text: the content is empty")
+    if len(content) > MAX_CONTENT_CHARS:
+        raise usage_error(f"{flag} content is {len(content)} characters; the server accepts at most {MAX_CONTENT_CHARS}")
+    if "\x00" in content:
+        raise usage_error(f"{flag} content contains a NUL character, which the database cannot store")
+    return content
+
+
+def parse_topics(text):
+    """Split 'a, b,,a' into ['a', 'b']: trimmed, no empties, no duplicates, order kept."""
+    topics = []
+    for topic in text.split(","):
+        topic = topic.strip()
+        if topic and topic not in topics:
+            topics.append(topic)
+    if len(topics) > MAX_TOPICS:
+        raise usage_error(f"--topics has {len(topics)} topics; at most {MAX_TOPICS} are allowed")
+    for topic in topics:
+        validate_plain_text(topic, "topic", MAX_ID_CHARS)
+    return topics
+
+
+def validate_plain_text(value, what, max_chars):
+    """User ids, agent ids and topics: exact strings, no control characters."""
+    if not value.strip():
+        raise usage_error(f"{what} must not be empty")
+    if len(value) > max_chars:
+        raise usage_error(f"{what} is {len(value)} characters; at most {max_chars} are allowed")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise usage_error(f"{what} {value!r} contains a control character")
+    return value
+
+
+def validate_memory_id(memory_id):
+    if len(memory_id) > MAX_ID_CHARS or not MEMORY_ID_PATTERN.fullmatch(memory_id):
+        raise usage_error(
+            f"invalid memory id {memory_id!r}: use letters, digits and - _ . : (ids from this tool are UUIDs)"
+        )
+    return memory_id
+
+
+def validate_base_url(url):
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise usage_error(f"invalid --base-url {url!r}: it must start with http:// or https:// and name a host")
+    if parts.query or parts.fragment:
+        raise usage_error(f"invalid --base-url {url!r}: it must not contain '?' or '#'")
+    return url.rstrip("/")
+
+
+def is_loopback(host):
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Request:
+    """The validated command line: what to do, to whom, and how to print it."""
+
+    action: str
+    base_url: str
+    token: str | None
+    timeout: float
+    json: bool
+    user_id: str | None = None
+    memory_ids: list = field(default_factory=list)
+    content: str | None = None
+    topics: list | None = None
+    search: str | None = None
+    agent_id: str | None = None
+    team_id: str | None = None
+    limit: int = DEFAULT_LIMIT
+    page: int = 1
+    all_pages: bool = False
+    sort: str = "updated_at"
+    order: str = "desc"
+    db_id: str | None = None
+    table: str | None = None
+    yes: bool = False
+    dry_run: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    path: str | None = None
+
+
+ACTION_FLAGS = {
+    "create": "--create",
+    "update": "--update",
+    "delete": "--delete",
+    "delete_all": "--delete-all",
+    "topics_list": "--topics-list",
+    "stats": "--stats",
+    "export": "--export",
+    "import_file": "--import",
+}
+# Which optional flags make sense with which action; anything else is a usage error
+# rather than being silently ignored.
+ALLOWED_FLAGS = {
+    "list": {"--search", "--topics", "--agent-id", "--team-id", "--limit", "--page", "--all", "--sort", "--order"},
+    "get": set(),
+    "create": {"--topics"},
+    "update": {"--topics"},
+    "delete": {"--dry-run"},
+    "delete_all": {"--search", "--topics", "--agent-id", "--team-id", "--yes", "--dry-run", "--concurrency"},
+    "topics_list": set(),
+    "stats": {"--limit", "--page", "--all"},
+    "export": {"--search", "--topics", "--agent-id", "--team-id", "--sort", "--order", "--concurrency"},
+    "import_file": {"--dry-run", "--concurrency"},
+}
+NEEDS_USER = {"list", "get", "create", "update", "delete", "delete_all"}
+
+
+def given_flags(args):
+    """The optional flags the user actually set (defaults do not count)."""
+    defaults = {"limit": DEFAULT_LIMIT, "page": 1, "sort": "updated_at", "order": "desc", "concurrency": DEFAULT_CONCURRENCY}
+    flags = set()
+    for name, flag in (
+        ("search", "--search"), ("topics", "--topics"), ("agent_id", "--agent-id"), ("team_id", "--team-id"),
+        ("limit", "--limit"), ("page", "--page"), ("all", "--all"), ("sort", "--sort"), ("order", "--order"),
+        ("yes", "--yes"), ("dry_run", "--dry-run"), ("concurrency", "--concurrency"),
+    ):
+        value = getattr(args, name)
+        if value not in (None, False) and value != defaults.get(name):
+            flags.add(flag)
+    return flags
+
+
+def choose_action(args):
+    chosen = [name for name in ACTION_FLAGS if getattr(args, name) not in (None, False)]
+    if len(chosen) > 1:
+        names = " and ".join(ACTION_FLAGS[name] for name in chosen)
+        raise usage_error(f"choose one action at a time: {names} cannot be combined")
+    if chosen:
+        return chosen[0]
+    if args.memory_id:
+        # --memory-id with --topics and no other action changes only the topics.
+        return "update" if args.topics is not None else "get"
+    return "list"
+
+
+def validate(args, environ):
+    """Turn parsed flags into a Request, or raise a usage error. Sends nothing."""
+    action = choose_action(args)
+
+    unexpected = given_flags(args) - ALLOWED_FLAGS[action]
+    if unexpected:
+        flag = ACTION_FLAGS.get(action, "listing" if action == "list" else "showing one memory")
+        raise usage_error(f"{', '.join(sorted(unexpected))} cannot be used with {flag}")
+
+    if action in NEEDS_USER and args.user_id is None:
+        if action == "list" and not args.memory_id:
+            raise usage_error(
+                "--user-id is required: say whose memories to list", hint="use --stats to see which users have memories"
+            )
+        raise usage_error(f"--user-id is required with {ACTION_FLAGS.get(action, '--memory-id')}")
+    if args.user_id is not None:
+        validate_plain_text(args.user_id, "--user-id", MAX_ID_CHARS)
+    for flag, value in (("--agent-id", args.agent_id), ("--team-id", args.team_id), ("--db-id", args.db_id), ("--table", args.table)):
+        if value is not None:
+            validate_plain_text(value, flag, MAX_ID_CHARS)
+
+    memory_ids = [validate_memory_id(memory_id) for memory_id in args.memory_id or []]
+    memory_ids = list(dict.fromkeys(memory_ids))
+    if action in ("update", "delete") and not memory_ids:
+        raise usage_error(f"{ACTION_FLAGS[action]} needs --memory-id")
+    if memory_ids and action not in ("get", "update", "delete"):
+        raise usage_error(f"--memory-id cannot be used with {ACTION_FLAGS.get(action, 'listing')}")
+    if len(memory_ids) > 1 and action != "delete":
+        raise usage_error("only --delete takes several --memory-id")
+
+    content = None
+    if action == "create":
+        content = validate_content(args.create, "--create")
+    elif action == "update" and args.update is not None:
+        content = validate_content(args.update, "--update")
+
+    topics = parse_topics(args.topics) if args.topics is not None else None
+    if topics == [] and action in ("list", "export", "delete_all"):
+        raise usage_error("--topics is empty: name at least one topic to filter by")
+    if args.search is not None and not args.search.strip():
+        raise usage_error("--search needs some text")
+
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise usage_error(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}")
+    if not 1 <= args.page <= MAX_PAGE:
+        raise usage_error(f"--page must be between 1 and {MAX_PAGE}, got {args.page}")
+    if args.all and "--page" in given_flags(args):
+        raise usage_error("--all fetches every page: drop --page")
+    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise usage_error(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {args.concurrency}")
+    if not 0 < args.timeout <= 3600:
+        raise usage_error(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
+    if args.yes and args.dry_run:
+        raise usage_error("--yes and --dry-run contradict each other: choose one")
+
+    base_url = validate_base_url(args.base_url or environ.get("AGENTOS_URL") or DEFAULT_BASE_URL)
+    token = args.token
+    if token is None:
+        token = next((environ[name] for name in TOKEN_ENV_VARS if environ.get(name)), None)
+
+    return Request(
+        action=action,
+        base_url=base_url,
+        token=token,
+        timeout=args.timeout,
+        json=args.json,
+        user_id=args.user_id,
+        memory_ids=memory_ids,
+        content=content,
+        topics=topics,
+        search=args.search,
+        agent_id=args.agent_id,
+        team_id=args.team_id,
+        limit=args.limit,
+        page=args.page,
+        all_pages=args.all,
+        sort=args.sort,
+        order=args.order,
+        db_id=args.db_id,
+        table=args.table,
+        yes=args.yes,
+        dry_run=args.dry_run,
+        concurrency=args.concurrency,
+        path=args.export if action == "export" else args.import_file,
+    )
+
+
+# ----------------------------------------------------------------------- import file
+
+
+@dataclass
+class ImportRecord:
+    line: int
+    memory_id: str
+    user_id: str
+    memory: str
+    topics: list
+    dropped_fields: tuple = ()
+
+
+def parse_import_lines(lines, default_user_id):
+    """Validate every line of a JSON Lines import before anything is sent.
+
+    Returns (records, problems); problems are 'line N: why' strings.
+    """
+    records, problems, seen_ids = [], [], {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = parse_import_line(json.loads(line), default_user_id)
+        except json.JSONDecodeError as error:
+            problems.append(f"line {number}: not valid JSON ({error.msg})")
+            continue
+        except CLIError as error:
+            problems.append(f"line {number}: {error.message}")
+            continue
+        if record.memory_id in seen_ids:
+            problems.append(f"line {number}: memory id {record.memory_id} already appears on line {seen_ids[record.memory_id]}")
+            continue
+        seen_ids[record.memory_id] = number
+        record.line = number
+        records.append(record)
+    return records, problems
+
+
+def parse_import_line(item, default_user_id):
+    if not isinstance(item, dict):
+        raise usage_error("expected a JSON object")
+    memory = item.get("memory")
+    if not isinstance(memory, str):
+        raise usage_error("'memory' must be a string")
+    validate_content(memory, "'memory'")
+
+    user_id = item.get("user_id")
+    if user_id is None:
+        user_id = default_user_id
+    if not isinstance(user_id, str):
+        raise usage_error("no user: give 'user_id' in the line or --user-id")
+    if default_user_id is not None and user_id != default_user_id:
+        raise usage_error(f"user_id {user_id!r} differs from --user-id {default_user_id!r}")
+    validate_plain_text(user_id, "user_id", MAX_ID_CHARS)
+
+    topics = item.get("topics") or []
+    if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
+        raise usage_error("'topics' must be a list of strings")
+    topics = parse_topics(",".join(topics)) if topics else []
+
+    memory_id = item.get("memory_id")
+    if memory_id is None:
+        # A stable id from user and content, so importing the same file twice matches.
+        memory_id = str(uuid.uuid5(IMPORT_ID_NAMESPACE, f"{user_id}\n{memory}"))
+    if not isinstance(memory_id, str):
+        raise usage_error("'memory_id' must be a string")
+    validate_memory_id(memory_id)
+
+    dropped = tuple(name for name in ("agent_id", "team_id") if item.get(name))
+    return ImportRecord(0, memory_id, user_id, memory, topics, dropped)
+
+
+def read_import_file(path):
+    try:
+        if path == "-":
+            return sys.stdin.read().splitlines()
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise usage_error(f"--import file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise usage_error(f"cannot read --import file {path}: {error}") from None
+
+
+# ----------------------------------------------------------------------- operations
+# Each talks to the AgentOS through AgentOSClient and returns an Outcome; none prints,
+# except warnings and progress, which go to stderr.
+
+
+@dataclass
+class Outcome:
+    data: object  # what --json prints
+    exit_code: int = EXIT_OK
+    error: CLIError | None = None  # printed after the data, when work was left undone
+    note: str | None = None  # extra human line
+
+
+def warn(message):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+class Progress:
+    """A progress bar on stderr when a person is watching; silent otherwise."""
+
+    def __init__(self, description, enabled):
+        self.description = description
+        self.enabled = enabled
+        self.bar = None
+
+    def start(self, total):
+        if not self.enabled or total < 1:
+            return
+        from rich.progress import Progress as RichProgress
+
+        self.bar = RichProgress(transient=True, console=None)
+        self.bar.console.file = sys.stderr
+        self.bar.start()
+        self.task = self.bar.add_task(self.description, total=total)
+
+    def advance(self, count=1):
+        if self.bar is not None:
+            self.bar.advance(self.task, count)
+
+    def stop(self):
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+class Server:
+    """AgentOSClient plus the arguments every call shares (auth header, db, table)."""
+
+    def __init__(self, request):
+        from agno.client import AgentOSClient
+
+        self.request = request
+        self.client = AgentOSClient(base_url=request.base_url, timeout=request.timeout)
+        self.scope = {"db_id": request.db_id, "table": request.table}
+        if request.token:
+            self.scope["headers"] = {"Authorization": f"Bearer {request.token}"}
+        self.limit = None
+
+    async def bounded(self, coroutine):
+        async with self.limit:
+            return await coroutine
+
+
+def memory_dict(memory):
+    return memory.model_dump(mode="json")
+
+
+def list_filters(request, user_id=None):
+    return {
+        "user_id": request.user_id if user_id is None else user_id,
+        "agent_id": request.agent_id,
+        "team_id": request.team_id,
+        # The server reads only the first 'topics' query value and splits it on commas,
+        # so a list would be sent as topics=a&topics=b and filter by 'a' alone.
+        "topics": [",".join(request.topics)] if request.topics else None,
+        "search_content": request.search,
+        "sort_by": request.sort,
+        "sort_order": request.order,
+    }
+
+
+async def fetch_page(server, filters, page, limit):
+    result = await server.client.list_memories(**filters, limit=limit, page=page, **server.scope)
+    meta = result.meta
+    return {
+        "data": [memory_dict(memory) for memory in result.data],
+        "meta": {"page": meta.page, "limit": meta.limit, "total_pages": meta.total_pages, "total_count": meta.total_count},
+    }
+
+
+async def walk_memories(server, filters, on_batch, progress=None):
+    """Fetch every memory matching filters, a window of pages at a time.
+
+    Calls on_batch(memories) with memories not seen before, in page order, and
+    returns how many there were. Memory stays flat: one window of pages at a time.
+    """
+    import asyncio
+
+    seen = set()
+
+    def accept(memories):
+        fresh = [memory for memory in memories if memory["memory_id"] not in seen]
+        seen.update(memory["memory_id"] for memory in fresh)
+        if fresh:
+            on_batch(fresh)
+            if progress:
+                progress.advance(len(fresh))
+
+    first = await fetch_page(server, filters, 1, BULK_PAGE_SIZE)
+    total, pages = first["meta"]["total_count"], first["meta"]["total_pages"]
+    if progress:
+        progress.start(total)
+    accept(first["data"])
+    window = server.request.concurrency
+    for start in range(2, pages + 1, window):
+        numbers = range(start, min(pages, start + window - 1) + 1)
+        results = await asyncio.gather(*(fetch_page(server, filters, number, BULK_PAGE_SIZE) for number in numbers))
+        for result in results:
+            accept(result["data"])
+    if len(seen) < total:
+        # Offset paging over equal timestamps is not stable on every database, and
+        # memories may be written meanwhile: fetch the rest in one request.
+        everything = await fetch_page(server, filters, 1, total + BULK_PAGE_SIZE)
+        accept(everything["data"])
+    return len(seen)
+
+
+async def list_memories(server, request):
+    filters = list_filters(request)
+    if request.all_pages:
+        memories = []
+        count = await walk_memories(server, filters, memories.extend)
+        return Outcome({"data": memories, "meta": {"page": 1, "limit": count, "total_pages": 1 if count else 0, "total_count": count}})
+    result = await fetch_page(server, filters, request.page, request.limit)
+    if not result["data"] and request.page > 1:
+        # Past the last page the server reports total_count 0; ask for the real total.
+        probe = await fetch_page(server, filters, 1, 1)
+        total = probe["meta"]["total_count"]
+        result["meta"]["total_count"] = total
+        result["meta"]["total_pages"] = -(-total // request.limit)
+    return Outcome(result)
+
+
+async def get_memory(server, request, memory_id):
+    import httpx
+
+    try:
+        memory = await server.client.get_memory(memory_id, user_id=request.user_id, **server.scope)
+    except httpx.HTTPStatusError as error:
+        if error.response.status_code == 404 and is_json(error.response):
+            raise CLIError(
+                f"memory {memory_id} not found for user {request.user_id}", kind="not_found", status=404
+            ) from None
+        raise
+    return memory_dict(memory)
+
+
+async def show_memory(server, request):
+    return Outcome(await get_memory(server, request, request.memory_ids[0]))
+
+
+def check_written(memory, request, memory_id, content, topics):
+    """The server answered 2xx: make sure it holds what was asked for."""
+    if memory["user_id"] != request.user_id or memory["memory"] != content or (memory["topics"] or []) != topics:
+        raise CLIError(f"the server answered but memory {memory_id or memory['memory_id']} does not hold what was sent", kind="server_error")
+    if memory_id is not None and memory["memory_id"] != memory_id:
+        raise CLIError(f"the server answered for memory {memory['memory_id']} instead of {memory_id}", kind="server_error")
+
+
+async def create_memory(server, request):
+    topics = request.topics or []
+    created = await server.client.create_memory(request.content, request.user_id, topics=topics, **server.scope)
+    memory = memory_dict(created)
+    check_written(memory, request, None, request.content, topics)
+    return Outcome(memory)
+
+
+async def update_memory(server, request):
+    memory_id = request.memory_ids[0]
+    # PATCH is an upsert on agno 3.1.10: it creates unknown ids and overwrites other
+    # users' memories. Only ever send it for a memory this user is shown to own.
+    current = await get_memory(server, request, memory_id)
+    content = request.content if request.content is not None else current["memory"]
+    topics = request.topics if request.topics is not None else (current["topics"] or [])
+    if content == current["memory"] and topics == (current["topics"] or []):
+        return Outcome(current, note=f"memory {memory_id} unchanged: it already has this content and these topics")
+    updated = await server.client.update_memory(memory_id, content, request.user_id, topics=topics, **server.scope)
+    memory = memory_dict(updated)
+    check_written(memory, request, memory_id, content, topics)
+    cleared = [name for name in ("agent_id", "team_id") if current.get(name) and not memory.get(name)]
+    if cleared:
+        warn(f"the AgentOS API cleared {' and '.join(cleared)} of memory {memory_id} on update (it cannot keep them)")
+    return Outcome(memory)
+
+
+async def delete_memories(server, request):
+    import asyncio
+
+    memory_ids = request.memory_ids
+    # DELETE answers 204 whether or not anything was deleted, so look first...
+    looked_up = await asyncio.gather(
+        *(server.bounded(get_memory(server, request, memory_id)) for memory_id in memory_ids), return_exceptions=True
+    )
+    found, missing = [], []
+    for memory_id, result in zip(memory_ids, looked_up):
+        if isinstance(result, CLIError) and result.kind == "not_found":
+            missing.append(memory_id)
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            found.append(result)
+    if len(memory_ids) == 1 and missing:
+        raise CLIError(f"memory {missing[0]} not found for user {request.user_id}: nothing deleted", kind="not_found", status=404)
+    if request.dry_run:
+        return partial_outcome({"would_delete": found, "not_found": missing}, missing, request)
+    if found:
+        ids = [memory["memory_id"] for memory in found]
+        if len(ids) == 1:
+            await server.client.delete_memory(ids[0], user_id=request.user_id, **server.scope)
+        else:
+            await server.client.delete_memories(ids, user_id=request.user_id, **server.scope)
+        # ...and check afterwards that they are really gone.
+        await confirm_deleted(server, request, ids)
+    if len(memory_ids) == 1:
+        return Outcome({"deleted": found[0]})
+    return partial_outcome({"deleted": found, "not_found": missing}, missing, request)
+
+
+def partial_outcome(data, missing, request):
+    if not missing:
+        return Outcome(data)
+    error = CLIError(f"{len(missing)} of the memory ids were not found for user {request.user_id}: {', '.join(missing)}", kind="not_found", status=404)
+    return Outcome(data, exit_code=EXIT_FAILED, error=error)
+
+
+async def confirm_deleted(server, request, memory_ids):
+    import asyncio
+
+    async def still_there(memory_id):
+        try:
+            await get_memory(server, request, memory_id)
+        except CLIError as error:
+            if error.kind == "not_found":
+                return False
+            raise
+        return True
+
+    remaining = await asyncio.gather(*(server.bounded(still_there(memory_id)) for memory_id in memory_ids))
+    survivors = [memory_id for memory_id, there in zip(memory_ids, remaining) if there]
+    if survivors:
+        raise CLIError(
+            f"the server reported success but {len(survivors)} memories still exist: {', '.join(survivors[:10])}",
+            kind="server_error",
+        )
+
+
+async def delete_all(server, request):
+    matching = []
+    await walk_memories(server, list_filters(request), matching.extend)
+    if request.dry_run or not matching:
+        return Outcome({"would_delete": matching, "count": len(matching)})
+    if not request.yes:
+        raise usage_error(
+            f"--delete-all would delete {len(matching)} memories of user {request.user_id}; nothing was deleted",
+            hint="add --yes to delete them, or --dry-run to list them",
+        )
+    ids = [memory["memory_id"] for memory in matching]
+    progress = Progress("deleting", sys.stderr.isatty() and not request.json)
+    progress.start(len(ids))
+    try:
+        for start in range(0, len(ids), DELETE_BATCH_SIZE):
+            batch = ids[start : start + DELETE_BATCH_SIZE]
+            await server.client.delete_memories(batch, user_id=request.user_id, **server.scope)
+            progress.advance(len(batch))
+    finally:
+        progress.stop()
+    survivors = []
+    deleted_ids = set(ids)
+    await walk_memories(
+        server,
+        list_filters(request),
+        lambda memories: survivors.extend(m["memory_id"] for m in memories if m["memory_id"] in deleted_ids),
+    )
+    if survivors:
+        raise CLIError(f"the server reported success but {len(survivors)} memories still exist", kind="server_error")
+    return Outcome({"deleted": matching, "count": len(matching)})
+
+
+async def list_topics(server, request):
+    topics = await server.client.get_memory_topics(user_id=request.user_id, **server.scope)
+    if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
+        raise not_agentos(server.request.base_url, "/memory_topics did not answer a list of topics")
+    return Outcome(sorted(topics))
+
+
+async def user_stats(server, request):
+    def stats_page(result):
+        meta = result.meta
+        return {
+            "data": [stats.model_dump(mode="json") for stats in result.data],
+            "meta": {"page": meta.page, "limit": meta.limit, "total_pages": meta.total_pages, "total_count": meta.total_count},
+        }
+
+    if not request.all_pages:
+        result = await server.client.get_user_memory_stats(
+            limit=request.limit, page=request.page, user_id=request.user_id, **server.scope
+        )
+        return Outcome(stats_page(result))
+    rows, page = [], 1
+    while True:
+        result = stats_page(
+            await server.client.get_user_memory_stats(limit=BULK_PAGE_SIZE, page=page, user_id=request.user_id, **server.scope)
+        )
+        rows.extend(result["data"])
+        if page >= result["meta"]["total_pages"] or not result["data"]:
+            break
+        page += 1
+    return Outcome({"data": rows, "meta": {"page": 1, "limit": len(rows), "total_pages": 1 if rows else 0, "total_count": len(rows)}})
+
+
+async def export_memories(server, request):
+    progress = Progress("exporting", sys.stderr.isatty() and request.path != "-")
+    filters = list_filters(request)
+    if request.path == "-":
+        def write_lines(memories):
+            sys.stdout.write("".join(json.dumps(memory, ensure_ascii=False) + "\n" for memory in memories))
+
+        count = await walk_memories(server, filters, write_lines)
+        sys.stdout.flush()
+        return Outcome(None, note=f"exported {count} memories")
+
+    import tempfile
+
+    target = Path(request.path)
+    # Write beside the target and rename at the end, so an interrupted export never
+    # leaves a file that looks complete.
+    handle = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", suffix=".partial", delete=False
+    )
+    try:
+        with handle:
+            def write_lines(memories):
+                handle.write("".join(json.dumps(memory, ensure_ascii=False) + "\n" for memory in memories))
+
+            try:
+                count = await walk_memories(server, filters, write_lines, progress)
+            finally:
+                progress.stop()
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return Outcome({"exported": count, "file": str(target)})
+
+
+async def import_memories(server, request):
+    import asyncio
+
+    lines = read_import_file(request.path)
+    records, problems = parse_import_lines(lines, request.user_id)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise usage_error(f"{request.path}: {len(problems)} bad lines, nothing imported: {shown}")
+    dropped = sum(1 for record in records if record.dropped_fields)
+    if dropped:
+        warn(f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without")
+
+    existing = await find_existing(server, [record.memory_id for record in records])
+    plan = {"create": [], "update": [], "unchanged": [], "conflicts": []}
+    for record in records:
+        current = existing.get(record.memory_id)
+        if current is None:
+            plan["create"].append(record)
+        elif current["user_id"] != record.user_id:
+            plan["conflicts"].append(record)
+        elif current["memory"] == record.memory and (current["topics"] or []) == record.topics:
+            plan["unchanged"].append(record)
+        else:
+            plan["update"].append(record)
+
+    summary = {
+        "created": 0, "updated": 0, "unchanged": len(plan["unchanged"]),
+        "conflicts": [{"line": r.line, "memory_id": r.memory_id, "user_id": r.user_id} for r in plan["conflicts"]],
+        "failed": [],
+    }
+    if request.dry_run:
+        summary.update(created=len(plan["create"]), updated=len(plan["update"]), dry_run=True)
+        return import_outcome(summary, request)
+
+    progress = Progress("importing", sys.stderr.isatty() and not request.json)
+    progress.start(len(plan["create"]) + len(plan["update"]))
+
+    async def write(record, outcome_key):
+        # Both go through PATCH, the one call that keeps the memory id: for 'create'
+        # the id was just shown to be free, for 'update' to belong to this user.
+        try:
+            written = await server.client.update_memory(
+                record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
+            )
+            check_written(memory_dict(written), request_for(record, request), record.memory_id, record.memory, record.topics)
+            summary[outcome_key] += 1
+        except Exception as error:  # one failed line must not stop the others
+            failure = translate(error, request)
+            summary["failed"].append({"line": record.line, "memory_id": record.memory_id, "error": failure.message, "exit_code": failure.exit_code})
+        finally:
+            progress.advance()
+
+    try:
+        await asyncio.gather(
+            *(server.bounded(write(record, "created")) for record in plan["create"]),
+            *(server.bounded(write(record, "updated")) for record in plan["update"]),
+        )
+    finally:
+        progress.stop()
+    summary["failed"].sort(key=lambda failure: failure["line"])
+    return import_outcome(summary, request)
+
+
+def request_for(record, request):
+    from dataclasses import replace
+
+    return replace(request, user_id=record.user_id)
+
+
+def import_outcome(summary, request):
+    failed, conflicts = summary["failed"], summary["conflicts"]
+    if failed:
+        exit_code = max(failure["exit_code"] for failure in failed)
+        first = failed[0]["error"]
+        error = CLIError(
+            f"{len(failed)} memories were not written (first: {first}); run the same import again to finish",
+            exit_code,
+            kind="incomplete",
+        )
+        return Outcome(summary, exit_code=exit_code, error=error)
+    if conflicts:
+        error = CLIError(
+            f"{len(conflicts)} memory ids already belong to another user and were left alone", kind="conflict"
+        )
+        return Outcome(summary, exit_code=EXIT_FAILED, error=error)
+    return Outcome(summary)
+
+
+async def find_existing(server, memory_ids):
+    """Which of these ids the server already holds, for any user, as {id: memory}.
+
+    Whichever needs fewer requests: reading every memory page by page, or one GET per id.
+    """
+    import asyncio
+    import httpx
+
+    wanted = set(memory_ids)
+    probe = await fetch_page(server, {"sort_by": "updated_at", "sort_order": "desc"}, 1, 1)
+    pages = -(-probe["meta"]["total_count"] // BULK_PAGE_SIZE)
+    existing = {}
+    if pages <= len(wanted):
+        def keep(memories):
+            existing.update((memory["memory_id"], memory) for memory in memories if memory["memory_id"] in wanted)
+
+        await walk_memories(server, {"sort_by": "created_at", "sort_order": "asc"}, keep)
+        return existing
+
+    async def lookup(memory_id):
+        try:
+            existing[memory_id] = memory_dict(await server.client.get_memory(memory_id, **server.scope))
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code != 404 or not is_json(error.response):
+                raise
+
+    await asyncio.gather(*(server.bounded(lookup(memory_id)) for memory_id in wanted))
+    return existing
+
+
+OPERATIONS = {
+    "list": list_memories,
+    "get": show_memory,
+    "create": create_memory,
+    "update": update_memory,
+    "delete": delete_memories,
+    "delete_all": delete_all,
+    "topics_list": list_topics,
+    "stats": user_stats,
+    "export": export_memories,
+    "import_file": import_memories,
+}
+
+
+# ------------------------------------------------------------------ errors from below
+
+
+def is_json(response):
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False
+
+
+def server_detail(response):
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list):  # FastAPI validation errors: keep the first message
+        first = detail[0] if detail else {}
+        where = ".".join(str(part) for part in first.get("loc", [])[1:]) if isinstance(first, dict) else ""
+        message = first.get("msg", "") if isinstance(first, dict) else str(first)
+        return f"{where}: {message}" if where else message
+    return str(detail) if detail is not None else None
+
+
+def not_agentos(base_url, why):
+    return CLIError(
+        f"{base_url} is not an AgentOS memory API ({why})",
+        EXIT_UNREACHABLE,
+        kind="not_agentos",
+        hint="check --base-url or $AGENTOS_URL",
+    )
+
+
+def translate(error, request):
+    """Map anything the client or the network raised to one CLIError."""
+    import httpx
+    from agno.exceptions import RemoteServerUnavailableError
+    from pydantic import ValidationError
+
+    base_url = request.base_url
+    if isinstance(error, CLIError):
+        return error
+    if isinstance(error, RemoteServerUnavailableError):
+        error = error.original_error or error
+    if isinstance(error, httpx.TimeoutException):
+        return CLIError(f"{base_url} did not answer within {request.timeout:g} seconds", EXIT_UNREACHABLE, kind="unreachable", hint="raise --timeout or check the server")
+    if isinstance(error, httpx.ConnectError):
+        return CLIError(f"cannot connect to {base_url}: {error or 'connection failed'}", EXIT_UNREACHABLE, kind="unreachable", hint="is the AgentOS running? see --base-url")
+    if isinstance(error, httpx.HTTPStatusError):
+        response = error.response
+        status = response.status_code
+        path = response.request.url.path
+        detail = server_detail(response)
+        if status in (401, 403):
+            return CLIError(
+                f"{'authentication failed' if status == 401 else 'permission denied'} ({status}): {detail or 'no detail'}",
+                EXIT_AUTH, kind="auth", status=status,
+                hint="pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY",
+            )
+        if 300 <= status < 400:
+            location = response.headers.get("location", "elsewhere")
+            return CLIError(f"{base_url} redirects to {location}; use that address as --base-url", EXIT_UNREACHABLE, kind="not_agentos", status=status)
+        if detail is None:
+            return not_agentos(base_url, f"HTTP {status} from {path} without an AgentOS error body")
+        if status == 404:
+            return CLIError(f"this AgentOS has no {path} endpoint (404): {detail}", kind="not_found", status=404)
+        if status in (400, 409, 422):
+            return CLIError(f"the server rejected the request ({status}): {detail}", kind="rejected", status=status)
+        return CLIError(f"server error {status}: {detail}", kind="server_error", status=status)
+    if isinstance(error, httpx.TransportError):
+        return CLIError(f"connection to {base_url} failed: {type(error).__name__} {error}".strip(), EXIT_UNREACHABLE, kind="unreachable")
+    if isinstance(error, ValidationError):
+        return not_agentos(base_url, f"its answer does not match the memory schema: {error.error_count()} invalid fields")
+    if isinstance(error, (json.JSONDecodeError, httpx.DecodingError)):
+        return not_agentos(base_url, "it did not answer JSON")
+    return CLIError(f"unexpected {type(error).__name__}: {error}", kind="internal")
+
+
+async def run_operation(request):
+    import httpx
+    from agno.utils.http import set_default_async_client
+
+    import asyncio
+
+    # Our own connection pool: no redirects followed (a token must not travel to
+    # wherever a server points), and no more connections than requests in flight.
+    http = httpx.AsyncClient(
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=request.concurrency, max_keepalive_connections=request.concurrency),
+    )
+    set_default_async_client(http)
+    try:
+        server = Server(request)
+        server.limit = asyncio.Semaphore(request.concurrency)
+        try:
+            return await OPERATIONS[request.action](server, request)
+        except Exception as error:
+            raise translate(error, request) from None
+    finally:
+        await http.aclose()
+
+
+def run(request):
+    import asyncio
+    from urllib.parse import urlsplit
+
+    host = urlsplit(request.base_url).hostname
+    if request.token and request.base_url.startswith("http://") and not is_loopback(host):
+        warn(f"sending the token over plain http to {host}: anyone on the network path can read it; use https")
+    return asyncio.run(run_operation(request))
+
+
+# ------------------------------------------------------------------------ rendering
+
+
+def format_time(timestamp):
+    return timestamp.replace("T", " ") if timestamp else "unknown time"
+
+
+def format_memory(memory):
+    header = f"{memory['memory_id']}  updated {format_time(memory.get('updated_at'))}"
+    for name in ("agent_id", "team_id"):
+        if memory.get(name):
+            header += f"  {name.split('_')[0]} {memory[name]}"
+    lines = [header]
+    lines += ["  " + line for line in memory["memory"].splitlines() or [""]]
+    lines.append("  topics: " + (", ".join(memory.get("topics") or []) or "(none)"))
+    return "\n".join(lines)
+
+
+def describe_filters(request):
+    parts = []
+    if request.search:
+        parts.append(f"containing {request.search!r}")
+    if request.topics:
+        parts.append(f"with topics {', '.join(request.topics)}")
+    if request.agent_id:
+        parts.append(f"from agent {request.agent_id}")
+    if request.team_id:
+        parts.append(f"from team {request.team_id}")
+    return " ".join(parts)
+
+
+def render_list(request, result):
+    memories, meta = result["data"], result["meta"]
+    total = meta["total_count"]
+    what = f"memories of user {request.user_id}"
+    filters = describe_filters(request)
+    if filters:
+        what += " " + filters
+    if not memories:
+        if total and request.page > 1:
+            return f"page {request.page} is past the end: {total} {what} fill {meta['total_pages']} pages of {request.limit}"
+        return f"no {what}"
+    first = (meta["page"] - 1) * meta["limit"] + 1 if not request.all_pages else 1
+    lines = [f"{len(memories)} of {total} {what} (shown {first}-{first + len(memories) - 1}, {'oldest' if request.order == 'asc' else 'newest'} first by {request.sort})", ""]
+    lines += [format_memory(memory) + "\n" for memory in memories]
+    if not request.all_pages and meta["page"] < meta["total_pages"]:
+        lines.append(f"more: --page {meta['page'] + 1} for the next {request.limit}, or --all for all {total}")
+    return "\n".join(lines).rstrip()
+
+
+def render_stats(request, result):
+    rows, meta = result["data"], result["meta"]
+    if not rows:
+        return "no memories stored" if request.user_id is None else f"user {request.user_id} has no memories"
+    width = max(len("user"), *(len(row["user_id"]) for row in rows))
+    lines = [f"{len(rows)} of {meta['total_count']} users with memories", "", f"{'user':<{width}}  {'memories':>8}  last updated"]
+    lines += [f"{row['user_id']:<{width}}  {row['total_memories']:>8}  {format_time(row.get('last_memory_updated_at'))}" for row in rows]
+    if not request.all_pages and meta["page"] < meta["total_pages"]:
+        lines.append(f"more: --page {meta['page'] + 1}, or --all")
+    return "\n".join(lines)
+
+
+def render_delete(request, result):
+    if "would_delete" in result:
+        memories = result["would_delete"]
+        lines = [f"would delete {len(memories)} memories of user {request.user_id} (dry run: nothing deleted)"]
+    else:
+        deleted = result["deleted"]
+        memories = [deleted] if isinstance(deleted, dict) else deleted
+        lines = [f"deleted {len(memories)} {'memory' if len(memories) == 1 else 'memories'} of user {request.user_id}"]
+    lines += ["", *(format_memory(memory) + "\n" for memory in memories)] if memories else []
+    return "\n".join(lines).rstrip()
+
+
+def render_import(request, summary):
+    verb = "would import" if summary.get("dry_run") else "imported"
+    lines = [
+        f"{verb} {request.path}: {summary['created']} created, {summary['updated']} updated, "
+        f"{summary['unchanged']} unchanged, {len(summary['conflicts'])} conflicts, {len(summary['failed'])} failed"
+    ]
+    lines += [f"  conflict: line {c['line']}: memory {c['memory_id']} belongs to another user" for c in summary["conflicts"][:20]]
+    lines += [f"  failed: line {f['line']}: {f['error']}" for f in summary["failed"][:20]]
+    return "\n".join(lines)
+
+
+def render_human(request, outcome):
+    data = outcome.data
+    action = request.action
+    if action == "list":
+        return render_list(request, data)
+    if action == "stats":
+        return render_stats(request, data)
+    if action == "topics_list":
+        whose = f"user {request.user_id}" if request.user_id else "all users"
+        return "\n".join(data) if data else f"no topics for {whose}"
+    if action in ("delete", "delete_all"):
+        return render_delete(request, data)
+    if action == "import_file":
+        return render_import(request, data)
+    if action == "export":
+        return f"exported {data['exported']} memories to {data['file']}"
+    title = {"create": "created", "update": "updated", "get": None}[action]
+    if outcome.note:
+        return f"{outcome.note}\n\n{format_memory(data)}"
+    return f"{title} memory of user {request.user_id}\n\n{format_memory(data)}" if title else format_memory(data)
+
+
+def emit(request, outcome):
+    if request.action == "export" and request.path == "-":
+        if outcome.note and sys.stderr.isatty():
+            print(outcome.note, file=sys.stderr)
+        return
+    if request.json:
+        print(json.dumps(outcome.data, ensure_ascii=False, indent=None))
+    else:
+        print(render_human(request, outcome))
+
+
+def report(error, as_json):
+    if as_json:
+        body = {"type": error.kind, "message": error.message, "status": error.status}
+        if error.hint:
+            body["hint"] = error.hint
+        print(json.dumps({"error": body}, ensure_ascii=False), file=sys.stderr)
+    else:
+        hint = f" ({error.hint})" if error.hint else ""
+        print(f"error: {error.message}{hint}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        request = validate(args, os.environ)
+        outcome = run(request)
+        emit(request, outcome)
+        if outcome.error is not None:
+            report(outcome.error, as_json)
+        return outcome.exit_code
+    except CLIError as error:
+        report(error, as_json)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, without a traceback at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
