@@ -256,6 +256,15 @@ def validate_base_url(url):
     return url.rstrip("/")
 
 
+def validate_export_path(target):
+    if target.is_dir():
+        raise usage_error(f"--export {target} is a folder: name a file")
+    if not target.parent.is_dir():
+        raise usage_error(f"--export folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK):
+        raise usage_error(f"--export folder {target.parent} is not writable")
+
+
 def is_loopback(host):
     import ipaddress
 
@@ -405,6 +414,9 @@ def validate(args, environ):
         raise usage_error(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
     if args.yes and args.dry_run:
         raise usage_error("--yes and --dry-run contradict each other: choose one")
+
+    if action == "export" and args.export != "-":
+        validate_export_path(Path(args.export))
 
     base_url = validate_base_url(args.base_url or environ.get("AGENTOS_URL") or DEFAULT_BASE_URL)
     token = args.token
@@ -1075,8 +1087,10 @@ def translate(error, request):
             return CLIError(f"{base_url} redirects to {location}; use that address as --base-url", EXIT_UNREACHABLE, kind="not_agentos", status=status)
         if detail is None:
             return not_agentos(base_url, f"HTTP {status} from {path} without an AgentOS error body")
+        if status == 404 and detail == "Not Found":  # FastAPI's answer for a route it does not have
+            return CLIError(f"this AgentOS has no {path} endpoint (404)", kind="not_found", status=404)
         if status == 404:
-            return CLIError(f"this AgentOS has no {path} endpoint (404): {detail}", kind="not_found", status=404)
+            return CLIError(f"not found (404): {detail}", kind="not_found", status=404)
         if status in (400, 409, 422):
             return CLIError(f"the server rejected the request ({status}): {detail}", kind="rejected", status=status)
         return CLIError(f"server error {status}: {detail}", kind="server_error", status=status)

@@ -34,6 +34,8 @@ class AgentOSServer:
     url: str
     process: subprocess.Popen
     token: str | None = None
+    db_file: Path | None = None
+    db_url: str | None = None
 
     def http(self):
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -62,6 +64,26 @@ class AgentOSServer:
             response.raise_for_status()
             return response.json()["data"]
 
+    def seed_from_agent(self, user_id, memory, agent_id=None, team_id=None, topics=None):
+        """Store a memory the way an agent run does, with agent_id/team_id, which the
+        HTTP API cannot set: through agno's own database layer on the same database."""
+        from agno.db.schemas import UserMemory
+
+        memory_id = f"agent-{uuid.uuid4().hex[:12]}"
+        self.database().upsert_user_memory(
+            UserMemory(memory=memory, memory_id=memory_id, user_id=user_id, agent_id=agent_id, team_id=team_id, topics=topics or [])
+        )
+        return memory_id
+
+    def database(self):
+        if self.db_url:
+            from agno.db.postgres import PostgresDb
+
+            return PostgresDb(db_url=self.db_url)
+        from agno.db.sqlite import SqliteDb
+
+        return SqliteDb(db_file=str(self.db_file))
+
     def stop(self):
         self.process.terminate()
         try:
@@ -80,7 +102,8 @@ def start_server(tmp_path, *, token=None, db_url=None, port=None):
     command += ["--db-url", db_url] if db_url else ["--db-file", str(tmp_path / "agentos.db")]
     log = open(tmp_path / f"server-{port}.log", "w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = AgentOSServer(f"http://127.0.0.1:{port}", process, token)
+    db_file = None if db_url else tmp_path / "agentos.db"
+    server = AgentOSServer(f"http://127.0.0.1:{port}", process, token, db_file, db_url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
