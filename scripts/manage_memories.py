@@ -506,10 +506,11 @@ def parse_import_line(item, default_user_id):
         raise usage_error(f"user_id {user_id!r} differs from --user-id {default_user_id!r}")
     validate_plain_text(user_id, "user_id", MAX_ID_CHARS)
 
+    # Topics are kept exactly as exported (no trimming or splitting), so a round trip
+    # through --export and --import changes nothing.
     topics = item.get("topics") or []
     if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
         raise usage_error("'topics' must be a list of strings")
-    topics = parse_topics(",".join(topics)) if topics else []
 
     memory_id = item.get("memory_id")
     if memory_id is None:
@@ -601,18 +602,36 @@ def memory_dict(memory):
     return memory.model_dump(mode="json")
 
 
-def list_filters(request, user_id=None):
+# Text the server's SQL LIKE can only over-match, never miss: printable ASCII without
+# the characters that JSON text escapes (" and \\). LIKE's own wildcards (% _) and
+# ASCII case folding only widen the answer, which matches() then narrows.
+SERVER_NARROWABLE_TEXT = re.compile(r'[ !#-\[\]-~]*')
+
+
+def server_filters(request):
+    """Filters for the server: a superset of what matches() accepts, never fewer."""
+    search = request.search if request.search and SERVER_NARROWABLE_TEXT.fullmatch(request.search) else None
+    topics = [topic for topic in request.topics or [] if SERVER_NARROWABLE_TEXT.fullmatch(topic)]
     return {
-        "user_id": request.user_id if user_id is None else user_id,
+        "user_id": request.user_id,
         "agent_id": request.agent_id,
         "team_id": request.team_id,
         # The server reads only the first 'topics' query value and splits it on commas,
         # so a list would be sent as topics=a&topics=b and filter by 'a' alone.
-        "topics": [",".join(request.topics)] if request.topics else None,
-        "search_content": request.search,
+        "topics": [",".join(topics)] if topics else None,
+        "search_content": search,
         "sort_by": request.sort,
         "sort_order": request.order,
     }
+
+
+def matches(memory, request):
+    """The filters as the script promises them: exact topics, case-insensitive search."""
+    if request.topics and not set(request.topics) <= set(memory.get("topics") or []):
+        return False
+    if request.search and request.search.casefold() not in memory["memory"].casefold():
+        return False
+    return True
 
 
 async def fetch_page(server, filters, page, limit):
@@ -624,23 +643,28 @@ async def fetch_page(server, filters, page, limit):
     }
 
 
-async def walk_memories(server, filters, on_batch, progress=None):
+async def walk_memories(server, filters, on_batch, progress=None, keep=None):
     """Fetch every memory matching filters, a window of pages at a time.
 
-    Calls on_batch(memories) with memories not seen before, in page order, and
-    returns how many there were. Memory stays flat: one window of pages at a time.
+    Calls on_batch(memories) with memories not seen before (and accepted by keep),
+    in page order, and returns how many there were. Memory stays flat: one window
+    of pages at a time.
     """
     import asyncio
 
     seen = set()
+    kept = 0
 
     def accept(memories):
+        nonlocal kept
         fresh = [memory for memory in memories if memory["memory_id"] not in seen]
         seen.update(memory["memory_id"] for memory in fresh)
+        if progress:
+            progress.advance(len(fresh))
+        fresh = [memory for memory in fresh if keep is None or keep(memory)]
+        kept += len(fresh)
         if fresh:
             on_batch(fresh)
-            if progress:
-                progress.advance(len(fresh))
 
     first = await fetch_page(server, filters, 1, BULK_PAGE_SIZE)
     total, pages = first["meta"]["total_count"], first["meta"]["total_pages"]
@@ -658,23 +682,36 @@ async def walk_memories(server, filters, on_batch, progress=None):
         # memories may be written meanwhile: fetch the rest in one request.
         everything = await fetch_page(server, filters, 1, total + BULK_PAGE_SIZE)
         accept(everything["data"])
-    return len(seen)
+    return kept
+
+
+async def walk_matching(server, request, on_batch, progress=None):
+    return await walk_memories(server, server_filters(request), on_batch, progress, keep=lambda m: matches(m, request))
 
 
 async def list_memories(server, request):
-    filters = list_filters(request)
+    if not request.all_pages and not request.search and not request.topics:
+        result = await fetch_page(server, server_filters(request), request.page, request.limit)
+        if not result["data"] and request.page > 1:
+            # Past the last page the server reports total_count 0; ask for the real total.
+            probe = await fetch_page(server, server_filters(request), 1, 1)
+            total = probe["meta"]["total_count"]
+            result["meta"]["total_count"] = total
+            result["meta"]["total_pages"] = -(-total // request.limit)
+        return Outcome(result)
+    # Search and topic filters are SQL LIKE on the server: wildcards, case folding of
+    # topics on SQLite and JSON escapes on PostgreSQL can widen its answer, so the
+    # counts are only honest after filtering again here, over every match.
+    memories = []
+    await walk_matching(server, request, memories.extend)
+    total = len(memories)
     if request.all_pages:
-        memories = []
-        count = await walk_memories(server, filters, memories.extend)
-        return Outcome({"data": memories, "meta": {"page": 1, "limit": count, "total_pages": 1 if count else 0, "total_count": count}})
-    result = await fetch_page(server, filters, request.page, request.limit)
-    if not result["data"] and request.page > 1:
-        # Past the last page the server reports total_count 0; ask for the real total.
-        probe = await fetch_page(server, filters, 1, 1)
-        total = probe["meta"]["total_count"]
-        result["meta"]["total_count"] = total
-        result["meta"]["total_pages"] = -(-total // request.limit)
-    return Outcome(result)
+        return Outcome({"data": memories, "meta": {"page": 1, "limit": total, "total_pages": 1 if total else 0, "total_count": total}})
+    start = (request.page - 1) * request.limit
+    return Outcome({
+        "data": memories[start : start + request.limit],
+        "meta": {"page": request.page, "limit": request.limit, "total_pages": -(-total // request.limit), "total_count": total},
+    })
 
 
 async def get_memory(server, request, memory_id):
@@ -792,7 +829,7 @@ async def confirm_deleted(server, request, memory_ids):
 
 async def delete_all(server, request):
     matching = []
-    await walk_memories(server, list_filters(request), matching.extend)
+    await walk_matching(server, request, matching.extend)
     if request.dry_run or not matching:
         return Outcome({"would_delete": matching, "count": len(matching)})
     if not request.yes:
@@ -812,9 +849,9 @@ async def delete_all(server, request):
         progress.stop()
     survivors = []
     deleted_ids = set(ids)
-    await walk_memories(
+    await walk_matching(
         server,
-        list_filters(request),
+        request,
         lambda memories: survivors.extend(m["memory_id"] for m in memories if m["memory_id"] in deleted_ids),
     )
     if survivors:
@@ -856,12 +893,11 @@ async def user_stats(server, request):
 
 async def export_memories(server, request):
     progress = Progress("exporting", sys.stderr.isatty() and request.path != "-")
-    filters = list_filters(request)
     if request.path == "-":
         def write_lines(memories):
             sys.stdout.write("".join(json.dumps(memory, ensure_ascii=False) + "\n" for memory in memories))
 
-        count = await walk_memories(server, filters, write_lines)
+        count = await walk_matching(server, request, write_lines)
         sys.stdout.flush()
         return Outcome(None, note=f"exported {count} memories")
 
@@ -879,7 +915,7 @@ async def export_memories(server, request):
                 handle.write("".join(json.dumps(memory, ensure_ascii=False) + "\n" for memory in memories))
 
             try:
-                count = await walk_memories(server, filters, write_lines, progress)
+                count = await walk_matching(server, request, write_lines, progress)
             finally:
                 progress.stop()
             handle.flush()
