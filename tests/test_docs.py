@@ -1,0 +1,131 @@
+"""SKILL.md, the reference and the README say only what is true: their code runs (issue: docs)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import CLEAN_ENV, DEV_SERVER, ROOT, SCRIPT, free_port, run_script
+
+DOCS = ["SKILL.md", "references/api-patterns.md", "README.md"]
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+DOC_URL = "http://localhost:7777"
+EXPECTED_PRINT = re.compile(r"^[ \t]*print\([^\n]*\)[ \t]+# ([^\n]+)$", re.MULTILINE)
+
+
+def blocks(doc, language):
+    """(number, code) for each fenced block whose info string is exactly `language`."""
+    found = []
+    for number, match in enumerate(FENCE.finditer((ROOT / doc).read_text()), start=1):
+        if match.group(1).strip() == language:
+            found.append((number, match.group(2)))
+    return found
+
+
+def block_ids(doc, language):
+    return [f"{doc}#{number}" for number, _ in blocks(doc, language)]
+
+
+def script_blocks(doc):
+    return [(number, code) for number, code in blocks(doc, "bash") if "manage_memories.py" in code]
+
+
+def test_every_unmarked_block_is_run_or_is_not_code():
+    """Code blocks are python, bash (run below), or marked no-run; nothing slips through."""
+    allowed = {"python", "bash", "bash no-run", "json", "text", "toml", ""}
+    for doc in DOCS:
+        for match in FENCE.finditer((ROOT / doc).read_text()):
+            assert match.group(1).strip() in allowed, f"{doc}: unexpected block type {match.group(1)!r}"
+    no_run = sum(len(blocks(doc, "bash no-run")) for doc in DOCS)
+    assert no_run <= 4, "almost every block should run"
+
+
+@pytest.fixture(scope="module")
+def docs_server(tmp_path_factory):
+    from conftest import start_server
+
+    server = start_server(tmp_path_factory.mktemp("docs"))
+    yield server
+    server.stop()
+
+
+ALL_PYTHON = [(doc, number, code) for doc in DOCS for number, code in blocks(doc, "python")]
+
+
+@pytest.mark.parametrize("doc, number, code", ALL_PYTHON, ids=[f"{d}#{n}" for d, n, _ in ALL_PYTHON])
+def test_python_block_runs_and_prints_what_it_says(docs_server, tmp_path, doc, number, code):
+    program = tmp_path / "block.py"
+    program.write_text(code.replace(DOC_URL, docs_server.url))
+    result = subprocess.run([sys.executable, program], capture_output=True, text=True, env=CLEAN_ENV, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, f"{doc} block {number} failed:\n{result.stderr}"
+    # '# value' after a print() states its output: those lines must appear, in order.
+    output = iter(result.stdout.splitlines())
+    for expected in EXPECTED_PRINT.findall(code):
+        assert any(line == expected for line in output), f"{doc} block {number}: expected {expected!r} in\n{result.stdout}"
+
+
+ALL_BASH = [(doc, number, code) for doc in DOCS for number, code in script_blocks(doc)]
+
+
+@pytest.mark.parametrize("doc, number, code", ALL_BASH, ids=[f"{d}#{n}" for d, n, _ in ALL_BASH])
+def test_script_block_runs(docs_server, tmp_path, doc, number, code):
+    # Each block gets a memory of its own to show, update or delete as $MEMORY_ID.
+    memory = docs_server.seed("alice", "Prefers dark mode", ["preferences", "ui"])
+    url = docs_server.url
+    commands = code.replace("uv run scripts/manage_memories.py", f'"{sys.executable}" "{SCRIPT}"')
+    if "scripts/dev_server.py" in commands:
+        # The quickstart starts its own server: give it a free port and a temporary db.
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        own_server = f'"{sys.executable}" "{DEV_SERVER}" --port {port} --db-file "{tmp_path / "quickstart.db"}"'
+        commands = commands.replace("uv run scripts/dev_server.py", own_server)
+    commands = commands.replace(DOC_URL, url)
+    env = dict(CLEAN_ENV, AGENTOS_URL=url, MEMORY_ID=memory["memory_id"])
+    result = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", commands], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert result.returncode == 0, f"{doc} block {number} failed:\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+
+
+def help_flags():
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", run_script("--help").stdout)) - {"--help"}
+
+
+def test_every_flag_in_help_is_in_skill_md():
+    skill = (ROOT / "SKILL.md").read_text()
+    missing = {flag for flag in help_flags() if not re.search(rf"(?<![\w-]){flag}(?![\w-])", skill)}
+    assert not missing, f"SKILL.md does not mention {sorted(missing)}"
+
+
+def test_every_flag_skill_md_uses_exists():
+    used = set()
+    for line in (ROOT / "SKILL.md").read_text().splitlines():
+        if "manage_memories.py" in line or line.startswith(("Other flags", "`--")):
+            used |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", line))
+    assert used and used <= help_flags(), f"SKILL.md uses flags the script lacks: {sorted(used - help_flags())}"
+
+
+def test_every_flag_in_help_is_in_the_readme_table():
+    readme = (ROOT / "README.md").read_text()
+    table_flags = set(re.findall(r"^\| `(--[a-z-]+)", readme, re.MULTILINE))
+    assert help_flags() <= table_flags, f"README flag table lacks {sorted(help_flags() - table_flags)}"
+
+
+def test_skill_passes_the_agent_skills_validator(tmp_path):
+    skill = tmp_path / "agentos-api-memory"  # the validator wants folder name == skill name
+    skill.mkdir()
+    for part in ("SKILL.md", "scripts", "references"):
+        source = ROOT / part
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, skill / part)
+    validator = Path(sys.executable).parent / "agentskills"
+    result = subprocess.run([validator, "validate", skill], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_skill_md_stays_lean():
+    assert len((ROOT / "SKILL.md").read_text().splitlines()) < 250
