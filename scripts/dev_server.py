@@ -44,7 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLAlchemy URL of a PostgreSQL database to use instead of SQLite "
         "(postgresql+psycopg://user:password@host:port/dbname)",
     )
+    parser.add_argument(
+        "--access-log",
+        type=Path,
+        help="append 'METHOD PATH?QUERY STATUS' for every request to this file (used by the tests)",
+    )
     return parser
+
+
+def log_requests(app, log_file):
+    """Record every request the server answers, so tests can see where calls went."""
+
+    @app.middleware("http")
+    async def record(request, call_next):
+        response = await call_next(request)
+        query = f"?{request.url.query}" if request.url.query else ""
+        with open(log_file, "a", encoding="utf-8") as log:
+            log.write(f"{request.method} {request.url.path}{query} {response.status_code}\n")
+        return response
 
 
 def build_db(args: argparse.Namespace):
@@ -74,7 +91,10 @@ def main() -> int:
     where = args.db_url.split("@")[-1] if args.db_url else args.db_file
     auth = "Bearer token required" if os.environ.get("OS_SECURITY_KEY") else "no authentication"
     print(f"AgentOS memory API on http://{args.host}:{args.port} (db: {where}; {auth})", file=sys.stderr, flush=True)
-    uvicorn.run(agent_os.get_app(), host=args.host, port=args.port, log_level="warning")
+    app = agent_os.get_app()
+    if args.access_log:
+        log_requests(app, args.access_log)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

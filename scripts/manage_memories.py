@@ -548,8 +548,12 @@ class Outcome:
     note: str | None = None  # extra human line
 
 
-def warn(message):
-    print(f"warning: {message}", file=sys.stderr)
+def warn(request, message):
+    """A warning on stderr: JSON with --json, so stderr stays parseable line by line."""
+    if request.json:
+        print(json.dumps({"warning": message}, ensure_ascii=False), file=sys.stderr)
+    else:
+        print(f"warning: {message}", file=sys.stderr)
 
 
 class Progress:
@@ -762,7 +766,7 @@ async def update_memory(server, request):
     check_written(memory, request, memory_id, content, topics)
     cleared = [name for name in ("agent_id", "team_id") if current.get(name) and not memory.get(name)]
     if cleared:
-        warn(f"the AgentOS API cleared {' and '.join(cleared)} of memory {memory_id} on update (it cannot keep them)")
+        warn(request, f"the AgentOS API cleared {' and '.join(cleared)} of memory {memory_id} on update (it cannot keep them)")
     return Outcome(memory)
 
 
@@ -937,7 +941,7 @@ async def import_memories(server, request):
         raise usage_error(f"{request.path}: {len(problems)} bad lines, nothing imported: {shown}")
     dropped = sum(1 for record in records if record.dropped_fields)
     if dropped:
-        warn(f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without")
+        warn(request, f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without")
 
     existing = await find_existing(server, [record.memory_id for record in records])
     plan = {"create": [], "update": [], "unchanged": [], "conflicts": []}
@@ -1169,7 +1173,7 @@ def run(request):
 
     host = urlsplit(request.base_url).hostname
     if request.token and request.base_url.startswith("http://") and not is_loopback(host):
-        warn(f"sending the token over plain http to {host}: anyone on the network path can read it; use https")
+        warn(request, f"sending the token over plain http to {host}: anyone on the network path can read it; use https")
     return asyncio.run(run_operation(request))
 
 

@@ -36,6 +36,11 @@ class AgentOSServer:
     token: str | None = None
     db_file: Path | None = None
     db_url: str | None = None
+    access_log: Path | None = None
+
+    def requests(self):
+        """'METHOD PATH?QUERY STATUS' for every request the server has answered."""
+        return self.access_log.read_text().splitlines() if self.access_log.exists() else []
 
     def http(self):
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -84,6 +89,33 @@ class AgentOSServer:
 
         return SqliteDb(db_file=str(self.db_file))
 
+    def launch(self, command, env, log_path, port):
+        self.command, self.env, self.log_path, self.port = command, env, log_path, port
+        self.url = f"http://127.0.0.1:{port}"
+        with open(log_path, "a") as log:
+            self.process = subprocess.Popen(command + ["--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dev server exited: {log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("dev server did not answer /health within 60 s")
+
+    def kill(self):
+        """Die at once, as a crashed or OOM-killed server would."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self):
+        """Start again on the same port and database."""
+        self.launch(self.command, self.env, self.log_path, self.port)
+
     def stop(self):
         self.process.terminate()
         try:
@@ -93,45 +125,58 @@ class AgentOSServer:
             self.process.wait()
 
 
-def start_server(tmp_path, *, token=None, db_url=None, port=None):
-    port = port or free_port()
+def start_server(tmp_path, *, token=None, db_url=None, db_file=None):
     env = dict(CLEAN_ENV)
     if token:
         env["OS_SECURITY_KEY"] = token
-    command = [sys.executable, str(DEV_SERVER), "--port", str(port)]
-    command += ["--db-url", db_url] if db_url else ["--db-file", str(tmp_path / "agentos.db")]
-    log = open(tmp_path / f"server-{port}.log", "w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    db_file = None if db_url else tmp_path / "agentos.db"
-    server = AgentOSServer(f"http://127.0.0.1:{port}", process, token, db_file, db_url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dev server exited: {(tmp_path / f'server-{port}.log').read_text()}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError("dev server did not answer /health within 60 s")
+    db_file = None if db_url else (db_file or tmp_path / "agentos.db")
+    database = ["--db-url", db_url] if db_url else ["--db-file", str(db_file)]
+    command = [sys.executable, str(DEV_SERVER), *database, "--access-log", str(tmp_path / "access.log")]
+    server = AgentOSServer("", None, token, db_file, db_url, tmp_path / "access.log")
+    server.launch(command, env, tmp_path / "server.log", free_port())
+    return server
 
 
 @pytest.fixture(scope="session")
-def agentos(tmp_path_factory):
+def postgres():
+    """A PostgreSQL cluster for the session, or a clear reason why there is none."""
+    from postgres import PostgresCluster, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries not found under /usr/lib/postgresql; .ci/run installs them")
+        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql (apt-get install postgresql)")
+    cluster = PostgresCluster(bin_dir, free_port()).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request):
+    """Every end-to-end test runs once on SQLite and once on PostgreSQL, as in production."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres")
+    return None
+
+
+@pytest.fixture(scope="session")
+def agentos(tmp_path_factory, backend):
     """One server for the tests that keep to their own user ids."""
-    server = start_server(tmp_path_factory.mktemp("agentos"))
+    db_url = backend.create_database() if backend else None
+    server = start_server(tmp_path_factory.mktemp("agentos"), db_url=db_url)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def fresh_agentos(tmp_path_factory):
-    """An empty server of one's own, for tests that look at every user."""
+def fresh_agentos(tmp_path_factory, backend):
+    """An empty server of one's own (on the same backend), for tests that look at every user."""
     servers = []
 
     def start(**options):
+        if backend and "db_url" not in options:
+            options["db_url"] = backend.create_database()
         server = start_server(tmp_path_factory.mktemp("fresh"), **options)
         servers.append(server)
         return server

@@ -1,0 +1,146 @@
+"""Faults: servers that hang, lie, fail or die mid-way (issue: proven under faults)."""
+
+import json
+import time
+
+import pytest
+
+from conftest import run_script
+from faults import FaultServer, SilentServer, html, json_answer, memory_page
+
+OPERATIONS = {
+    "list": ["--user-id", "alice"],
+    "show": ["--user-id", "alice", "--memory-id", "m1"],
+    "create": ["--user-id", "alice", "--create", "x"],
+    "update": ["--user-id", "alice", "--memory-id", "m1", "--update", "y"],
+    "delete": ["--user-id", "alice", "--memory-id", "m1", "--delete"],
+    "delete-all": ["--user-id", "alice", "--delete-all", "--yes"],
+    "topics": ["--topics-list"],
+    "stats": ["--stats"],
+    "export": ["--export", "{tmp}/out.jsonl"],
+    "import": ["--import", "{tmp}/in.jsonl"],
+}
+
+
+def operation_args(name, tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"memory": "x", "user_id": "alice", "memory_id": "m1"}) + "\n")
+    return [arg.replace("{tmp}", str(tmp_path)) for arg in OPERATIONS[name]]
+
+
+def assert_one_line(result, code, text):
+    assert result.code == code, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert text in result.stderr
+    assert "Traceback" not in result.stderr and "validation error" not in result.stderr
+
+
+def test_a_server_that_never_answers_times_out_with_exit_3():
+    with SilentServer() as server:
+        started = time.monotonic()
+        result = run_script("--base-url", server.url, "--user-id", "alice", "--timeout", "1")
+        elapsed = time.monotonic() - started
+    assert_one_line(result, 3, "did not answer within 1 seconds")
+    assert elapsed < 15, "the 1-second --timeout was not used (the default is 30 s)"
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_an_html_web_server_is_not_an_agentos(operation, tmp_path):
+    with FaultServer(html()) as server:
+        result = run_script("--base-url", server.url, *operation_args(operation, tmp_path), "--json")
+    assert result.code == 3, result.stderr
+    assert result.error()["type"] == "not_agentos" and "is not an AgentOS memory API" in result.error()["message"]
+    assert not any(line.startswith(("PATCH", "DELETE")) for line in server.requests)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_server_answering_unrelated_json_is_not_an_agentos(operation, tmp_path):
+    with FaultServer(json_answer({"status": "ok", "version": "1.2.3"})) as server:
+        result = run_script("--base-url", server.url, *operation_args(operation, tmp_path))
+    assert_one_line(result, 3, "is not an AgentOS memory API")
+    assert not any(line.startswith(("PATCH", "DELETE")) for line in server.requests)
+
+
+def test_a_404_html_page_is_not_an_agentos():
+    with FaultServer(html(404)) as server:
+        result = run_script("--base-url", server.url, "--user-id", "alice", "--memory-id", "m1")
+    assert_one_line(result, 3, "is not an AgentOS memory API")
+
+
+def test_server_error_is_exit_1_with_the_servers_detail():
+    with FaultServer(json_answer({"detail": "database is on fire"}, status=500)) as server:
+        result = run_script("--base-url", server.url, "--user-id", "alice")
+    assert_one_line(result, 1, "server error 500: database is on fire")
+
+
+def test_server_error_as_json_error_object():
+    with FaultServer(json_answer({"detail": "database is on fire"}, status=500)) as server:
+        result = run_script("--base-url", server.url, "--user-id", "alice", "--json")
+    assert result.code == 1 and result.error() == {"type": "server_error", "message": "server error 500: database is on fire", "status": 500}
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1:9", "http://no-such-host.invalid:7777", "http://192.0.2.1:7777"],
+    ids=["refused", "bad-dns", "unroutable"],
+)
+def test_unreachable_servers_are_exit_3_one_line(base_url):
+    result = run_script("--base-url", base_url, "--user-id", "alice", "--timeout", "2")
+    assert result.code == 3, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_server_dying_mid_export_leaves_no_file_that_looks_complete(tmp_path):
+    def answer(method, path):
+        if "page=1&" in path or path.endswith("page=1"):
+            return 200, "application/json", memory_page(500, 1500)
+        return None  # the connection drops, as when the server dies
+
+    target = tmp_path / "backup.jsonl"
+    with FaultServer(answer) as server:
+        result = run_script("--base-url", server.url, "--export", target)
+    assert result.code == 3, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_export_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "backup.jsonl"
+    target.write_text("previous backup\n")
+    with FaultServer(json_answer({"detail": "boom"}, status=500)) as server:
+        assert run_script("--base-url", server.url, "--export", target).code == 1
+    assert target.read_text() == "previous backup\n" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_server_killed_mid_import_then_restarted_finishes_with_no_duplicates(fresh_agentos, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import CLEAN_ENV, SCRIPT
+
+    server = fresh_agentos()
+    lines = 1500
+    backup = tmp_path / "in.jsonl"
+    backup.write_text("".join(json.dumps({"memory": f"fact {n}", "user_id": "alice"}) + "\n" for n in range(lines)))
+    command = [sys.executable, str(SCRIPT), "--base-url", server.url, "--import", backup, "--concurrency", "2", "--json"]
+    importing = subprocess.Popen(command, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while sum(line.startswith("PATCH") for line in server.requests()) < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.kill()
+    stdout, stderr = importing.communicate(timeout=120)
+
+    assert importing.returncode == 3, stderr
+    summary = json.loads(stdout)
+    written = summary["created"]
+    assert 0 < written < lines and summary["created"] + len(summary["failed"]) == lines
+    assert "run the same import again" in stderr and stderr.count("\n") == 1
+
+    server.restart()
+    again = run_script("--base-url", server.url, "--import", backup, "--json")
+    assert again.code == 0, again.stderr
+    # What the killed run wrote is unchanged; the rest is created now (a write in flight
+    # at the kill may have landed without being counted, so allow for those).
+    assert again.json()["created"] + again.json()["unchanged"] == lines
+    assert again.json()["unchanged"] >= written
+    stored = server.memories("alice")
+    assert len(stored) == lines and len({m["memory_id"] for m in stored}) == lines
+    assert sorted(m["memory"] for m in stored) == sorted(f"fact {n}" for n in range(lines))
