@@ -99,7 +99,7 @@ class AgentOSServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"dev server exited: {log_path.read_text()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/health?probe=fixture", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -184,6 +184,17 @@ def fresh_agentos(tmp_path_factory, backend):
     yield start
     for server in servers:
         server.stop()
+
+
+TOKEN = "s3cret-token-value"
+
+
+@pytest.fixture(scope="session")
+def secured(tmp_path_factory):
+    """A server started with OS_SECURITY_KEY=TOKEN."""
+    server = start_server(tmp_path_factory.mktemp("secured"), token=TOKEN)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SCRIPT, run_script
+from conftest import ROOT, SCRIPT, TOKEN, run_script
 
 
 # ---------------------------------------------------------------- listing and search
@@ -282,18 +282,6 @@ def test_unreachable_is_json_with_json(user):
 
 
 # ----------------------------------------------------------------- auth, exit 4
-
-
-TOKEN = "s3cret-token-value"
-
-
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory):
-    from conftest import start_server
-
-    server = start_server(tmp_path_factory.mktemp("secured"), token=TOKEN)
-    yield server
-    server.stop()
 
 
 def test_without_token_is_exit_4_with_a_hint(secured, user):
