@@ -322,7 +322,7 @@ ALLOWED_FLAGS = {
     "get": set(),
     "create": {"--topics"},
     "update": {"--topics"},
-    "delete": {"--dry-run"},
+    "delete": {"--dry-run", "--concurrency"},
     "delete_all": {"--search", "--topics", "--agent-id", "--team-id", "--yes", "--dry-run", "--concurrency"},
     "topics_list": set(),
     "stats": {"--limit", "--page", "--all"},
@@ -567,10 +567,10 @@ class Progress:
     def start(self, total):
         if not self.enabled or total < 1:
             return
+        from rich.console import Console
         from rich.progress import Progress as RichProgress
 
-        self.bar = RichProgress(transient=True, console=None)
-        self.bar.console.file = sys.stderr
+        self.bar = RichProgress(console=Console(file=sys.stderr), transient=True)
         self.bar.start()
         self.task = self.bar.add_task(self.description, total=total)
 
@@ -588,6 +588,8 @@ class Server:
     """AgentOSClient plus the arguments every call shares (auth header, db, table)."""
 
     def __init__(self, request):
+        import asyncio
+
         from agno.client import AgentOSClient
 
         self.request = request
@@ -595,10 +597,11 @@ class Server:
         self.scope = {"db_id": request.db_id, "table": request.table}
         if request.token:
             self.scope["headers"] = {"Authorization": f"Bearer {request.token}"}
-        self.limit = None
+        self.in_flight = asyncio.Semaphore(request.concurrency)
 
     async def bounded(self, coroutine):
-        async with self.limit:
+        """Await coroutine once fewer than --concurrency requests are in flight."""
+        async with self.in_flight:
             return await coroutine
 
 
@@ -1147,8 +1150,6 @@ async def run_operation(request):
     import httpx
     from agno.utils.http import set_default_async_client
 
-    import asyncio
-
     # Our own connection pool: no redirects followed (a token must not travel to
     # wherever a server points), and no more connections than requests in flight.
     http = httpx.AsyncClient(
@@ -1158,7 +1159,6 @@ async def run_operation(request):
     set_default_async_client(http)
     try:
         server = Server(request)
-        server.limit = asyncio.Semaphore(request.concurrency)
         try:
             return await OPERATIONS[request.action](server, request)
         except Exception as error:

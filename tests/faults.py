@@ -31,6 +31,8 @@ class FaultServer:
                 status, content_type, body = reply
                 payload = body if isinstance(body, bytes) else body.encode()
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("location", "http://192.0.2.1/elsewhere")
                 self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()

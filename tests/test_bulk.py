@@ -289,3 +289,33 @@ def test_import_of_a_missing_file_is_exit_2(agentos):
 def test_concurrency_out_of_range_is_refused(agentos, value, tmp_path):
     result = run_script("--base-url", agentos.url, "--export", tmp_path / "x", "--concurrency", value)
     assert result.code == 2 and "--concurrency" in result.stderr
+
+
+def test_a_progress_bar_shows_on_a_terminal_and_nowhere_else(agentos, user, tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import CLEAN_ENV, SCRIPT
+
+    backup = tmp_path / "in.jsonl"
+    backup.write_text("".join(json.dumps({"memory": f"fact {n}", "user_id": user}) + "\n" for n in range(200)))
+    command = [sys.executable, str(SCRIPT), "--base-url", agentos.url, "--import", str(backup)]
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(command, env=dict(CLEAN_ENV, TERM="xterm", COLUMNS="100"), stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        seen += chunk
+    stdout = process.communicate(timeout=60)[0]
+    os.close(controller)
+    assert process.returncode == 0 and "200 created" in stdout
+    assert b"importing" in seen
+    assert "importing" not in run_script("--base-url", agentos.url, "--import", backup).stderr

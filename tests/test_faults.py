@@ -144,3 +144,12 @@ def test_a_server_killed_mid_import_then_restarted_finishes_with_no_duplicates(f
     stored = server.memories("alice")
     assert len(stored) == lines and len({m["memory_id"] for m in stored}) == lines
     assert sorted(m["memory"] for m in stored) == sorted(f"fact {n}" for n in range(lines))
+
+
+def test_a_redirect_is_not_followed_and_says_where_it_points():
+    # Following it would send the token wherever the server points.
+    redirect = lambda method, path: (307, "text/html", "")  # noqa: E731
+    with FaultServer(redirect) as server:
+        result = run_script("--base-url", server.url, "--user-id", "alice", "--token", "t0ken-value")
+    assert_one_line(result, 3, "redirects to")
+    assert len(server.requests) == 1 and "t0ken-value" not in result.stderr
