@@ -463,33 +463,39 @@ class ImportRecord:
     dropped_fields: tuple = ()
 
 
-def parse_import_lines(lines, default_user_id):
-    """Validate every line of a JSON Lines import before anything is sent.
+def check_import_lines(lines, default_user_id):
+    """First pass: validate every line before anything is sent.
 
-    Returns (records, problems); problems are 'line N: why' strings.
+    Returns ({memory_id: line number}, how many lines carry agent_id/team_id);
+    raises a usage error that names the bad lines.
     """
-    records, problems, seen_ids = [], [], {}
+    line_of_id, problems, dropped = {}, [], 0
+    for number, record in read_import_records(lines, default_user_id, problems):
+        if record.memory_id in line_of_id:
+            problems.append(f"line {number}: memory id {record.memory_id} already appears on line {line_of_id[record.memory_id]}")
+            continue
+        line_of_id[record.memory_id] = number
+        dropped += bool(record.dropped_fields)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise usage_error(f"{len(problems)} bad lines, nothing imported: {shown}")
+    return line_of_id, dropped
+
+
+def read_import_records(lines, default_user_id, problems=None):
+    """(line number, ImportRecord) for each good line; bad ones are added to problems."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = parse_import_line(json.loads(line), default_user_id)
+            yield number, parse_import_line(json.loads(line), default_user_id, number)
         except json.JSONDecodeError as error:
             problems.append(f"line {number}: not valid JSON ({error.msg})")
-            continue
         except CLIError as error:
             problems.append(f"line {number}: {error.message}")
-            continue
-        if record.memory_id in seen_ids:
-            problems.append(f"line {number}: memory id {record.memory_id} already appears on line {seen_ids[record.memory_id]}")
-            continue
-        seen_ids[record.memory_id] = number
-        record.line = number
-        records.append(record)
-    return records, problems
 
 
-def parse_import_line(item, default_user_id):
+def parse_import_line(item, default_user_id, number):
     if not isinstance(item, dict):
         raise usage_error("expected a JSON object")
     memory = item.get("memory")
@@ -521,18 +527,25 @@ def parse_import_line(item, default_user_id):
     validate_memory_id(memory_id)
 
     dropped = tuple(name for name in ("agent_id", "team_id") if item.get(name))
-    return ImportRecord(0, memory_id, user_id, memory, topics, dropped)
+    return ImportRecord(number, memory_id, user_id, memory, topics, dropped)
 
 
-def read_import_file(path):
+def open_import_file(path):
+    """The import as a file that can be read twice; stdin is spooled to a temporary file."""
+    import shutil
+    import tempfile
+
+    if path == "-":
+        spool = tempfile.TemporaryFile("w+", encoding="utf-8")
+        shutil.copyfileobj(sys.stdin, spool)
+        spool.seek(0)
+        return spool
     try:
-        if path == "-":
-            return sys.stdin.read().splitlines()
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        return open(path, encoding="utf-8")
     except FileNotFoundError:
         raise usage_error(f"--import file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise usage_error(f"cannot read --import file {path}: {error}") from None
+    except OSError as error:
+        raise usage_error(f"cannot read --import file {path}: {error.strerror}") from None
 
 
 # ----------------------------------------------------------------------- operations
@@ -937,64 +950,84 @@ async def export_memories(server, request):
 async def import_memories(server, request):
     import asyncio
 
-    lines = read_import_file(request.path)
-    records, problems = parse_import_lines(lines, request.user_id)
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise usage_error(f"{request.path}: {len(problems)} bad lines, nothing imported: {shown}")
-    dropped = sum(1 for record in records if record.dropped_fields)
-    if dropped:
-        warn(request, f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without")
-
-    existing = await find_existing(server, [record.memory_id for record in records])
-    plan = {"create": [], "update": [], "unchanged": [], "conflicts": []}
-    for record in records:
-        current = existing.get(record.memory_id)
-        if current is None:
-            plan["create"].append(record)
-        elif current["user_id"] != record.user_id:
-            plan["conflicts"].append(record)
-        elif current["memory"] == record.memory and (current["topics"] or []) == record.topics:
-            plan["unchanged"].append(record)
-        else:
-            plan["update"].append(record)
-
-    summary = {
-        "created": 0, "updated": 0, "unchanged": len(plan["unchanged"]),
-        "conflicts": [{"line": r.line, "memory_id": r.memory_id, "user_id": r.user_id} for r in plan["conflicts"]],
-        "failed": [],
-    }
-    if request.dry_run:
-        summary.update(created=len(plan["create"]), updated=len(plan["update"]), dry_run=True)
-        return import_outcome(summary, request)
-
-    progress = Progress("importing", sys.stderr.isatty() and not request.json)
-    progress.start(len(plan["create"]) + len(plan["update"]))
-
-    async def write(record, outcome_key):
-        # Both go through PATCH, the one call that keeps the memory id: for 'create'
-        # the id was just shown to be free, for 'update' to belong to this user.
+    with open_import_file(request.path) as lines:
         try:
-            written = await server.client.update_memory(
-                record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
-            )
-            check_written(memory_dict(written), request_for(record, request), record.memory_id, record.memory, record.topics)
-            summary[outcome_key] += 1
-        except Exception as error:  # one failed line must not stop the others
-            failure = translate(error, request)
-            summary["failed"].append({"line": record.line, "memory_id": record.memory_id, "error": failure.message, "exit_code": failure.exit_code})
-        finally:
-            progress.advance()
+            line_of_id, dropped = check_import_lines(lines, request.user_id)
+        except UnicodeDecodeError as error:
+            raise usage_error(f"--import file {request.path} is not UTF-8 text: {error.reason}") from None
+        if dropped:
+            warn(request, f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without")
+        existing = await find_existing(server, line_of_id)
+        record_count = len(line_of_id)
+        del line_of_id
 
-    try:
-        await asyncio.gather(
-            *(server.bounded(write(record, "created")) for record in plan["create"]),
-            *(server.bounded(write(record, "updated")) for record in plan["update"]),
-        )
-    finally:
-        progress.stop()
+        summary = {"created": 0, "updated": 0, "unchanged": 0, "conflicts": [], "failed": []}
+        progress = Progress("importing", sys.stderr.isatty() and not request.json and not request.dry_run)
+
+        async def write(record, outcome):
+            # Both go through PATCH, the one call that keeps the memory id: for 'created'
+            # the id was just shown to be free, for 'updated' to belong to this user.
+            try:
+                written = await server.client.update_memory(
+                    record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
+                )
+                check_written(memory_dict(written), request_for(record, request), record.memory_id, record.memory, record.topics)
+                summary[outcome] += 1
+            except Exception as error:  # one failed line must not stop the others
+                failure = translate(error, request)
+                summary["failed"].append(
+                    {"line": record.line, "memory_id": record.memory_id, "error": failure.message, "exit_code": failure.exit_code}
+                )
+
+        # A fixed pool of writers fed through a short queue: memory stays flat however
+        # long the file is, and at most --concurrency requests are in flight.
+        queue = asyncio.Queue(maxsize=request.concurrency * 2)
+
+        async def writer():
+            while (job := await queue.get()) is not None:
+                await write(*job)
+                progress.advance()
+
+        writers = [asyncio.create_task(writer()) for _ in range(request.concurrency)]
+        progress.start(record_count)
+        try:
+            lines.seek(0)
+            for _, record in read_import_records(lines, request.user_id):
+                current = existing.get(record.memory_id)
+                if current is None:
+                    outcome = "created"
+                elif current[0] != record.user_id:
+                    summary["conflicts"].append({"line": record.line, "memory_id": record.memory_id, "user_id": record.user_id})
+                    progress.advance()
+                    continue
+                elif current[1] == fingerprint(record.memory, record.topics):
+                    summary["unchanged"] += 1
+                    progress.advance()
+                    continue
+                else:
+                    outcome = "updated"
+                if request.dry_run:
+                    summary[outcome] += 1
+                else:
+                    await queue.put((record, outcome))
+            for _ in writers:
+                await queue.put(None)
+            await asyncio.gather(*writers)
+        finally:
+            for task in writers:
+                task.cancel()
+            progress.stop()
+    if request.dry_run:
+        summary["dry_run"] = True
     summary["failed"].sort(key=lambda failure: failure["line"])
     return import_outcome(summary, request)
+
+
+def fingerprint(memory, topics):
+    """What an import compares to decide 'unchanged', without keeping the text."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps([memory, topics or []], ensure_ascii=False).encode()).digest()
 
 
 def request_for(record, request):
@@ -1023,33 +1056,37 @@ def import_outcome(summary, request):
 
 
 async def find_existing(server, memory_ids):
-    """Which of these ids the server already holds, for any user, as {id: memory}.
+    """Which of these ids the server already holds, for any user, as {id: (user_id, fingerprint)}.
 
     Whichever needs fewer requests: reading every memory page by page, or one GET per id.
     """
     import asyncio
     import httpx
 
-    wanted = set(memory_ids)
+    wanted = memory_ids
     probe = await fetch_page(server, {"sort_by": "updated_at", "sort_order": "desc"}, 1, 1)
     pages = -(-probe["meta"]["total_count"] // BULK_PAGE_SIZE)
     existing = {}
     if pages <= len(wanted):
         def keep(memories):
-            existing.update((memory["memory_id"], memory) for memory in memories if memory["memory_id"] in wanted)
+            existing.update((memory["memory_id"], summarize(memory)) for memory in memories if memory["memory_id"] in wanted)
 
         await walk_memories(server, {"sort_by": "created_at", "sort_order": "asc"}, keep)
         return existing
 
     async def lookup(memory_id):
         try:
-            existing[memory_id] = memory_dict(await server.client.get_memory(memory_id, **server.scope))
+            existing[memory_id] = summarize(memory_dict(await server.client.get_memory(memory_id, **server.scope)))
         except httpx.HTTPStatusError as error:
             if error.response.status_code != 404 or not is_json(error.response):
                 raise
 
     await asyncio.gather(*(server.bounded(lookup(memory_id)) for memory_id in wanted))
     return existing
+
+
+def summarize(memory):
+    return memory["user_id"], fingerprint(memory["memory"], memory["topics"])
 
 
 OPERATIONS = {

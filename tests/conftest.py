@@ -203,6 +203,29 @@ def user():
     return f"user-{uuid.uuid4().hex[:12]}"
 
 
+# One invocation of every operation, for the tests that must cover them all.
+OPERATIONS = {
+    "list": ["--user-id", "alice"],
+    "show": ["--user-id", "alice", "--memory-id", "{id}"],
+    "create": ["--user-id", "alice", "--create", "new"],
+    "update": ["--user-id", "alice", "--memory-id", "{id}", "--update", "changed"],
+    "topics-only": ["--user-id", "alice", "--memory-id", "{id}", "--topics", "changed"],
+    "delete": ["--user-id", "alice", "--memory-id", "{id}", "--delete"],
+    "delete-all": ["--user-id", "alice", "--delete-all", "--yes"],
+    "topics": ["--topics-list"],
+    "stats": ["--stats"],
+    "export": ["--export", "{tmp}/out.jsonl"],
+    "import": ["--import", "{tmp}/in.jsonl"],
+}
+
+
+def operation_args(operation, tmp_path, memory_id):
+    """The flags of OPERATIONS[operation], with an import file in tmp_path to read."""
+    line = {"memory": "imported", "user_id": "alice", "memory_id": memory_id}
+    (tmp_path / "in.jsonl").write_text(json.dumps(line) + "\n")
+    return [arg.replace("{id}", memory_id).replace("{tmp}", str(tmp_path)) for arg in OPERATIONS[operation]]
+
+
 @dataclass
 class Result:
     code: int

@@ -5,27 +5,8 @@ import time
 
 import pytest
 
-from conftest import run_script
+from conftest import OPERATIONS, operation_args, run_script
 from faults import FaultServer, SilentServer, html, json_answer, memory_page
-
-OPERATIONS = {
-    "list": ["--user-id", "alice"],
-    "show": ["--user-id", "alice", "--memory-id", "m1"],
-    "create": ["--user-id", "alice", "--create", "x"],
-    "update": ["--user-id", "alice", "--memory-id", "m1", "--update", "y"],
-    "delete": ["--user-id", "alice", "--memory-id", "m1", "--delete"],
-    "delete-all": ["--user-id", "alice", "--delete-all", "--yes"],
-    "topics": ["--topics-list"],
-    "stats": ["--stats"],
-    "export": ["--export", "{tmp}/out.jsonl"],
-    "import": ["--import", "{tmp}/in.jsonl"],
-}
-
-
-def operation_args(name, tmp_path):
-    (tmp_path / "in.jsonl").write_text(json.dumps({"memory": "x", "user_id": "alice", "memory_id": "m1"}) + "\n")
-    return [arg.replace("{tmp}", str(tmp_path)) for arg in OPERATIONS[name]]
-
 
 def assert_one_line(result, code, text):
     assert result.code == code, result.stderr
@@ -46,7 +27,7 @@ def test_a_server_that_never_answers_times_out_with_exit_3():
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_an_html_web_server_is_not_an_agentos(operation, tmp_path):
     with FaultServer(html()) as server:
-        result = run_script("--base-url", server.url, *operation_args(operation, tmp_path), "--json")
+        result = run_script("--base-url", server.url, *operation_args(operation, tmp_path, "m1"), "--json")
     assert result.code == 3, result.stderr
     assert result.error()["type"] == "not_agentos" and "is not an AgentOS memory API" in result.error()["message"]
     assert not any(line.startswith(("PATCH", "DELETE")) for line in server.requests)
@@ -56,7 +37,7 @@ def test_an_html_web_server_is_not_an_agentos(operation, tmp_path):
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_a_server_answering_unrelated_json_is_not_an_agentos(operation, tmp_path):
     with FaultServer(json_answer({"status": "ok", "version": "1.2.3"})) as server:
-        result = run_script("--base-url", server.url, *operation_args(operation, tmp_path))
+        result = run_script("--base-url", server.url, *operation_args(operation, tmp_path, "m1"))
     assert_one_line(result, 3, "is not an AgentOS memory API")
     assert not any(line.startswith(("PATCH", "DELETE")) for line in server.requests)
 

@@ -139,3 +139,26 @@ def test_paged_search_counts_only_real_matches(agentos, user):
     body = json.loads(stdout)
     assert code == 0 and body["meta"]["total_count"] == 5 and body["meta"]["total_pages"] == 3
     assert all("%" in memory["memory"] for memory in body["data"]) and len(body["data"]) == 2
+
+
+def test_raw_server_filters_differ_by_backend_as_the_reference_says(agentos, user):
+    """references/api-patterns.md section 7, shown on the server itself; the script
+    gives the same answer on both (test_search_wildcards_quotes_and_accents_match_literally)."""
+    agentos.seed(user, 'say "hi"', ["café"])
+    agentos.seed(user, "plain", ["UI"])
+    agentos.seed(user, "Café")
+    with agentos.http() as http:
+        def raw(**params):
+            return sorted(m["memory"] for m in http.get("/memories", params={"user_id": user, **params}).json()["data"])
+
+        on_postgres = agentos.db_url is not None
+        # Both search the JSON text of the content, so a quote matches every memory.
+        assert raw(search_content='"') == ["Café", "plain", 'say "hi"']
+        # SQLite stores that text with non-ASCII escaped (caf\u00e9), so it finds no accents.
+        assert raw(search_content="é") == (["Café"] if on_postgres else [])
+        # SQLite stores topics with non-ASCII escaped, so its filter misses them.
+        assert raw(topics="café") == ([] if not on_postgres else ['say "hi"'])
+        # SQLite's LIKE ignores ASCII case; PostgreSQL's does not.
+        assert raw(topics="ui") == (["plain"] if not on_postgres else [])
+        # Both treat % as a wildcard.
+        assert raw(search_content="%") == ["Café", "plain", 'say "hi"']

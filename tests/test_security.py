@@ -6,27 +6,11 @@ import sys
 
 import pytest
 
-from conftest import CLEAN_ENV, SCRIPT, TOKEN, run_script
-
-OPERATIONS = {
-    "list": ["--user-id", "alice"],
-    "show": ["--user-id", "alice", "--memory-id", "{id}"],
-    "create": ["--user-id", "alice", "--create", "new"],
-    "update": ["--user-id", "alice", "--memory-id", "{id}", "--update", "changed"],
-    "topics-only": ["--user-id", "alice", "--memory-id", "{id}", "--topics", "changed"],
-    "delete": ["--user-id", "alice", "--memory-id", "{id}", "--delete"],
-    "delete-all": ["--user-id", "alice", "--delete-all", "--yes"],
-    "topics": ["--topics-list"],
-    "stats": ["--stats"],
-    "export": ["--export", "{tmp}/out.jsonl"],
-    "import": ["--import", "{tmp}/in.jsonl"],
-}
-
+from conftest import CLEAN_ENV, OPERATIONS, SCRIPT, TOKEN, operation_args, run_script
 
 def prepare(operation, server, tmp_path):
     memory = server.seed("alice", "alice's secret", ["private"])
-    (tmp_path / "in.jsonl").write_text(json.dumps({"memory": "imported", "user_id": "alice"}) + "\n")
-    return [arg.replace("{id}", memory["memory_id"]).replace("{tmp}", str(tmp_path)) for arg in OPERATIONS[operation]]
+    return operation_args(operation, tmp_path, memory["memory_id"])
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token-Zq9"], ids=["no-token", "wrong-token"])
