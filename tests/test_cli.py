@@ -359,7 +359,7 @@ def test_runs_through_uv_from_its_inline_metadata(agentos, user):
     agentos.seed(user, "Through uv")
     result = run_script(
         "--base-url", agentos.url, "--user-id", user, "--json",
-        command=["uv", "run", "--no-project", "--quiet", str(SCRIPT)], timeout=600,
+        command=["uv", "run", "--quiet", str(SCRIPT)], timeout=600,
     )
     assert result.code == 0, result.stderr
     assert result.json()["data"][0]["memory"] == "Through uv"

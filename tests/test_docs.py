@@ -84,7 +84,8 @@ def test_script_block_runs(docs_server, tmp_path, doc, number, code):
         own_server = f'"{sys.executable}" "{DEV_SERVER}" --port {port} --db-file "{tmp_path / "quickstart.db"}"'
         commands = commands.replace("uv run scripts/dev_server.py", own_server)
     commands = commands.replace(DOC_URL, url)
-    env = dict(CLEAN_ENV, AGENTOS_URL=url, MEMORY_ID=memory["memory_id"])
+    # The docs server has no security key, so it accepts and ignores any token.
+    env = dict(CLEAN_ENV, AGENTOS_URL=url, MEMORY_ID=memory["memory_id"], AGNO_ADMIN_TOKEN="docs-token")
     result = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", commands], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
     )

@@ -134,3 +134,11 @@ def test_a_redirect_is_not_followed_and_says_where_it_points():
         result = run_script("--base-url", server.url, "--user-id", "alice", "--token", "t0ken-value")
     assert_one_line(result, 3, "redirects to")
     assert len(server.requests) == 1 and "t0ken-value" not in result.stderr
+
+
+@pytest.mark.parametrize("flag, path", [("--topics-list", "/memory_topics"), ("--stats", "/user_memory_stats")])
+def test_an_agentos_without_the_topics_or_stats_endpoint_says_so(flag, path):
+    route_missing = lambda method, target: (404, "application/json", json.dumps({"detail": "Not Found"}))  # noqa: E731
+    with FaultServer(route_missing) as server:
+        result = run_script("--base-url", server.url, flag)
+    assert_one_line(result, 1, f"this AgentOS has no {path} endpoint (404)")
