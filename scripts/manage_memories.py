@@ -129,14 +129,15 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     server = parser.add_argument_group("server")
-    server.add_argument(
-        "--base-url", help=f"AgentOS URL (default: $AGENTOS_URL, then {DEFAULT_BASE_URL})"
-    )
+    server.add_argument("--base-url", help=f"AgentOS URL (default: $AGENTOS_URL, then {DEFAULT_BASE_URL})")
     server.add_argument(
         "--token", help="bearer token (default: $AGNO_ADMIN_TOKEN, then $OS_SECURITY_KEY); never printed"
     )
     server.add_argument(
-        "--timeout", type=seconds, default=DEFAULT_TIMEOUT, help="seconds to wait for each request (default: %(default)s)"
+        "--timeout",
+        type=seconds,
+        default=DEFAULT_TIMEOUT,
+        help="seconds to wait for each request (default: %(default)s)",
     )
     server.add_argument("--db-id", help="database id, for an AgentOS that serves several databases")
     server.add_argument("--table", help="memory table name, for an AgentOS with a custom table")
@@ -162,25 +163,37 @@ def build_parser():
     actions = parser.add_argument_group("actions (default: list the user's memories)")
     actions.add_argument("--create", metavar="CONTENT", help="create a memory for --user-id")
     actions.add_argument(
-        "--update", metavar="CONTENT", help="replace the content of --memory-id (topics are kept unless --topics is given)"
+        "--update",
+        metavar="CONTENT",
+        help="replace the content of --memory-id (topics are kept unless --topics is given)",
     )
     actions.add_argument("--delete", action="store_true", help="delete --memory-id (one or several) and show what went")
     actions.add_argument(
-        "--delete-all", action="store_true", help="delete every memory of --user-id that matches the filters (needs --yes)"
+        "--delete-all",
+        action="store_true",
+        help="delete every memory of --user-id that matches the filters (needs --yes)",
     )
     actions.add_argument("--topics-list", action="store_true", help="list topics (all users, or --user-id's)")
     actions.add_argument("--stats", action="store_true", help="memories per user: count and last update")
     actions.add_argument(
-        "--export", metavar="FILE", help="write memories as JSON Lines to FILE ('-' for stdout); all users unless --user-id"
+        "--export",
+        metavar="FILE",
+        help="write memories as JSON Lines to FILE ('-' for stdout); all users unless --user-id",
     )
     actions.add_argument(
-        "--import", dest="import_file", metavar="FILE", help="create or update memories from a JSON Lines file ('-' for stdin)"
+        "--import",
+        dest="import_file",
+        metavar="FILE",
+        help="create or update memories from a JSON Lines file ('-' for stdin)",
     )
 
     output = parser.add_argument_group("listing and output")
     output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout; errors as JSON on stderr")
     output.add_argument(
-        "--limit", type=positive_int, default=DEFAULT_LIMIT, help=f"memories per page, 1-{MAX_LIMIT} (default: %(default)s)"
+        "--limit",
+        type=positive_int,
+        default=DEFAULT_LIMIT,
+        help=f"memories per page, 1-{MAX_LIMIT} (default: %(default)s)",
     )
     output.add_argument("--page", type=positive_int, default=1, help="page to show, from 1 (default: %(default)s)")
     output.add_argument("--all", action="store_true", help="fetch every page")
@@ -189,7 +202,11 @@ def build_parser():
 
     bulk = parser.add_argument_group("bulk work")
     bulk.add_argument("--yes", action="store_true", help="confirm --delete-all")
-    bulk.add_argument("--dry-run", action="store_true", help="with --delete, --delete-all or --import: show what would change, change nothing")
+    bulk.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --delete, --delete-all or --import: show what would change, change nothing",
+    )
     bulk.add_argument(
         "--concurrency",
         type=positive_int,
@@ -206,7 +223,9 @@ def validate_content(content, flag):
     if not content.strip():
         raise usage_error(f"{flag} needs some text: the content is empty")
     if len(content) > MAX_CONTENT_CHARS:
-        raise usage_error(f"{flag} content is {len(content)} characters; the server accepts at most {MAX_CONTENT_CHARS}")
+        raise usage_error(
+            f"{flag} content is {len(content)} characters; the server accepts at most {MAX_CONTENT_CHARS}"
+        )
     if "\x00" in content:
         raise usage_error(f"{flag} content contains a NUL character, which the database cannot store")
     return content
@@ -334,12 +353,27 @@ NEEDS_USER = {"list", "get", "create", "update", "delete", "delete_all"}
 
 def given_flags(args):
     """The optional flags the user actually set (defaults do not count)."""
-    defaults = {"limit": DEFAULT_LIMIT, "page": 1, "sort": "updated_at", "order": "desc", "concurrency": DEFAULT_CONCURRENCY}
+    defaults = {
+        "limit": DEFAULT_LIMIT,
+        "page": 1,
+        "sort": "updated_at",
+        "order": "desc",
+        "concurrency": DEFAULT_CONCURRENCY,
+    }
     flags = set()
     for name, flag in (
-        ("search", "--search"), ("topics", "--topics"), ("agent_id", "--agent-id"), ("team_id", "--team-id"),
-        ("limit", "--limit"), ("page", "--page"), ("all", "--all"), ("sort", "--sort"), ("order", "--order"),
-        ("yes", "--yes"), ("dry_run", "--dry-run"), ("concurrency", "--concurrency"),
+        ("search", "--search"),
+        ("topics", "--topics"),
+        ("agent_id", "--agent-id"),
+        ("team_id", "--team-id"),
+        ("limit", "--limit"),
+        ("page", "--page"),
+        ("all", "--all"),
+        ("sort", "--sort"),
+        ("order", "--order"),
+        ("yes", "--yes"),
+        ("dry_run", "--dry-run"),
+        ("concurrency", "--concurrency"),
     ):
         value = getattr(args, name)
         if value not in (None, False) and value != defaults.get(name):
@@ -377,7 +411,12 @@ def validate(args, environ):
         raise usage_error(f"--user-id is required with {ACTION_FLAGS.get(action, '--memory-id')}")
     if args.user_id is not None:
         validate_plain_text(args.user_id, "--user-id", MAX_ID_CHARS)
-    for flag, value in (("--agent-id", args.agent_id), ("--team-id", args.team_id), ("--db-id", args.db_id), ("--table", args.table)):
+    for flag, value in (
+        ("--agent-id", args.agent_id),
+        ("--team-id", args.team_id),
+        ("--db-id", args.db_id),
+        ("--table", args.table),
+    ):
         if value is not None:
             validate_plain_text(value, flag, MAX_ID_CHARS)
 
@@ -472,7 +511,9 @@ def check_import_lines(lines, default_user_id):
     line_of_id, problems, dropped = {}, [], 0
     for number, record in read_import_records(lines, default_user_id, problems):
         if record.memory_id in line_of_id:
-            problems.append(f"line {number}: memory id {record.memory_id} already appears on line {line_of_id[record.memory_id]}")
+            problems.append(
+                f"line {number}: memory id {record.memory_id} already appears on line {line_of_id[record.memory_id]}"
+            )
             continue
         line_of_id[record.memory_id] = number
         dropped += bool(record.dropped_fields)
@@ -482,7 +523,7 @@ def check_import_lines(lines, default_user_id):
     return line_of_id, dropped
 
 
-def read_import_records(lines, default_user_id, problems=None):
+def read_import_records(lines, default_user_id, problems):
     """(line number, ImportRecord) for each good line; bad ones are added to problems."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -625,7 +666,7 @@ def memory_dict(memory):
 # Text the server's SQL LIKE can only over-match, never miss: printable ASCII without
 # the characters that JSON text escapes (" and \\). LIKE's own wildcards (% _) and
 # ASCII case folding only widen the answer, which matches() then narrows.
-SERVER_NARROWABLE_TEXT = re.compile(r'[ !#-\[\]-~]*')
+SERVER_NARROWABLE_TEXT = re.compile(r"[ !#-\[\]-~]*")
 
 
 def server_filters(request):
@@ -659,7 +700,12 @@ async def fetch_page(server, filters, page, limit):
     meta = result.meta
     return {
         "data": [memory_dict(memory) for memory in result.data],
-        "meta": {"page": meta.page, "limit": meta.limit, "total_pages": meta.total_pages, "total_count": meta.total_count},
+        "meta": {
+            "page": meta.page,
+            "limit": meta.limit,
+            "total_pages": meta.total_pages,
+            "total_count": meta.total_count,
+        },
     }
 
 
@@ -726,12 +772,24 @@ async def list_memories(server, request):
     await walk_matching(server, request, memories.extend)
     total = len(memories)
     if request.all_pages:
-        return Outcome({"data": memories, "meta": {"page": 1, "limit": total, "total_pages": 1 if total else 0, "total_count": total}})
+        return Outcome(
+            {
+                "data": memories,
+                "meta": {"page": 1, "limit": total, "total_pages": 1 if total else 0, "total_count": total},
+            }
+        )
     start = (request.page - 1) * request.limit
-    return Outcome({
-        "data": memories[start : start + request.limit],
-        "meta": {"page": request.page, "limit": request.limit, "total_pages": -(-total // request.limit), "total_count": total},
-    })
+    return Outcome(
+        {
+            "data": memories[start : start + request.limit],
+            "meta": {
+                "page": request.page,
+                "limit": request.limit,
+                "total_pages": -(-total // request.limit),
+                "total_count": total,
+            },
+        }
+    )
 
 
 async def get_memory(server, request, memory_id):
@@ -755,9 +813,14 @@ async def show_memory(server, request):
 def check_written(memory, request, memory_id, content, topics):
     """The server answered 2xx: make sure it holds what was asked for."""
     if memory["user_id"] != request.user_id or memory["memory"] != content or (memory["topics"] or []) != topics:
-        raise CLIError(f"the server answered but memory {memory_id or memory['memory_id']} does not hold what was sent", kind="server_error")
+        raise CLIError(
+            f"the server answered but memory {memory_id or memory['memory_id']} does not hold what was sent",
+            kind="server_error",
+        )
     if memory_id is not None and memory["memory_id"] != memory_id:
-        raise CLIError(f"the server answered for memory {memory['memory_id']} instead of {memory_id}", kind="server_error")
+        raise CLIError(
+            f"the server answered for memory {memory['memory_id']} instead of {memory_id}", kind="server_error"
+        )
 
 
 async def create_memory(server, request):
@@ -782,7 +845,10 @@ async def update_memory(server, request):
     check_written(memory, request, memory_id, content, topics)
     cleared = [name for name in ("agent_id", "team_id") if current.get(name) and not memory.get(name)]
     if cleared:
-        warn(request, f"the AgentOS API cleared {' and '.join(cleared)} of memory {memory_id} on update (it cannot keep them)")
+        warn(
+            request,
+            f"the AgentOS API cleared {' and '.join(cleared)} of memory {memory_id} on update (it cannot keep them)",
+        )
     return Outcome(memory)
 
 
@@ -795,7 +861,7 @@ async def delete_memories(server, request):
         *(server.bounded(get_memory(server, request, memory_id)) for memory_id in memory_ids), return_exceptions=True
     )
     found, missing = [], []
-    for memory_id, result in zip(memory_ids, looked_up):
+    for memory_id, result in zip(memory_ids, looked_up, strict=True):
         if isinstance(result, CLIError) and result.kind == "not_found":
             missing.append(memory_id)
         elif isinstance(result, BaseException):
@@ -803,7 +869,9 @@ async def delete_memories(server, request):
         else:
             found.append(result)
     if len(memory_ids) == 1 and missing:
-        raise CLIError(f"memory {missing[0]} not found for user {request.user_id}: nothing deleted", kind="not_found", status=404)
+        raise CLIError(
+            f"memory {missing[0]} not found for user {request.user_id}: nothing deleted", kind="not_found", status=404
+        )
     if request.dry_run:
         return partial_outcome({"would_delete": found, "not_found": missing}, missing, request)
     if found:
@@ -822,7 +890,11 @@ async def delete_memories(server, request):
 def partial_outcome(data, missing, request):
     if not missing:
         return Outcome(data)
-    error = CLIError(f"{len(missing)} of the memory ids were not found for user {request.user_id}: {', '.join(missing)}", kind="not_found", status=404)
+    error = CLIError(
+        f"{len(missing)} of the memory ids were not found for user {request.user_id}: {', '.join(missing)}",
+        kind="not_found",
+        status=404,
+    )
     return Outcome(data, exit_code=EXIT_FAILED, error=error)
 
 
@@ -839,7 +911,7 @@ async def confirm_deleted(server, request, memory_ids):
         return True
 
     remaining = await asyncio.gather(*(server.bounded(still_there(memory_id)) for memory_id in memory_ids))
-    survivors = [memory_id for memory_id, there in zip(memory_ids, remaining) if there]
+    survivors = [memory_id for memory_id, there in zip(memory_ids, remaining, strict=True) if there]
     if survivors:
         raise CLIError(
             f"the server reported success but {len(survivors)} memories still exist: {', '.join(survivors[:10])}",
@@ -891,7 +963,12 @@ async def user_stats(server, request):
         meta = result.meta
         return {
             "data": [stats.model_dump(mode="json") for stats in result.data],
-            "meta": {"page": meta.page, "limit": meta.limit, "total_pages": meta.total_pages, "total_count": meta.total_count},
+            "meta": {
+                "page": meta.page,
+                "limit": meta.limit,
+                "total_pages": meta.total_pages,
+                "total_count": meta.total_count,
+            },
         }
 
     if not request.all_pages:
@@ -902,18 +979,26 @@ async def user_stats(server, request):
     rows, page = [], 1
     while True:
         result = stats_page(
-            await server.client.get_user_memory_stats(limit=BULK_PAGE_SIZE, page=page, user_id=request.user_id, **server.scope)
+            await server.client.get_user_memory_stats(
+                limit=BULK_PAGE_SIZE, page=page, user_id=request.user_id, **server.scope
+            )
         )
         rows.extend(result["data"])
         if page >= result["meta"]["total_pages"] or not result["data"]:
             break
         page += 1
-    return Outcome({"data": rows, "meta": {"page": 1, "limit": len(rows), "total_pages": 1 if rows else 0, "total_count": len(rows)}})
+    return Outcome(
+        {
+            "data": rows,
+            "meta": {"page": 1, "limit": len(rows), "total_pages": 1 if rows else 0, "total_count": len(rows)},
+        }
+    )
 
 
 async def export_memories(server, request):
     progress = Progress("exporting", sys.stderr.isatty() and request.path != "-")
     if request.path == "-":
+
         def write_lines(memories):
             sys.stdout.write("".join(json.dumps(memory, ensure_ascii=False) + "\n" for memory in memories))
 
@@ -931,6 +1016,7 @@ async def export_memories(server, request):
     )
     try:
         with handle:
+
             def write_lines(memories):
                 handle.write("".join(json.dumps(memory, ensure_ascii=False) + "\n" for memory in memories))
 
@@ -956,7 +1042,10 @@ async def import_memories(server, request):
         except UnicodeDecodeError as error:
             raise usage_error(f"--import file {request.path} is not UTF-8 text: {error.reason}") from None
         if dropped:
-            warn(request, f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without")
+            warn(
+                request,
+                f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without",
+            )
         existing = await find_existing(server, line_of_id)
         record_count = len(line_of_id)
         del line_of_id
@@ -971,12 +1060,19 @@ async def import_memories(server, request):
                 written = await server.client.update_memory(
                     record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
                 )
-                check_written(memory_dict(written), request_for(record, request), record.memory_id, record.memory, record.topics)
+                check_written(
+                    memory_dict(written), request_for(record, request), record.memory_id, record.memory, record.topics
+                )
                 summary[outcome] += 1
             except Exception as error:  # one failed line must not stop the others
                 failure = translate(error, request)
                 summary["failed"].append(
-                    {"line": record.line, "memory_id": record.memory_id, "error": failure.message, "exit_code": failure.exit_code}
+                    {
+                        "line": record.line,
+                        "memory_id": record.memory_id,
+                        "error": failure.message,
+                        "exit_code": failure.exit_code,
+                    }
                 )
 
         # A fixed pool of writers fed through a short queue: memory stays flat however
@@ -992,12 +1088,14 @@ async def import_memories(server, request):
         progress.start(record_count)
         try:
             lines.seek(0)
-            for _, record in read_import_records(lines, request.user_id):
+            for _, record in read_import_records(lines, request.user_id, problems=[]):
                 current = existing.get(record.memory_id)
                 if current is None:
                     outcome = "created"
                 elif current[0] != record.user_id:
-                    summary["conflicts"].append({"line": record.line, "memory_id": record.memory_id, "user_id": record.user_id})
+                    summary["conflicts"].append(
+                        {"line": record.line, "memory_id": record.memory_id, "user_id": record.user_id}
+                    )
                     progress.advance()
                     continue
                 elif current[1] == fingerprint(record.memory, record.topics):
@@ -1068,8 +1166,11 @@ async def find_existing(server, memory_ids):
     pages = -(-probe["meta"]["total_count"] // BULK_PAGE_SIZE)
     existing = {}
     if pages <= len(wanted):
+
         def keep(memories):
-            existing.update((memory["memory_id"], summarize(memory)) for memory in memories if memory["memory_id"] in wanted)
+            existing.update(
+                (memory["memory_id"], summarize(memory)) for memory in memories if memory["memory_id"] in wanted
+            )
 
         await walk_memories(server, {"sort_by": "created_at", "sort_order": "asc"}, keep)
         return existing
@@ -1148,23 +1249,41 @@ def translate(error, request):
     if isinstance(error, RemoteServerUnavailableError):
         error = error.original_error or error
     if isinstance(error, httpx.TimeoutException):
-        return CLIError(f"{base_url} did not answer within {request.timeout:g} seconds", EXIT_UNREACHABLE, kind="unreachable", hint="raise --timeout or check the server")
+        return CLIError(
+            f"{base_url} did not answer within {request.timeout:g} seconds",
+            EXIT_UNREACHABLE,
+            kind="unreachable",
+            hint="raise --timeout or check the server",
+        )
     if isinstance(error, httpx.ConnectError):
-        return CLIError(f"cannot connect to {base_url}: {error or 'connection failed'}", EXIT_UNREACHABLE, kind="unreachable", hint="is the AgentOS running? see --base-url")
+        return CLIError(
+            f"cannot connect to {base_url}: {error or 'connection failed'}",
+            EXIT_UNREACHABLE,
+            kind="unreachable",
+            hint="is the AgentOS running? see --base-url",
+        )
     if isinstance(error, httpx.HTTPStatusError):
         response = error.response
         status = response.status_code
         path = response.request.url.path
         detail = server_detail(response)
         if status in (401, 403):
+            problem = "authentication failed" if status == 401 else "permission denied"
             return CLIError(
-                f"{'authentication failed' if status == 401 else 'permission denied'} ({status}): {detail or 'no detail'}",
-                EXIT_AUTH, kind="auth", status=status,
+                f"{problem} ({status}): {detail or 'no detail'}",
+                EXIT_AUTH,
+                kind="auth",
+                status=status,
                 hint="pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY",
             )
         if 300 <= status < 400:
             location = response.headers.get("location", "elsewhere")
-            return CLIError(f"{base_url} redirects to {location}; use that address as --base-url", EXIT_UNREACHABLE, kind="not_agentos", status=status)
+            return CLIError(
+                f"{base_url} redirects to {location}; use that address as --base-url",
+                EXIT_UNREACHABLE,
+                kind="not_agentos",
+                status=status,
+            )
         if detail is None:
             return not_agentos(base_url, f"HTTP {status} from {path} without an AgentOS error body")
         if status == 404 and detail == "Not Found":  # FastAPI's answer for a route it does not have
@@ -1175,9 +1294,15 @@ def translate(error, request):
             return CLIError(f"the server rejected the request ({status}): {detail}", kind="rejected", status=status)
         return CLIError(f"server error {status}: {detail}", kind="server_error", status=status)
     if isinstance(error, httpx.TransportError):
-        return CLIError(f"connection to {base_url} failed: {type(error).__name__} {error}".strip(), EXIT_UNREACHABLE, kind="unreachable")
+        return CLIError(
+            f"connection to {base_url} failed: {type(error).__name__} {error}".strip(),
+            EXIT_UNREACHABLE,
+            kind="unreachable",
+        )
     if isinstance(error, ValidationError):
-        return not_agentos(base_url, f"its answer does not match the memory schema: {error.error_count()} invalid fields")
+        return not_agentos(
+            base_url, f"its answer does not match the memory schema: {error.error_count()} invalid fields"
+        )
     if isinstance(error, (json.JSONDecodeError, httpx.DecodingError)):
         return not_agentos(base_url, "it did not answer JSON")
     return CLIError(f"unexpected {type(error).__name__}: {error}", kind="internal")
@@ -1254,10 +1379,13 @@ def render_list(request, result):
         what += " " + filters
     if not memories:
         if total and request.page > 1:
-            return f"page {request.page} is past the end: {total} {what} fill {meta['total_pages']} pages of {request.limit}"
+            pages = f"{meta['total_pages']} pages of {request.limit}"
+            return f"page {request.page} is past the end: {total} {what} fill {pages}"
         return f"no {what}"
     first = (meta["page"] - 1) * meta["limit"] + 1 if not request.all_pages else 1
-    lines = [f"{len(memories)} of {total} {what} (shown {first}-{first + len(memories) - 1}, {'oldest' if request.order == 'asc' else 'newest'} first by {request.sort})", ""]
+    last = first + len(memories) - 1
+    order = f"{'oldest' if request.order == 'asc' else 'newest'} first by {request.sort}"
+    lines = [f"{len(memories)} of {total} {what} (shown {first}-{last}, {order})", ""]
     lines += [format_memory(memory) + "\n" for memory in memories]
     if not request.all_pages and meta["page"] < meta["total_pages"]:
         lines.append(f"more: --page {meta['page'] + 1} for the next {request.limit}, or --all for all {total}")
@@ -1269,8 +1397,15 @@ def render_stats(request, result):
     if not rows:
         return "no memories stored" if request.user_id is None else f"user {request.user_id} has no memories"
     width = max(len("user"), *(len(row["user_id"]) for row in rows))
-    lines = [f"{len(rows)} of {meta['total_count']} users with memories", "", f"{'user':<{width}}  {'memories':>8}  last updated"]
-    lines += [f"{row['user_id']:<{width}}  {row['total_memories']:>8}  {format_time(row.get('last_memory_updated_at'))}" for row in rows]
+    lines = [
+        f"{len(rows)} of {meta['total_count']} users with memories",
+        "",
+        f"{'user':<{width}}  {'memories':>8}  last updated",
+    ]
+    lines += [
+        f"{row['user_id']:<{width}}  {row['total_memories']:>8}  {format_time(row.get('last_memory_updated_at'))}"
+        for row in rows
+    ]
     if not request.all_pages and meta["page"] < meta["total_pages"]:
         lines.append(f"more: --page {meta['page'] + 1}, or --all")
     return "\n".join(lines)
@@ -1294,7 +1429,10 @@ def render_import(request, summary):
         f"{verb} {request.path}: {summary['created']} created, {summary['updated']} updated, "
         f"{summary['unchanged']} unchanged, {len(summary['conflicts'])} conflicts, {len(summary['failed'])} failed"
     ]
-    lines += [f"  conflict: line {c['line']}: memory {c['memory_id']} belongs to another user" for c in summary["conflicts"][:20]]
+    lines += [
+        f"  conflict: line {c['line']}: memory {c['memory_id']} belongs to another user"
+        for c in summary["conflicts"][:20]
+    ]
     lines += [f"  failed: line {f['line']}: {f['error']}" for f in summary["failed"][:20]]
     return "\n".join(lines)
 

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "manage_memories.py"
 DEV_SERVER = ROOT / "scripts" / "dev_server.py"
 # Variables that would change what the script talks to; each test sets its own.
-CLEAN_ENV = {key: value for key, value in os.environ.items() if key not in ("AGENTOS_URL", "AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")}
+CLEAN_ENV = {
+    key: value for key, value in os.environ.items() if key not in ("AGENTOS_URL", "AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
+}
 CLEAN_ENV["AGNO_TELEMETRY"] = "false"
 
 
@@ -55,7 +57,9 @@ class AgentOSServer:
     def put(self, memory_id, user_id, memory, topics=None):
         """Write a memory with a chosen id (PATCH upserts), as the tests' own setup."""
         with self.http() as http:
-            response = http.patch(f"/memories/{memory_id}", json={"memory": memory, "user_id": user_id, "topics": topics or []})
+            response = http.patch(
+                f"/memories/{memory_id}", json={"memory": memory, "user_id": user_id, "topics": topics or []}
+            )
             response.raise_for_status()
             return response.json()
 
@@ -76,7 +80,14 @@ class AgentOSServer:
 
         memory_id = f"agent-{uuid.uuid4().hex[:12]}"
         self.database().upsert_user_memory(
-            UserMemory(memory=memory, memory_id=memory_id, user_id=user_id, agent_id=agent_id, team_id=team_id, topics=topics or [])
+            UserMemory(
+                memory=memory,
+                memory_id=memory_id,
+                user_id=user_id,
+                agent_id=agent_id,
+                team_id=team_id,
+                topics=topics or [],
+            )
         )
         return memory_id
 
@@ -93,7 +104,9 @@ class AgentOSServer:
         self.command, self.env, self.log_path, self.port = command, env, log_path, port
         self.url = f"http://127.0.0.1:{port}"
         with open(log_path, "a") as log:
-            self.process = subprocess.Popen(command + ["--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command + ["--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

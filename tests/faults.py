@@ -95,8 +95,15 @@ def json_answer(body, status=200):
 
 def memory_page(memory_count, total_count, page_limit=500):
     memories = [
-        {"memory_id": f"m-{n}", "memory": f"fact {n}", "topics": [], "agent_id": None, "team_id": None,
-         "user_id": "alice", "updated_at": "2026-11-24T00:00:00Z"}
+        {
+            "memory_id": f"m-{n}",
+            "memory": f"fact {n}",
+            "topics": [],
+            "agent_id": None,
+            "team_id": None,
+            "user_id": "alice",
+            "updated_at": "2026-11-24T00:00:00Z",
+        }
         for n in range(memory_count)
     ]
     meta = {"page": 1, "limit": page_limit, "total_pages": -(-total_count // page_limit), "total_count": total_count}

@@ -41,7 +41,9 @@ def test_sort_and_order(agentos, cli, user):
     time.sleep(1.1)
     agentos.put(second["memory_id"], user, "second, edited")  # newest update, older creation
     by_update = [m["memory"] for m in cli("--user-id", user, "--json").json()["data"]]
-    by_creation = [m["memory"] for m in cli("--user-id", user, "--sort", "created_at", "--order", "asc", "--json").json()["data"]]
+    by_creation = [
+        m["memory"] for m in cli("--user-id", user, "--sort", "created_at", "--order", "asc", "--json").json()["data"]
+    ]
     assert by_update == ["second, edited", "first"]
     assert by_creation == ["first", "second, edited"]
 
@@ -97,9 +99,18 @@ def test_delete_several_ids_reports_deleted_and_not_found(agentos, cli, user):
     second = agentos.seed(user, "second")
     someone_elses = agentos.seed(user + "-other", "not yours")
     result = cli(
-        "--user-id", user, "--delete", "--json",
-        "--memory-id", first["memory_id"], "--memory-id", second["memory_id"],
-        "--memory-id", someone_elses["memory_id"], "--memory-id", "no-such-id",
+        "--user-id",
+        user,
+        "--delete",
+        "--json",
+        "--memory-id",
+        first["memory_id"],
+        "--memory-id",
+        second["memory_id"],
+        "--memory-id",
+        someone_elses["memory_id"],
+        "--memory-id",
+        "no-such-id",
     )
     assert result.code == 1
     body = result.json()
@@ -229,10 +240,13 @@ def test_import_updates_changed_memories(agentos, user, tmp_path):
 def test_a_bad_line_aborts_the_import_before_any_write(agentos, user, tmp_path):
     backup = tmp_path / "in.jsonl"
     backup.write_text(
-        json.dumps({"memory": "good", "user_id": user}) + "\n"
+        json.dumps({"memory": "good", "user_id": user})
+        + "\n"
         + "{not json\n"
-        + json.dumps({"memory": "", "user_id": user}) + "\n"
-        + json.dumps({"memory": "no user"}) + "\n"
+        + json.dumps({"memory": "", "user_id": user})
+        + "\n"
+        + json.dumps({"memory": "no user"})
+        + "\n"
     )
     result = run_script("--base-url", agentos.url, "--import", backup)
     assert result.code == 2
@@ -245,8 +259,10 @@ def test_import_leaves_another_users_memory_alone_and_reports_the_conflict(agent
     owned = agentos.seed(user + "-alice", "alice's")
     backup = tmp_path / "in.jsonl"
     backup.write_text(
-        json.dumps({"memory_id": owned["memory_id"], "memory": "hijack", "user_id": user}) + "\n"
-        + json.dumps({"memory": "fine", "user_id": user}) + "\n"
+        json.dumps({"memory_id": owned["memory_id"], "memory": "hijack", "user_id": user})
+        + "\n"
+        + json.dumps({"memory": "fine", "user_id": user})
+        + "\n"
     )
     result = run_script("--base-url", agentos.url, "--import", backup, "--json")
     assert result.code == 1
@@ -303,7 +319,9 @@ def test_a_progress_bar_shows_on_a_terminal_and_nowhere_else(agentos, user, tmp_
     backup.write_text("".join(json.dumps({"memory": f"fact {n}", "user_id": user}) + "\n" for n in range(200)))
     command = [sys.executable, str(SCRIPT), "--base-url", agentos.url, "--import", str(backup)]
     controller, terminal = pty.openpty()
-    process = subprocess.Popen(command, env=dict(CLEAN_ENV, TERM="xterm", COLUMNS="100"), stdout=subprocess.PIPE, stderr=terminal, text=True)
+    process = subprocess.Popen(
+        command, env=dict(CLEAN_ENV, TERM="xterm", COLUMNS="100"), stdout=subprocess.PIPE, stderr=terminal, text=True
+    )
     os.close(terminal)
     seen = b""
     while True:

@@ -1,7 +1,5 @@
 """The script's flags, output and exit codes, against a real AgentOS (issue: the CLI)."""
 
-import json
-import re
 import shutil
 import subprocess
 import sys
@@ -349,7 +347,10 @@ def test_piping_into_head_prints_no_traceback(agentos, user):
         agentos.seed(user, f"fact {number}")
     pipeline = subprocess.run(
         f"{sys.executable} {SCRIPT} --base-url {agentos.url} --user-id {user} --all | head -1",
-        shell=True, capture_output=True, text=True, cwd=ROOT,
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert pipeline.stdout.startswith("30 of 30") and "Traceback" not in pipeline.stderr
 
@@ -358,8 +359,13 @@ def test_piping_into_head_prints_no_traceback(agentos, user):
 def test_runs_through_uv_from_its_inline_metadata(agentos, user):
     agentos.seed(user, "Through uv")
     result = run_script(
-        "--base-url", agentos.url, "--user-id", user, "--json",
-        command=["uv", "run", "--quiet", str(SCRIPT)], timeout=600,
+        "--base-url",
+        agentos.url,
+        "--user-id",
+        user,
+        "--json",
+        command=["uv", "run", "--quiet", str(SCRIPT)],
+        timeout=600,
     )
     assert result.code == 0, result.stderr
     assert result.json()["data"][0]["memory"] == "Through uv"

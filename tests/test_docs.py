@@ -1,6 +1,5 @@
 """SKILL.md, the reference and the README say only what is true: their code runs (issue: docs)."""
 
-import os
 import re
 import shutil
 import subprocess
@@ -60,12 +59,16 @@ ALL_PYTHON = [(doc, number, code) for doc in DOCS for number, code in blocks(doc
 def test_python_block_runs_and_prints_what_it_says(docs_server, tmp_path, doc, number, code):
     program = tmp_path / "block.py"
     program.write_text(code.replace(DOC_URL, docs_server.url))
-    result = subprocess.run([sys.executable, program], capture_output=True, text=True, env=CLEAN_ENV, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, program], capture_output=True, text=True, env=CLEAN_ENV, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 0, f"{doc} block {number} failed:\n{result.stderr}"
     # '# value' after a print() states its output: those lines must appear, in order.
     output = iter(result.stdout.splitlines())
     for expected in EXPECTED_PRINT.findall(code):
-        assert any(line == expected for line in output), f"{doc} block {number}: expected {expected!r} in\n{result.stdout}"
+        assert any(line == expected for line in output), (
+            f"{doc} block {number}: expected {expected!r} in\n{result.stdout}"
+        )
 
 
 ALL_BASH = [(doc, number, code) for doc in DOCS for number, code in script_blocks(doc)]
@@ -87,7 +90,12 @@ def test_script_block_runs(docs_server, tmp_path, doc, number, code):
     # The docs server has no security key, so it accepts and ignores any token.
     env = dict(CLEAN_ENV, AGENTOS_URL=url, MEMORY_ID=memory["memory_id"], AGNO_ADMIN_TOKEN="docs-token")
     result = subprocess.run(
-        ["bash", "-e", "-o", "pipefail", "-c", commands], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+        ["bash", "-e", "-o", "pipefail", "-c", commands],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, f"{doc} block {number} failed:\n{result.stderr}"
     assert "Traceback" not in result.stderr

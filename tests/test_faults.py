@@ -8,6 +8,7 @@ import pytest
 from conftest import OPERATIONS, operation_args, run_script
 from faults import FaultServer, SilentServer, html, json_answer, memory_page
 
+
 def assert_one_line(result, code, text):
     assert result.code == code, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
@@ -57,11 +58,16 @@ def test_server_error_is_exit_1_with_the_servers_detail():
 def test_server_error_as_json_error_object():
     with FaultServer(json_answer({"detail": "database is on fire"}, status=500)) as server:
         result = run_script("--base-url", server.url, "--user-id", "alice", "--json")
-    assert result.code == 1 and result.error() == {"type": "server_error", "message": "server error 500: database is on fire", "status": 500}
+    assert result.code == 1 and result.error() == {
+        "type": "server_error",
+        "message": "server error 500: database is on fire",
+        "status": 500,
+    }
 
 
 @pytest.mark.parametrize(
-    "base_url", ["http://127.0.0.1:9", "http://no-such-host.invalid:7777", "http://192.0.2.1:7777"],
+    "base_url",
+    ["http://127.0.0.1:9", "http://no-such-host.invalid:7777", "http://192.0.2.1:7777"],
     ids=["refused", "bad-dns", "unroutable"],
 )
 def test_unreachable_servers_are_exit_3_one_line(base_url):
@@ -101,7 +107,17 @@ def test_a_server_killed_mid_import_then_restarted_finishes_with_no_duplicates(f
     lines = 1500
     backup = tmp_path / "in.jsonl"
     backup.write_text("".join(json.dumps({"memory": f"fact {n}", "user_id": "alice"}) + "\n" for n in range(lines)))
-    command = [sys.executable, str(SCRIPT), "--base-url", server.url, "--import", backup, "--concurrency", "2", "--json"]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--base-url",
+        server.url,
+        "--import",
+        backup,
+        "--concurrency",
+        "2",
+        "--json",
+    ]
     importing = subprocess.Popen(command, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while sum(line.startswith("PATCH") for line in server.requests()) < 50 and time.monotonic() < deadline:

@@ -23,7 +23,9 @@ import manage_memories  # noqa: E402
 
 # Unicode text with what breaks naive tools: quotes, control characters, LIKE
 # wildcards, path and URL syntax, and lengths around the limits.
-NASTY = st.sampled_from(list("\"'%_/\\.?#&=+ \t\n\r\x00\x01\x7f,;:<>{}[]é漢🙂\u200b\ufeff") + ["..", "%2e", "../health"])
+NASTY = st.sampled_from(
+    list("\"'%_/\\.?#&=+ \t\n\r\x00\x01\x7f,;:<>{}[]é漢🙂\u200b\ufeff") + ["..", "%2e", "../health"]
+)
 TEXT = st.lists(st.one_of(NASTY, st.text(max_size=8)), max_size=12).map("".join)
 LONG = st.integers(min_value=4990, max_value=5010).map(lambda n: "x" * n)
 CONTENT = st.one_of(TEXT, LONG, TEXT.map(lambda text: text + "y" * 4995))
@@ -98,7 +100,19 @@ def test_search_finds_exactly_the_memories_containing_the_text(agentos, search):
     assert found == {text for text in SEARCH_CORPUS if search.casefold() in text.casefold()}
 
 
-SEARCH_CORPUS = ["100% sure", "50 percent", "snake_case", "snakeXcase", 'say "hi"', "back\\slash", "Café au lait", "CAFÉ", "line\nbreak", "tab\there", "plain"]
+SEARCH_CORPUS = [
+    "100% sure",
+    "50 percent",
+    "snake_case",
+    "snakeXcase",
+    'say "hi"',
+    "back\\slash",
+    "Café au lait",
+    "CAFÉ",
+    "line\nbreak",
+    "tab\there",
+    "plain",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -110,7 +124,14 @@ def search_corpus(agentos):
 
 @pytest.mark.parametrize(
     "search, expected",
-    [("%", ["100% sure"]), ("_", ["snake_case"]), ('"hi"', ['say "hi"']), ("\\", ["back\\slash"]), ("café", ["CAFÉ", "Café au lait"]), ("n", None)],
+    [
+        ("%", ["100% sure"]),
+        ("_", ["snake_case"]),
+        ('"hi"', ['say "hi"']),
+        ("\\", ["back\\slash"]),
+        ("café", ["CAFÉ", "Café au lait"]),
+        ("n", None),
+    ],
 )
 def test_search_wildcards_quotes_and_accents_match_literally(agentos, search, expected):
     code, stdout, _ = call(agentos, "--user-id=search-corpus", f"--search={search}", "--all", "--json")
@@ -148,6 +169,7 @@ def test_raw_server_filters_differ_by_backend_as_the_reference_says(agentos, use
     agentos.seed(user, "plain", ["UI"])
     agentos.seed(user, "Café")
     with agentos.http() as http:
+
         def raw(**params):
             return sorted(m["memory"] for m in http.get("/memories", params={"user_id": user, **params}).json()["data"])
 

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import CLEAN_ENV, OPERATIONS, SCRIPT, TOKEN, operation_args, run_script
 
+
 def prepare(operation, server, tmp_path):
     memory = server.seed("alice", "alice's secret", ["private"])
     return operation_args(operation, tmp_path, memory["memory_id"])
@@ -96,8 +97,21 @@ def test_delete_all_of_one_user_leaves_other_users_alone(agentos, cli, user):
 def test_sixteen_processes_creating_at_once_make_sixteen_memories(agentos, user):
     processes = [
         subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--base-url", agentos.url, "--user-id", user, "--create", f"fact {n}", "--json"],
-            env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--base-url",
+                agentos.url,
+                "--user-id",
+                user,
+                "--create",
+                f"fact {n}",
+                "--json",
+            ],
+            env=CLEAN_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for n in range(16)
     ]
@@ -109,9 +123,22 @@ def test_sixteen_processes_creating_at_once_make_sixteen_memories(agentos, user)
 @pytest.mark.parametrize("round_number", range(3))
 def test_an_update_racing_a_delete_never_reports_what_did_not_happen(agentos, user, round_number):
     memory = agentos.seed(user, "original")
-    base = [sys.executable, str(SCRIPT), "--base-url", agentos.url, "--user-id", user, "--memory-id", memory["memory_id"]]
-    update = subprocess.Popen(base + ["--update", "edited"], env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    delete = subprocess.Popen(base + ["--delete"], env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = [
+        sys.executable,
+        str(SCRIPT),
+        "--base-url",
+        agentos.url,
+        "--user-id",
+        user,
+        "--memory-id",
+        memory["memory_id"],
+    ]
+    update = subprocess.Popen(
+        base + ["--update", "edited"], env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    delete = subprocess.Popen(
+        base + ["--delete"], env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     updated, deleted = update.wait(timeout=120) == 0, delete.wait(timeout=120) == 0
     assert {update.returncode, delete.returncode} <= {0, 1}
     stored = agentos.memories(user)

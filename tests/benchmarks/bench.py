@@ -40,11 +40,14 @@ async def main():
 asyncio.run(main())
 """
 
-BASELINE_LIST_UV = """# /// script
+BASELINE_LIST_UV = (
+    """# /// script
 # requires-python = ">=3.11"
 # dependencies = ["agno[os]>=3.1.10", "httpx>=0.27"]
 # ///
-""" + BASELINE_LIST
+"""
+    + BASELINE_LIST
+)
 
 BASELINE_EXPORT_PAGES = """
 import asyncio, json, sys
@@ -106,13 +109,19 @@ def timed(command, env=None):
     result = subprocess.run(command, env=env or CLEAN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
-        raise SystemExit(f"benchmark command failed ({result.returncode}): {' '.join(map(str, command))}\n{result.stderr}")
+        raise SystemExit(
+            f"benchmark command failed ({result.returncode}): {' '.join(map(str, command))}\n{result.stderr}"
+        )
     return elapsed
 
 
 def max_rss_mb(command, env=None):
     output = subprocess.run(
-        [sys.executable, "-c", MAX_RSS_WRAPPER, *map(str, command)], env=env or CLEAN_ENV, capture_output=True, text=True, check=True
+        [sys.executable, "-c", MAX_RSS_WRAPPER, *map(str, command)],
+        env=env or CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     if output[1] != "0":
         raise SystemExit(f"benchmark command failed: {' '.join(map(str, command))}")
@@ -136,7 +145,12 @@ def seed(server, user_id, count):
     """Write memories straight through agno's database layer: fast, and the same rows an agent writes."""
     from agno.db.schemas import UserMemory
 
-    memories = [UserMemory(memory=f"fact number {n} about {user_id}", memory_id=f"{user_id}-{n:06d}", user_id=user_id, topics=["bench"]) for n in range(count)]
+    memories = [
+        UserMemory(
+            memory=f"fact number {n} about {user_id}", memory_id=f"{user_id}-{n:06d}", user_id=user_id, topics=["bench"]
+        )
+        for n in range(count)
+    ]
     database = server.database()
     for start in range(0, count, 1000):
         database.upsert_memories(memories[start : start + 1000])
@@ -153,15 +167,31 @@ def main():
         args.rounds, args.memories = 3, 1000
 
     work = Path(tempfile.mkdtemp(prefix="agentos-bench-"))
-    for name, code in (("list.py", BASELINE_LIST), ("list_uv.py", BASELINE_LIST_UV), ("export_pages.py", BASELINE_EXPORT_PAGES),
-                       ("export_one_call.py", BASELINE_EXPORT_ONE_CALL), ("import_loop.py", BASELINE_IMPORT_LOOP)):
+    for name, code in (
+        ("list.py", BASELINE_LIST),
+        ("list_uv.py", BASELINE_LIST_UV),
+        ("export_pages.py", BASELINE_EXPORT_PAGES),
+        ("export_one_call.py", BASELINE_EXPORT_ONE_CALL),
+        ("import_loop.py", BASELINE_IMPORT_LOOP),
+    ):
         (work / name).write_text(textwrap.dedent(code))
     python = sys.executable
     rows = []
 
     def row(name, ours, baseline, target):
-        rows.append({"benchmark": name, "ours_s": round(ours, 3), "baseline_s": round(baseline, 3), "ratio": round(ours / baseline, 2), "target": target})
-        print(f"{name:<58} ours {ours:7.3f} s  baseline {baseline:7.3f} s  ratio {ours / baseline:5.2f}  (target {target})", flush=True)
+        rows.append(
+            {
+                "benchmark": name,
+                "ours_s": round(ours, 3),
+                "baseline_s": round(baseline, 3),
+                "ratio": round(ours / baseline, 2),
+                "target": target,
+            }
+        )
+        print(
+            f"{name:<58} ours {ours:7.3f} s  baseline {baseline:7.3f} s  ratio {ours / baseline:5.2f}  (target {target})",
+            flush=True,
+        )
 
     (work / "server-main").mkdir()
     server = start_server(work / "server-main")
@@ -173,7 +203,11 @@ def main():
         ours, base = alternate([python, SCRIPT, "--help"], [python, "-c", "import agno.client"], args.rounds)
         row("1. --help vs import agno.client", ours, base, "< 0.25")
 
-        ours, base = alternate([python, SCRIPT, "--base-url", url, "--user-id", "alice"], [python, work / "list.py", url, "alice"], args.rounds)
+        ours, base = alternate(
+            [python, SCRIPT, "--base-url", url, "--user-id", "alice"],
+            [python, work / "list.py", url, "alice"],
+            args.rounds,
+        )
         row("2. one list call vs minimal client script", ours, base, "<= 1.10")
 
         uv_env = dict(CLEAN_ENV, PYTHONDONTWRITEBYTECODE="1")
@@ -185,15 +219,24 @@ def main():
                 elapsed = timed(command, env=uv_env)
                 if round_number:
                     times[name].append(elapsed)
-        row("3. the same through uv run, PYTHONDONTWRITEBYTECODE=1", statistics.median(times["ours"]), statistics.median(times["baseline"]), "report")
+        row(
+            "3. the same through uv run, PYTHONDONTWRITEBYTECODE=1",
+            statistics.median(times["ours"]),
+            statistics.median(times["baseline"]),
+            "report",
+        )
 
         out = work / "export.jsonl"
         count = args.memories
         ours_export = [python, SCRIPT, "--base-url", url, "--user-id", "big", "--export", out]
         pages, one_call = alternate(
-            [python, work / "export_pages.py", url, "big", out], [python, work / "export_one_call.py", url, "big", out, str(count + 1)], args.rounds
+            [python, work / "export_pages.py", url, "big", out],
+            [python, work / "export_one_call.py", url, "big", out, str(count + 1)],
+            args.rounds,
         )
-        ours, base = alternate(ours_export, [python, work / "export_one_call.py", url, "big", out, str(count + 1)], args.rounds)
+        ours, base = alternate(
+            ours_export, [python, work / "export_one_call.py", url, "big", out, str(count + 1)], args.rounds
+        )
         row(f"4a. export {count} memories vs sequential page loop", ours, pages, ">= 4x faster (<= 0.25)")
         row(f"4b. export {count} memories vs one list_memories(limit={count}) call", ours, base, "<= 1.25")
         assert len(out.read_text().splitlines()) == count
@@ -202,14 +245,23 @@ def main():
         for size in (1000, count):
             seed(server, f"size{size}", size) if size != count else None
             user = "big" if size == count else f"size{size}"
-            peaks[f"export {size}: ours"] = max_rss_mb([python, SCRIPT, "--base-url", url, "--user-id", user, "--export", out])
-            peaks[f"export {size}: one call"] = max_rss_mb([python, work / "export_one_call.py", url, user, out, str(size + 1)])
+            peaks[f"export {size}: ours"] = max_rss_mb(
+                [python, SCRIPT, "--base-url", url, "--user-id", user, "--export", out]
+            )
+            peaks[f"export {size}: one call"] = max_rss_mb(
+                [python, work / "export_one_call.py", url, user, out, str(size + 1)]
+            )
     finally:
         server.stop()
 
     # Import: each run gets an empty server, started before the clock starts.
     lines = work / "import.jsonl"
-    lines.write_text("".join(json.dumps({"memory": f"fact number {n}", "user_id": f"user-{n % 10}", "topics": ["bench"]}) + "\n" for n in range(count)))
+    lines.write_text(
+        "".join(
+            json.dumps({"memory": f"fact number {n}", "user_id": f"user-{n % 10}", "topics": ["bench"]}) + "\n"
+            for n in range(count)
+        )
+    )
     servers = []
 
     def on_empty_server(name, command):
@@ -223,14 +275,18 @@ def main():
         ours, base = alternate(
             [python, SCRIPT, "--base-url", "URL", "--import", lines, "--concurrency", "16"],
             [python, work / "import_loop.py", "URL", lines],
-            max(1, args.rounds // 2), warmup=0, before_each=on_empty_server,
+            max(1, args.rounds // 2),
+            warmup=0,
+            before_each=on_empty_server,
         )
         row(f"5. import {count} memories vs sequential create_memory loop", ours, base, ">= 1.4x faster (<= 0.71)")
         for size in (1000, count):
             subset = work / f"import-{size}.jsonl"
             subset.write_text("".join(lines.read_text().splitlines(keepends=True)[:size]))
             fresh = on_empty_server("ours", ["URL"])[0]
-            peaks[f"import {size}: ours"] = max_rss_mb([python, SCRIPT, "--base-url", fresh, "--import", subset, "--concurrency", "16"])
+            peaks[f"import {size}: ours"] = max_rss_mb(
+                [python, SCRIPT, "--base-url", fresh, "--import", subset, "--concurrency", "16"]
+            )
     finally:
         for fresh in servers:
             fresh.stop()
@@ -243,7 +299,8 @@ def main():
 
     machine = {
         "date": datetime.date.today().isoformat(),
-        "agno": getattr(agno, "__version__", None) or subprocess.run([python, "-m", "pip", "show", "agno"], capture_output=True, text=True).stdout,
+        "agno": getattr(agno, "__version__", None)
+        or subprocess.run([python, "-m", "pip", "show", "agno"], capture_output=True, text=True).stdout,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         "rounds": args.rounds,
