@@ -1,0 +1,25 @@
+"""The README's benchmark command keeps working (its numbers are not checked here:
+speed is measured by running the benchmark, never asserted by a test)."""
+
+import subprocess
+import sys
+
+from conftest import CLEAN_ENV, ROOT
+
+
+def test_benchmark_runs_end_to_end_on_a_small_data_set(tmp_path):
+    results = tmp_path / "bench.json"
+    command = [sys.executable, "tests/benchmarks/bench.py", "--rounds", "1", "--memories", "60", "--json", results]
+    run = subprocess.run(command, cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    for label in (
+        "1. --help",
+        "2. one list call",
+        "3. the same through uv run",
+        "4a. export",
+        "4b. export",
+        "5. import",
+    ):
+        assert label in run.stdout
+    assert "peak RSS import 60: ours" in run.stdout
+    assert results.exists()
