@@ -158,3 +158,33 @@ def test_an_agentos_without_the_topics_or_stats_endpoint_says_so(flag, path):
     with FaultServer(route_missing) as server:
         result = run_script("--base-url", server.url, flag)
     assert_one_line(result, 1, f"this AgentOS has no {path} endpoint (404)")
+
+
+def test_a_server_killed_mid_export_leaves_no_file_that_looks_complete(fresh_agentos, tmp_path):
+    import subprocess
+    import sys
+
+    from agno.db.schemas import UserMemory
+
+    from conftest import CLEAN_ENV, SCRIPT
+
+    server = fresh_agentos()
+    database = server.database()
+    for start in range(0, 20_000, 2_000):
+        database.upsert_memories(
+            [
+                UserMemory(memory=f"fact {n}", memory_id=f"m-{n:05d}", user_id="alice")
+                for n in range(start, start + 2_000)
+            ]
+        )
+    target = tmp_path / "backup.jsonl"
+    command = [sys.executable, str(SCRIPT), "--base-url", server.url, "--export", target, "--concurrency", "1"]
+    exporting = subprocess.Popen(command, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while sum(line.startswith("GET /memories?") for line in server.requests()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.kill()
+    stdout, stderr = exporting.communicate(timeout=120)
+    assert exporting.returncode == 3, stderr
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
