@@ -129,21 +129,28 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     server = parser.add_argument_group("server")
-    server.add_argument("--base-url", help=f"AgentOS URL (default: $AGENTOS_URL, then {DEFAULT_BASE_URL})")
     server.add_argument(
-        "--token", help="bearer token (default: $AGNO_ADMIN_TOKEN, then $OS_SECURITY_KEY); never printed"
+        "--base-url", metavar="URL", help=f"AgentOS URL (default: $AGENTOS_URL, then {DEFAULT_BASE_URL})"
+    )
+    server.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="bearer token (default: $AGNO_ADMIN_TOKEN, then $OS_SECURITY_KEY); never printed",
     )
     server.add_argument(
         "--timeout",
+        metavar="SECONDS",
         type=seconds,
         default=DEFAULT_TIMEOUT,
         help="seconds to wait for each request (default: %(default)s)",
     )
-    server.add_argument("--db-id", help="database id, for an AgentOS that serves several databases")
-    server.add_argument("--table", help="memory table name, for an AgentOS with a custom table")
+    server.add_argument("--db-id", metavar="ID", help="database id, for an AgentOS that serves several databases")
+    server.add_argument("--table", metavar="NAME", help="memory table name, for an AgentOS with a custom table")
 
     target = parser.add_argument_group("which memories")
-    target.add_argument("--user-id", help="the user whose memories to use (required by every memory operation)")
+    target.add_argument(
+        "--user-id", metavar="USER", help="the user whose memories to use (required by every memory operation)"
+    )
     target.add_argument(
         "--memory-id",
         action="append",
@@ -157,8 +164,8 @@ def build_parser():
         help="comma-separated topics: with --create/--update/--memory-id, the topics to set; "
         "when listing, exporting or deleting in bulk, only memories with all of them",
     )
-    target.add_argument("--agent-id", help="only memories written by this agent")
-    target.add_argument("--team-id", help="only memories written by this team")
+    target.add_argument("--agent-id", metavar="ID", help="only memories written by this agent")
+    target.add_argument("--team-id", metavar="ID", help="only memories written by this team")
 
     actions = parser.add_argument_group("actions (default: list the user's memories)")
     actions.add_argument("--create", metavar="CONTENT", help="create a memory for --user-id")
@@ -191,11 +198,14 @@ def build_parser():
     output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout; errors as JSON on stderr")
     output.add_argument(
         "--limit",
+        metavar="N",
         type=positive_int,
         default=DEFAULT_LIMIT,
         help=f"memories per page, 1-{MAX_LIMIT} (default: %(default)s)",
     )
-    output.add_argument("--page", type=positive_int, default=1, help="page to show, from 1 (default: %(default)s)")
+    output.add_argument(
+        "--page", metavar="N", type=positive_int, default=1, help="page to show, from 1 (default: %(default)s)"
+    )
     output.add_argument("--all", action="store_true", help="fetch every page")
     output.add_argument("--sort", choices=SORT_FIELDS, default="updated_at", help="sort field (default: %(default)s)")
     output.add_argument("--order", choices=("asc", "desc"), default="desc", help="sort order (default: %(default)s)")
@@ -209,6 +219,7 @@ def build_parser():
     )
     bulk.add_argument(
         "--concurrency",
+        metavar="N",
         type=positive_int,
         default=DEFAULT_CONCURRENCY,
         help=f"requests in flight for bulk work, 1-{MAX_CONCURRENCY} (default: %(default)s)",
