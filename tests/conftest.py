@@ -267,6 +267,23 @@ def run_script(*args, env=None, input=None, timeout=120, command=None):
     return Result(process.returncode, process.stdout, process.stderr)
 
 
+def start_script(*args, **options):
+    """Start the script without waiting for it, for tests that act while it runs."""
+    command = [sys.executable, str(SCRIPT), *map(str, args)]
+    return subprocess.Popen(
+        command, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options
+    )
+
+
+def wait_for_requests(server, prefix, count, timeout=60):
+    """Until the server has answered `count` requests starting with `prefix`."""
+    deadline = time.monotonic() + timeout
+    while sum(line.startswith(prefix) for line in server.requests()) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server saw fewer than {count} '{prefix}' requests in {timeout} s")
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def cli(agentos):
     """Run the script against the shared server, as a user would."""

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import OPERATIONS, operation_args, run_script
+from conftest import OPERATIONS, operation_args, run_script, start_script, wait_for_requests
 from faults import FaultServer, SilentServer, html, json_answer, memory_page
 
 
@@ -98,30 +98,12 @@ def test_a_failed_export_keeps_the_previous_file(tmp_path):
 
 
 def test_a_server_killed_mid_import_then_restarted_finishes_with_no_duplicates(fresh_agentos, tmp_path):
-    import subprocess
-    import sys
-
-    from conftest import CLEAN_ENV, SCRIPT
-
     server = fresh_agentos()
     lines = 1500
     backup = tmp_path / "in.jsonl"
     backup.write_text("".join(json.dumps({"memory": f"fact {n}", "user_id": "alice"}) + "\n" for n in range(lines)))
-    command = [
-        sys.executable,
-        str(SCRIPT),
-        "--base-url",
-        server.url,
-        "--import",
-        backup,
-        "--concurrency",
-        "2",
-        "--json",
-    ]
-    importing = subprocess.Popen(command, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while sum(line.startswith("PATCH") for line in server.requests()) < 50 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    importing = start_script("--base-url", server.url, "--import", backup, "--concurrency", "2", "--json")
+    wait_for_requests(server, "PATCH", 50)
     server.kill()
     stdout, stderr = importing.communicate(timeout=120)
 
@@ -161,28 +143,18 @@ def test_an_agentos_without_the_topics_or_stats_endpoint_says_so(flag, path):
 
 
 def test_a_server_killed_mid_export_leaves_no_file_that_looks_complete(fresh_agentos, tmp_path):
-    import subprocess
-    import sys
-
     from agno.db.schemas import UserMemory
-
-    from conftest import CLEAN_ENV, SCRIPT
 
     server = fresh_agentos()
     database = server.database()
     for start in range(0, 20_000, 2_000):
+        batch = range(start, start + 2_000)
         database.upsert_memories(
-            [
-                UserMemory(memory=f"fact {n}", memory_id=f"m-{n:05d}", user_id="alice")
-                for n in range(start, start + 2_000)
-            ]
+            [UserMemory(memory=f"fact {n}", memory_id=f"m-{n:05d}", user_id="alice") for n in batch]
         )
     target = tmp_path / "backup.jsonl"
-    command = [sys.executable, str(SCRIPT), "--base-url", server.url, "--export", target, "--concurrency", "1"]
-    exporting = subprocess.Popen(command, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while sum(line.startswith("GET /memories?") for line in server.requests()) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    exporting = start_script("--base-url", server.url, "--export", target, "--concurrency", "1")
+    wait_for_requests(server, "GET /memories?", 3)
     server.kill()
     stdout, stderr = exporting.communicate(timeout=120)
     assert exporting.returncode == 3, stderr

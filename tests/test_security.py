@@ -1,12 +1,10 @@
 """Nobody reaches what is not theirs; tokens stay secret (issue: proven under faults)."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import CLEAN_ENV, OPERATIONS, SCRIPT, TOKEN, operation_args, run_script
+from conftest import OPERATIONS, TOKEN, operation_args, run_script, start_script
 
 
 def prepare(operation, server, tmp_path):
@@ -95,27 +93,8 @@ def test_delete_all_of_one_user_leaves_other_users_alone(agentos, cli, user):
 
 
 def test_sixteen_processes_creating_at_once_make_sixteen_memories(agentos, user):
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(SCRIPT),
-                "--base-url",
-                agentos.url,
-                "--user-id",
-                user,
-                "--create",
-                f"fact {n}",
-                "--json",
-            ],
-            env=CLEAN_ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(16)
-    ]
-    outcomes = [(process.wait(timeout=300), process.stderr.read()) for process in processes]
+    creating = [start_script("--base-url", agentos.url, "--user-id", user, "--create", f"fact {n}") for n in range(16)]
+    outcomes = [(process.wait(timeout=300), process.stderr.read()) for process in creating]
     assert [code for code, _ in outcomes] == [0] * 16, outcomes
     assert sorted(m["memory"] for m in agentos.memories(user)) == sorted(f"fact {n}" for n in range(16))
 
@@ -123,22 +102,9 @@ def test_sixteen_processes_creating_at_once_make_sixteen_memories(agentos, user)
 @pytest.mark.parametrize("round_number", range(3))
 def test_an_update_racing_a_delete_never_reports_what_did_not_happen(agentos, user, round_number):
     memory = agentos.seed(user, "original")
-    base = [
-        sys.executable,
-        str(SCRIPT),
-        "--base-url",
-        agentos.url,
-        "--user-id",
-        user,
-        "--memory-id",
-        memory["memory_id"],
-    ]
-    update = subprocess.Popen(
-        base + ["--update", "edited"], env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    delete = subprocess.Popen(
-        base + ["--delete"], env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    target = ["--base-url", agentos.url, "--user-id", user, "--memory-id", memory["memory_id"]]
+    update = start_script(*target, "--update", "edited")
+    delete = start_script(*target, "--delete")
     updated, deleted = update.wait(timeout=120) == 0, delete.wait(timeout=120) == 0
     assert {update.returncode, delete.returncode} <= {0, 1}
     stored = agentos.memories(user)
