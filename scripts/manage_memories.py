@@ -593,7 +593,7 @@ def open_import_file(path):
         spool.seek(0)
         return spool
     try:
-        return open(path, encoding="utf-8")
+        return open(path, encoding="utf-8-sig")  # a byte-order mark from an editor is not content
     except FileNotFoundError:
         raise usage_error(f"--import file not found: {path}") from None
     except OSError as error:

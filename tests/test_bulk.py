@@ -337,3 +337,18 @@ def test_a_progress_bar_shows_on_a_terminal_and_nowhere_else(agentos, user, tmp_
     assert process.returncode == 0 and "200 created" in stdout
     assert b"importing" in seen
     assert "importing" not in run_script("--base-url", agentos.url, "--import", backup).stderr
+
+
+def test_import_accepts_a_file_saved_with_a_byte_order_mark(agentos, user, tmp_path):
+    backup = tmp_path / "notes.jsonl"
+    backup.write_bytes(b"\xef\xbb\xbf" + json.dumps({"memory": "from an editor", "user_id": user}).encode() + b"\n")
+    result = run_script("--base-url", agentos.url, "--import", backup)
+    assert result.code == 0, result.stderr
+    assert [m["memory"] for m in agentos.memories(user)] == ["from an editor"]
+
+
+def test_import_of_a_file_that_is_not_utf8_is_exit_2(agentos, tmp_path):
+    backup = tmp_path / "latin1.jsonl"
+    backup.write_bytes(b'{"memory": "caf\xe9", "user_id": "alice"}\n')
+    result = run_script("--base-url", agentos.url, "--import", backup)
+    assert result.code == 2 and "not UTF-8" in result.stderr and result.stderr.count("\n") == 1
