@@ -369,3 +369,10 @@ def test_runs_through_uv_from_its_inline_metadata(agentos, user):
     )
     assert result.code == 0, result.stderr
     assert result.json()["data"][0]["memory"] == "Through uv"
+
+
+def test_empty_topics_on_a_memory_clear_them(agentos, cli, user):
+    memory = agentos.seed(user, "Tagged", ["a", "b"])
+    result = cli("--user-id", user, "--memory-id", memory["memory_id"], "--topics", "")
+    assert result.code == 0, result.stderr
+    assert agentos.memories(user)[0]["topics"] == [] and agentos.memories(user)[0]["memory"] == "Tagged"
