@@ -107,7 +107,7 @@ class ArgumentParser(argparse.ArgumentParser):
         raise usage_error(message, hint="see --help")
 
 
-def positive_int(text):
+def whole_number(text):
     try:
         return int(text)
     except ValueError:
@@ -141,8 +141,7 @@ def build_parser():
         "--timeout",
         metavar="SECONDS",
         type=seconds,
-        default=DEFAULT_TIMEOUT,
-        help="seconds to wait for each request (default: %(default)s)",
+        help=f"seconds to wait for each request (default: {DEFAULT_TIMEOUT:g})",
     )
     server.add_argument("--db-id", metavar="ID", help="database id, for an AgentOS that serves several databases")
     server.add_argument("--table", metavar="NAME", help="memory table name, for an AgentOS with a custom table")
@@ -199,16 +198,13 @@ def build_parser():
     output.add_argument(
         "--limit",
         metavar="N",
-        type=positive_int,
-        default=DEFAULT_LIMIT,
-        help=f"memories per page, 1-{MAX_LIMIT} (default: %(default)s)",
+        type=whole_number,
+        help=f"memories per page, 1-{MAX_LIMIT} (default: {DEFAULT_LIMIT})",
     )
-    output.add_argument(
-        "--page", metavar="N", type=positive_int, default=1, help="page to show, from 1 (default: %(default)s)"
-    )
+    output.add_argument("--page", metavar="N", type=whole_number, help="page to show, from 1 (default: 1)")
     output.add_argument("--all", action="store_true", help="fetch every page")
-    output.add_argument("--sort", choices=SORT_FIELDS, default="updated_at", help="sort field (default: %(default)s)")
-    output.add_argument("--order", choices=("asc", "desc"), default="desc", help="sort order (default: %(default)s)")
+    output.add_argument("--sort", choices=SORT_FIELDS, help="sort field (default: updated_at)")
+    output.add_argument("--order", choices=("asc", "desc"), help="sort order (default: desc)")
 
     bulk = parser.add_argument_group("bulk work")
     bulk.add_argument("--yes", action="store_true", help="confirm --delete-all")
@@ -220,9 +216,8 @@ def build_parser():
     bulk.add_argument(
         "--concurrency",
         metavar="N",
-        type=positive_int,
-        default=DEFAULT_CONCURRENCY,
-        help=f"requests in flight for bulk work, 1-{MAX_CONCURRENCY} (default: %(default)s)",
+        type=whole_number,
+        help=f"requests in flight for bulk work, 1-{MAX_CONCURRENCY} (default: {DEFAULT_CONCURRENCY})",
     )
     return parser
 
@@ -362,34 +357,35 @@ ALLOWED_FLAGS = {
 NEEDS_USER = {"list", "get", "create", "update", "delete", "delete_all"}
 
 
+# Options that only some actions take (argument dest -> flag). Their parser default is
+# None, so "given" means "typed by the user", even when the value equals the default.
+ACTION_OPTIONS = {
+    "search": "--search",
+    "topics": "--topics",
+    "agent_id": "--agent-id",
+    "team_id": "--team-id",
+    "limit": "--limit",
+    "page": "--page",
+    "all": "--all",
+    "sort": "--sort",
+    "order": "--order",
+    "yes": "--yes",
+    "dry_run": "--dry-run",
+    "concurrency": "--concurrency",
+}
+DEFAULTS = {
+    "limit": DEFAULT_LIMIT,
+    "page": 1,
+    "sort": "updated_at",
+    "order": "desc",
+    "concurrency": DEFAULT_CONCURRENCY,
+    "timeout": DEFAULT_TIMEOUT,
+}
+
+
 def given_flags(args):
-    """The optional flags the user actually set (defaults do not count)."""
-    defaults = {
-        "limit": DEFAULT_LIMIT,
-        "page": 1,
-        "sort": "updated_at",
-        "order": "desc",
-        "concurrency": DEFAULT_CONCURRENCY,
-    }
-    flags = set()
-    for name, flag in (
-        ("search", "--search"),
-        ("topics", "--topics"),
-        ("agent_id", "--agent-id"),
-        ("team_id", "--team-id"),
-        ("limit", "--limit"),
-        ("page", "--page"),
-        ("all", "--all"),
-        ("sort", "--sort"),
-        ("order", "--order"),
-        ("yes", "--yes"),
-        ("dry_run", "--dry-run"),
-        ("concurrency", "--concurrency"),
-    ):
-        value = getattr(args, name)
-        if value not in (None, False) and value != defaults.get(name):
-            flags.add(flag)
-    return flags
+    """The action options the user typed."""
+    return {flag for dest, flag in ACTION_OPTIONS.items() if getattr(args, dest) not in (None, False)}
 
 
 def choose_action(args):
@@ -408,11 +404,15 @@ def choose_action(args):
 def validate(args, environ):
     """Turn parsed flags into a Request, or raise a usage error. Sends nothing."""
     action = choose_action(args)
+    given = given_flags(args)
 
-    unexpected = given_flags(args) - ALLOWED_FLAGS[action]
+    unexpected = given - ALLOWED_FLAGS[action]
     if unexpected:
         flag = ACTION_FLAGS.get(action, "listing" if action == "list" else "showing one memory")
         raise usage_error(f"{', '.join(sorted(unexpected))} cannot be used with {flag}")
+    for dest, value in DEFAULTS.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
 
     if action in NEEDS_USER and args.user_id is None:
         if action == "list" and not args.memory_id:
@@ -456,7 +456,7 @@ def validate(args, environ):
         raise usage_error(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}")
     if not 1 <= args.page <= MAX_PAGE:
         raise usage_error(f"--page must be between 1 and {MAX_PAGE}, got {args.page}")
-    if args.all and "--page" in given_flags(args):
+    if args.all and "--page" in given:
         raise usage_error("--all fetches every page: drop --page")
     if not 1 <= args.concurrency <= MAX_CONCURRENCY:
         raise usage_error(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {args.concurrency}")
@@ -821,9 +821,9 @@ async def show_memory(server, request):
     return Outcome(await get_memory(server, request, request.memory_ids[0]))
 
 
-def check_written(memory, request, memory_id, content, topics):
+def check_written(memory, user_id, memory_id, content, topics):
     """The server answered 2xx: make sure it holds what was asked for."""
-    if memory["user_id"] != request.user_id or memory["memory"] != content or (memory["topics"] or []) != topics:
+    if memory["user_id"] != user_id or memory["memory"] != content or (memory["topics"] or []) != topics:
         raise CLIError(
             f"the server answered but memory {memory_id or memory['memory_id']} does not hold what was sent",
             kind="server_error",
@@ -838,7 +838,7 @@ async def create_memory(server, request):
     topics = request.topics or []
     created = await server.client.create_memory(request.content, request.user_id, topics=topics, **server.scope)
     memory = memory_dict(created)
-    check_written(memory, request, None, request.content, topics)
+    check_written(memory, request.user_id, None, request.content, topics)
     return Outcome(memory)
 
 
@@ -853,7 +853,7 @@ async def update_memory(server, request):
         return Outcome(current, note=f"memory {memory_id} unchanged: it already has this content and these topics")
     updated = await server.client.update_memory(memory_id, content, request.user_id, topics=topics, **server.scope)
     memory = memory_dict(updated)
-    check_written(memory, request, memory_id, content, topics)
+    check_written(memory, request.user_id, memory_id, content, topics)
     cleared = [name for name in ("agent_id", "team_id") if current.get(name) and not memory.get(name)]
     if cleared:
         warn(
@@ -933,8 +933,10 @@ async def confirm_deleted(server, request, memory_ids):
 async def delete_all(server, request):
     matching = []
     await walk_matching(server, request, matching.extend)
-    if request.dry_run or not matching:
+    if request.dry_run:
         return Outcome({"would_delete": matching, "count": len(matching)})
+    if not matching:
+        return Outcome({"deleted": [], "count": 0})
     if not request.yes:
         raise usage_error(
             f"--delete-all would delete {len(matching)} memories of user {request.user_id}; nothing was deleted",
@@ -1007,7 +1009,6 @@ async def user_stats(server, request):
 
 
 async def export_memories(server, request):
-    progress = Progress("exporting", sys.stderr.isatty() and request.path != "-")
     if request.path == "-":
 
         def write_lines(memories):
@@ -1019,6 +1020,7 @@ async def export_memories(server, request):
 
     import tempfile
 
+    progress = Progress("exporting", sys.stderr.isatty())
     target = Path(request.path)
     # Write beside the target and rename at the end, so an interrupted export never
     # leaves a file that looks complete.
@@ -1071,9 +1073,7 @@ async def import_memories(server, request):
                 written = await server.client.update_memory(
                     record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
                 )
-                check_written(
-                    memory_dict(written), request_for(record, request), record.memory_id, record.memory, record.topics
-                )
+                check_written(memory_dict(written), record.user_id, record.memory_id, record.memory, record.topics)
                 summary[outcome] += 1
             except Exception as error:  # one failed line must not stop the others
                 failure = translate(error, request)
@@ -1137,12 +1137,6 @@ def fingerprint(memory, topics):
     import hashlib
 
     return hashlib.sha256(json.dumps([memory, topics or []], ensure_ascii=False).encode()).digest()
-
-
-def request_for(record, request):
-    from dataclasses import replace
-
-    return replace(request, user_id=record.user_id)
 
 
 def import_outcome(summary, request):

@@ -156,6 +156,12 @@ def test_delete_all_with_yes_deletes_only_matching_memories_of_that_user(agentos
     assert agentos.memories(user + "-other") == [other]
 
 
+def test_delete_all_with_nothing_matching_says_nothing_was_deleted(cli, user):
+    result = cli("--user-id", user, "--delete-all", "--yes")
+    assert result.code == 0 and result.stdout.strip() == f"deleted 0 memories of user {user}"
+    assert cli("--user-id", user, "--delete-all", "--json").json() == {"deleted": [], "count": 0}
+
+
 def test_delete_all_honours_search(agentos, cli, user):
     agentos.seed(user, "temporary thing")
     agentos.seed(user, "permanent thing")

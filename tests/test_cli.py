@@ -238,6 +238,8 @@ def test_topics_list_for_all_users_and_for_one(fresh_agentos):
         (["--base-url", "localhost:7777"], "http://"),
         (["--base-url", "ftp://example.com"], "http://"),
         (["--create", "x", "--search", "y"], "cannot be used"),
+        (["--create", "x", "--limit", "20"], "cannot be used"),
+        (["--all", "--page", "1"], "drop --page"),
         (["--no-such-flag"], "unrecognized"),
     ],
 )
@@ -267,11 +269,6 @@ def test_usage_errors_are_json_with_json(agentos, user):
 
 
 # ------------------------------------------------------------ unreachable, exit 3
-
-
-def test_refused_port_is_exit_3_one_line(user):
-    result = run_script("--base-url", "http://127.0.0.1:9", "--user-id", user)
-    assert result.code == 3 and result.stderr.count("\n") == 1 and "cannot connect" in result.stderr
 
 
 def test_unreachable_is_json_with_json(user):
