@@ -46,6 +46,7 @@ EXIT_FAILED = 1  # not found, refused by the server, or a bulk operation left wo
 EXIT_USAGE = 2  # bad flags or values; nothing was sent
 EXIT_UNREACHABLE = 3  # no answer, timed out, or not an AgentOS memory API
 EXIT_AUTH = 4  # 401/403
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 DEFAULT_BASE_URL = "http://localhost:7777"
 DEFAULT_TIMEOUT = 30.0
@@ -93,6 +94,7 @@ exit codes:
   2  usage or validation error: nothing was sent to the server
   3  server unreachable, timed out, or not an AgentOS memory API
   4  authentication or permission failure (401/403): set --token, $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY
+  130  interrupted (Ctrl-C); an export being written to a file is discarded
 
 environment:
   AGENTOS_URL                      default for --base-url (then http://localhost:7777)
@@ -1505,7 +1507,7 @@ def main(argv=None):
         return error.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (| head): stop quietly, without a traceback at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -160,3 +160,18 @@ def test_a_server_killed_mid_export_leaves_no_file_that_looks_complete(fresh_age
     assert exporting.returncode == 3, stderr
     assert stderr.count("\n") == 1 and "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_mid_export_is_exit_130_and_leaves_no_file(tmp_path):
+    import signal
+
+    target = tmp_path / "backup.jsonl"
+    with SilentServer() as server:
+        exporting = start_script("--base-url", server.url, "--export", target)
+        deadline = time.monotonic() + 30
+        while not server.accepted and time.monotonic() < deadline:  # the request is out: stop it there
+            time.sleep(0.01)
+        exporting.send_signal(signal.SIGINT)
+        _, stderr = exporting.communicate(timeout=30)
+    assert exporting.returncode == 130 and stderr == "error: interrupted\n"
+    assert list(tmp_path.iterdir()) == []
