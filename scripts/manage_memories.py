@@ -3,6 +3,7 @@
 # dependencies = [
 #     "agno[os]>=3.1.10",
 #     "httpx>=0.27",
+#     "pyjwt>=2.10",
 # ]
 #
 # [tool.uv]
@@ -61,6 +62,26 @@ MAX_CONCURRENCY = 64
 BULK_PAGE_SIZE = 500  # page size for --all, --export, --delete-all and import lookups
 DELETE_BATCH_SIZE = 500  # memory ids per bulk DELETE request
 TOKEN_ENV_VARS = ("AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
+# Auth on agno 3.1.10: GET /info (no token needed) says which of three modes a server
+# runs ("none", "security_key", "jwt") and whether user isolation is on.
+ADMIN_SCOPE = "agent_os:admin"
+SERVICE_ACCOUNT_TOKEN_PREFIX = "agno_pat_"  # opaque tokens whose user is "sa:<name>"
+SERVICE_ACCOUNT_USER_PREFIX = "sa:"
+JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# The scopes each action needs from the memory API (reads included: writes look first).
+SCOPES_NEEDED = {
+    "list": ("memories:read",),
+    "get": ("memories:read",),
+    "create": ("memories:write",),
+    "update": ("memories:read", "memories:write"),
+    "delete": ("memories:read", "memories:delete"),
+    "delete_all": ("memories:read", "memories:delete"),
+    "topics_list": ("memories:read",),
+    "stats": ("memories:read",),
+    "export": ("memories:read",),
+    "import_file": ("memories:read", "memories:write"),
+    "whoami": (),
+}
 SORT_FIELDS = ("updated_at", "created_at")
 # Memory ids end up in URL paths (/memories/{id}); anything outside this set could
 # leave that path ("../health", "a/b", "x?y"), so it is refused before sending.
@@ -93,12 +114,19 @@ exit codes:
   1  not found, the server refused the request, or a bulk operation left work undone
   2  usage or validation error: nothing was sent to the server
   3  server unreachable, timed out, or not an AgentOS memory API
-  4  authentication or permission failure (401/403): set --token, $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY
+  4  authentication or permission failure (401/403), a token that lacks a scope, or a server that
+     limits the token to another user than --user-id: nothing was changed
   130  interrupted (Ctrl-C); an export being written to a file is discarded
 
 environment:
   AGENTOS_URL                      default for --base-url (then http://localhost:7777)
-  AGNO_ADMIN_TOKEN, OS_SECURITY_KEY  default for --token, in that order
+  AGNO_ADMIN_TOKEN, OS_SECURITY_KEY  default for --token, in that order: a static key, a JWT
+                                   or a service-account token (agno_pat_...)
+
+auth:
+  --whoami shows the server's auth mode and the token's user, scopes and expiry. With a JWT,
+  --user-id defaults to the token's subject; on a server with user isolation a token that is
+  not agent_os:admin may act only on its own user, and anything else is refused before sending.
 """
 
 
@@ -183,6 +211,11 @@ def build_parser():
     )
     actions.add_argument("--topics-list", action="store_true", help="list topics (all users, or --user-id's)")
     actions.add_argument("--stats", action="store_true", help="memories per user: count and last update")
+    actions.add_argument(
+        "--whoami",
+        action="store_true",
+        help="the server's auth mode and user isolation, and the token's user, scopes and expiry",
+    )
     actions.add_argument(
         "--export",
         metavar="FILE",
@@ -339,6 +372,7 @@ ACTION_FLAGS = {
     "delete_all": "--delete-all",
     "topics_list": "--topics-list",
     "stats": "--stats",
+    "whoami": "--whoami",
     "export": "--export",
     "import_file": "--import",
 }
@@ -353,6 +387,7 @@ ALLOWED_FLAGS = {
     "delete_all": {"--search", "--topics", "--agent-id", "--team-id", "--yes", "--dry-run", "--concurrency"},
     "topics_list": set(),
     "stats": {"--limit", "--page", "--all"},
+    "whoami": set(),
     "export": {"--search", "--topics", "--agent-id", "--team-id", "--sort", "--order", "--concurrency"},
     "import_file": {"--dry-run", "--concurrency"},
 }
@@ -416,7 +451,12 @@ def validate(args, environ):
         if getattr(args, dest) is None:
             setattr(args, dest, value)
 
-    if action in NEEDS_USER and args.user_id is None:
+    token = args.token
+    if token is None:
+        token = next((environ[name] for name in TOKEN_ENV_VARS if environ.get(name)), None)
+    # With a JWT the user can come from the token's subject; that is settled once the
+    # server's auth mode is known (identify()).
+    if action in NEEDS_USER and args.user_id is None and not (token and JWT_SHAPE.fullmatch(token)):
         if action == "list" and not args.memory_id:
             raise usage_error(
                 "--user-id is required: say whose memories to list", hint="use --stats to see which users have memories"
@@ -471,9 +511,6 @@ def validate(args, environ):
         validate_export_path(Path(args.export))
 
     base_url = validate_base_url(args.base_url or environ.get("AGENTOS_URL") or DEFAULT_BASE_URL)
-    token = args.token
-    if token is None:
-        token = next((environ[name] for name in TOKEN_ENV_VARS if environ.get(name)), None)
 
     return Request(
         action=action,
@@ -518,11 +555,15 @@ class ImportRecord:
 def check_import_lines(lines, default_user_id):
     """First pass: validate every line before anything is sent.
 
-    Returns ({memory_id: line number}, how many lines carry agent_id/team_id);
-    raises a usage error that names the bad lines.
+    Returns ({memory_id: line number}, how many lines carry agent_id/team_id, how many
+    lines belong to users other than --user-id); raises a usage error that names the
+    bad lines.
     """
-    line_of_id, problems, dropped = {}, [], 0
+    line_of_id, problems, dropped, skipped = {}, [], 0, 0
     for number, record in read_import_records(lines, default_user_id, problems):
+        if not for_user(record, default_user_id):
+            skipped += 1
+            continue
         if record.memory_id in line_of_id:
             problems.append(
                 f"line {number}: memory id {record.memory_id} already appears on line {line_of_id[record.memory_id]}"
@@ -533,7 +574,12 @@ def check_import_lines(lines, default_user_id):
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise usage_error(f"{len(problems)} bad lines, nothing imported: {shown}")
-    return line_of_id, dropped
+    return line_of_id, dropped, skipped
+
+
+def for_user(record, user_id):
+    """With --user-id, an import takes that user's lines and leaves the others' alone."""
+    return user_id is None or record.user_id == user_id
 
 
 def read_import_records(lines, default_user_id, problems):
@@ -562,8 +608,6 @@ def parse_import_line(item, default_user_id, number):
         user_id = default_user_id
     if not isinstance(user_id, str):
         raise usage_error("no user: give 'user_id' in the line or --user-id")
-    if default_user_id is not None and user_id != default_user_id:
-        raise usage_error(f"user_id {user_id!r} differs from --user-id {default_user_id!r}")
     validate_plain_text(user_id, "user_id", MAX_ID_CHARS)
 
     # Topics are kept exactly as exported (no trimming or splitting), so a round trip
@@ -600,6 +644,149 @@ def open_import_file(path):
         raise usage_error(f"--import file not found: {path}") from None
     except OSError as error:
         raise usage_error(f"cannot read --import file {path}: {error.strerror}") from None
+
+
+# --------------------------------------------------------------------------- auth
+# What a token says about itself, and what a server's auth mode makes of it. Pure
+# functions: the token is read locally and never verified (the server does that).
+
+
+@dataclass
+class Token:
+    kind: str  # "none", "key" (a static OS_SECURITY_KEY), "jwt" or "service_account"
+    subject: str | None = None  # the JWT's 'sub': the user the server takes it for
+    scopes: list | None = None  # None: the token does not say (keys, service accounts)
+    expires_at: int | None = None  # seconds since the epoch
+    audience: str | list | None = None
+
+    @property
+    def is_admin(self):
+        return ADMIN_SCOPE in (self.scopes or [])
+
+    def expiry(self):
+        from datetime import UTC, datetime
+
+        if self.expires_at is None:
+            return None
+        return datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_token(token):
+    """The token's kind and claims, decoded without verifying the signature."""
+    if not token:
+        return Token("none")
+    if token.startswith(SERVICE_ACCOUNT_TOKEN_PREFIX):
+        return Token("service_account")  # opaque: its user and scopes are known only to the server
+    if not JWT_SHAPE.fullmatch(token):
+        return Token("key")
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return Token("key")
+    subject = claims.get("sub")
+    scopes = claims.get("scopes")
+    expires_at = claims.get("exp")
+    return Token(
+        "jwt",
+        subject=subject if isinstance(subject, str) and subject else None,
+        scopes=[scope for scope in scopes if isinstance(scope, str)] if isinstance(scopes, list) else None,
+        expires_at=int(expires_at) if isinstance(expires_at, (int, float)) else None,
+        audience=claims.get("aud"),
+    )
+
+
+@dataclass
+class ServerAuth:
+    """What GET /info reports; mode None when the server does not say (older releases)."""
+
+    mode: str | None = None
+    user_isolation: bool = False
+    agno_version: str | None = None
+
+
+def limited_user(token, auth):
+    """The one user a server lets this token act on, when it limits it to one."""
+    if token.kind == "jwt" and auth.mode == "jwt" and auth.user_isolation and not token.is_admin:
+        return token.subject
+    return None
+
+
+def missing_scopes(token, auth, action):
+    """Scopes the action needs that the token shows it lacks (only where its scopes decide)."""
+    # An empty or absent claim says nothing: servers with managed roles ignore token scopes.
+    if token.kind != "jwt" or auth.mode != "jwt" or not token.scopes or token.is_admin:
+        return []
+    return [scope for scope in SCOPES_NEEDED[action] if scope not in token.scopes]
+
+
+def auth_failure(status, detail, token):
+    """One line and a hint for a 401 or 403, saying which permission is missing."""
+    detail = detail or "no detail"
+    if status == 403:
+        scopes = re.search(r"Required scope\(s\): ([\w:, *-]+)", detail)
+        if scopes:
+            needed = scopes.group(1).strip()
+            return CLIError(
+                f"this token lacks {needed} (403)",
+                EXIT_AUTH,
+                kind="auth",
+                status=403,
+                hint=f"ask for a token with {needed} or {ADMIN_SCOPE}",
+            )
+        if "missing a user identity" in detail:
+            message = "the token names no user (no 'sub' claim), which this server needs with user isolation on"
+            return CLIError(f"{message} (403)", EXIT_AUTH, kind="auth", status=403, hint="use a token with a 'sub'")
+        if "disabled" in detail.lower():
+            who = f"user {token.subject}" if token.subject else "the token's user"
+            return CLIError(
+                f"{who} is disabled on this AgentOS (403)",
+                EXIT_AUTH,
+                kind="auth",
+                status=403,
+                hint="ask the AgentOS's administrator to enable the user",
+            )
+        return CLIError(f"permission denied (403): {detail}", EXIT_AUTH, kind="auth", status=403)
+    if token.kind == "none":
+        message, hint = "this AgentOS requires a token", "pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY"
+    elif "expired" in detail.lower() and token.kind == "jwt":
+        when = f" at {format_time(token.expiry())}" if token.expires_at else ""
+        message, hint = f"the token expired{when}", "get a new token"
+    elif "expired" in detail.lower():
+        message, hint = "the service-account token is unknown, revoked or expired", "mint a new one"
+    elif "signature" in detail.lower():
+        message = "the server could not verify the token's signature: it was signed with another key"
+        hint = "use a token issued for this AgentOS"
+    elif "audience" in detail.lower() or '"aud"' in detail:
+        audience = f" {token.audience!r}" if token.audience else ""
+        message, hint = f"the token's audience{audience} is not this server's: {detail}", "use a token issued for it"
+    elif token.kind == "key" and "segments" in detail:
+        message = "this AgentOS expects a JWT (auth mode jwt), but the token is a static key"
+        hint = "pass a JWT with memories scopes via --token or $AGNO_ADMIN_TOKEN"
+    elif token.kind == "jwt" and "invalid authentication token" in detail.lower():
+        message = "this AgentOS expects its static key (OS_SECURITY_KEY), but the token is a JWT"
+        hint = "pass the key via --token or $OS_SECURITY_KEY"
+    else:
+        message, hint = f"authentication failed: {detail}", "pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY"
+    return CLIError(f"{message} (401)", EXIT_AUTH, kind="auth", status=401, hint=hint)
+
+
+def wrong_user_answer(asked, owner, token):
+    """The server answered with memories of `owner` when asked for `asked`."""
+    if token.kind in ("jwt", "service_account"):
+        return CLIError(
+            f"the server limited this token to user {owner}: asked for user {asked}, it answered with "
+            f"{owner}'s memories; nothing was changed",
+            EXIT_AUTH,
+            kind="wrong_user",
+            hint=f"use a token of user {asked}, or one with {ADMIN_SCOPE}",
+        )
+    return CLIError(
+        f"the server answered with memories of user {owner} when asked for user {asked} "
+        "(it did not apply user_id); nothing was changed",
+        kind="wrong_user",
+    )
 
 
 # ----------------------------------------------------------------------- operations
@@ -651,25 +838,159 @@ class Progress:
             self.bar = None
 
 
+def note(request, message):
+    """A line for a person on stderr (not under --json, whose data already says it)."""
+    if not request.json:
+        print(f"note: {message}", file=sys.stderr)
+
+
 class Server:
     """AgentOSClient plus the arguments every call shares (auth header, db, table)."""
 
-    def __init__(self, request):
+    def __init__(self, request, http):
         import asyncio
 
         from agno.client import AgentOSClient
 
         self.request = request
+        self.http = http
         self.client = AgentOSClient(base_url=request.base_url, timeout=request.timeout)
         self.scope = {"db_id": request.db_id, "table": request.table}
         if request.token:
             self.scope["headers"] = {"Authorization": f"Bearer {request.token}"}
         self.in_flight = asyncio.Semaphore(request.concurrency)
+        self.token = read_token(request.token)
+        self.auth = ServerAuth()  # filled in by identify() where the mode matters
 
     async def bounded(self, coroutine):
         """Await coroutine once fewer than --concurrency requests are in flight."""
         async with self.in_flight:
             return await coroutine
+
+    def owned_by(self, user_id, memories):
+        """The one guard on every memory that comes back for a user: it must be theirs.
+
+        A server may answer for another user than the one asked for (user isolation and
+        service-account tokens bind the answer to the token's user; older releases ignore
+        user_id), so nothing read for user_id is shown, changed or deleted unless it is
+        user_id's.
+        """
+        if user_id is not None:
+            for memory in memories:
+                if memory.get("user_id") != user_id:
+                    raise wrong_user_answer(user_id, memory.get("user_id"), self.token)
+        return memories
+
+
+async def fetch_server_auth(server):
+    """GET /info: the server's auth mode, user isolation and agno version (no token sent)."""
+    response = await server.http.get(f"{server.request.base_url}/info", timeout=server.request.timeout)
+    try:
+        body = response.json() if response.status_code == 200 else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return ServerAuth()  # a release without /info, or not an AgentOS: the memory calls will tell
+    mode = body.get("auth_mode")
+    return ServerAuth(
+        mode=mode if mode in ("none", "security_key", "jwt") else None,
+        user_isolation=body.get("user_isolation") is True,
+        agno_version=body.get("agno_version") if isinstance(body.get("agno_version"), str) else None,
+    )
+
+
+async def identify(server, request):
+    """Settle whom the script acts for, before anything reaches the memory API.
+
+    Asks the server's auth mode only where it changes the answer: for a JWT, and for
+    --whoami. Fills in --user-id from the token where it can, and refuses what the
+    server would silently do for another user than the one named.
+    """
+    token = server.token
+    if token.kind == "jwt" or request.action == "whoami":
+        server.auth = await fetch_server_auth(server)
+    if request.action == "whoami":
+        return
+    jwt_server = token.kind == "jwt" and server.auth.mode == "jwt"
+    if jwt_server and server.auth.user_isolation and not token.is_admin and token.subject is None:
+        raise auth_failure(403, "missing a user identity", token)
+    limited = limited_user(token, server.auth)
+    if request.user_id is None and request.action in NEEDS_USER:
+        if not (jwt_server and token.subject):
+            mode = server.auth.mode or "unknown"
+            raise usage_error(
+                f"--user-id is required with {ACTION_FLAGS.get(request.action, 'listing')}: the token's subject "
+                f"names the user only on a JWT server, and this one's auth mode is {mode}"
+            )
+        request.user_id = token.subject
+        note(request, f"acting as user {token.subject}, the subject of the token")
+    elif request.user_id is None and limited:
+        request.user_id = limited
+        note(request, f"only user {limited}'s memories: the server limits this token to its own user")
+    if limited and request.user_id != limited:
+        raise CLIError(
+            f"the server limits this token to user {limited} (user isolation is on), so it cannot act on "
+            f"user {request.user_id}; nothing was sent",
+            EXIT_AUTH,
+            kind="wrong_user",
+            hint=f"drop --user-id to act as {limited}, or use a token of {request.user_id}'s or one with {ADMIN_SCOPE}",
+        )
+    missing = missing_scopes(token, server.auth, request.action)
+    if missing:
+        needed = ", ".join(missing)
+        raise CLIError(
+            f"this token lacks {needed}, which {ACTION_FLAGS.get(request.action, 'listing')} needs; nothing was sent",
+            EXIT_AUTH,
+            kind="auth",
+            hint=f"ask for a token with {needed} or {ADMIN_SCOPE}",
+        )
+
+
+async def warn_if_hidden(server, request):
+    """An empty answer for a user, to a service-account token, may only mean 'not yours'.
+
+    agno limits such a token to its own memories (user sa:<name>) unless it holds
+    agent_os:admin, which only the server knows; one look at the users it can see
+    tells the two apart, unless it sees service accounts alone.
+    """
+    user_id = request.user_id
+    if server.token.kind != "service_account" or user_id is None or user_id.startswith(SERVICE_ACCOUNT_USER_PREFIX):
+        return
+    stats = await server.client.get_user_memory_stats(limit=100, page=1, **server.scope)
+    if any(not (row.user_id or "").startswith(SERVICE_ACCOUNT_USER_PREFIX) for row in stats.data):
+        return  # it sees other users' memories, so it is not limited: the empty answer is true
+    warn(
+        request,
+        f"a service-account token sees only its own memories (user sa:<name>) unless it holds {ADMIN_SCOPE}: "
+        f"user {user_id} may have memories this token cannot see",
+    )
+
+
+async def whoami(server, request):
+    import time
+
+    token, auth = server.token, server.auth
+    limited = limited_user(token, auth)
+    return Outcome(
+        {
+            "server": {
+                "url": request.base_url,
+                "agno_version": auth.agno_version,
+                "auth_mode": auth.mode,
+                "user_isolation": auth.user_isolation,
+            },
+            "token": {
+                "kind": token.kind,
+                "subject": token.subject,
+                "scopes": token.scopes,
+                "admin": token.is_admin,
+                "expires_at": token.expiry(),
+                "expired": token.expires_at is not None and token.expires_at < time.time(),
+                "audience": token.audience,
+            },
+            "limited_to_user": limited,
+        }
+    )
 
 
 def memory_dict(memory):
@@ -712,7 +1033,7 @@ async def fetch_page(server, filters, page, limit):
     result = await server.client.list_memories(**filters, limit=limit, page=page, **server.scope)
     meta = result.meta
     return {
-        "data": [memory_dict(memory) for memory in result.data],
+        "data": server.owned_by(filters.get("user_id"), [memory_dict(memory) for memory in result.data]),
         "meta": {
             "page": meta.page,
             "limit": meta.limit,
@@ -777,6 +1098,8 @@ async def list_memories(server, request):
             total = probe["meta"]["total_count"]
             result["meta"]["total_count"] = total
             result["meta"]["total_pages"] = -(-total // request.limit)
+        if not result["meta"]["total_count"]:
+            await warn_if_hidden(server, request)
         return Outcome(result)
     # Search and topic filters are SQL LIKE on the server: wildcards, case folding of
     # topics on SQLite and JSON escapes on PostgreSQL can widen its answer, so the
@@ -784,6 +1107,8 @@ async def list_memories(server, request):
     memories = []
     await walk_matching(server, request, memories.extend)
     total = len(memories)
+    if not total:
+        await warn_if_hidden(server, request)
     if request.all_pages:
         return Outcome(
             {
@@ -816,16 +1141,17 @@ async def get_memory(server, request, memory_id):
                 f"memory {memory_id} not found for user {request.user_id}", kind="not_found", status=404
             ) from None
         raise
-    return memory_dict(memory)
+    return server.owned_by(request.user_id, [memory_dict(memory)])[0]
 
 
 async def show_memory(server, request):
     return Outcome(await get_memory(server, request, request.memory_ids[0]))
 
 
-def check_written(memory, user_id, memory_id, content, topics):
+def check_written(server, memory, user_id, memory_id, content, topics):
     """The server answered 2xx: make sure it holds what was asked for."""
-    if memory["user_id"] != user_id or memory["memory"] != content or (memory["topics"] or []) != topics:
+    server.owned_by(user_id, [memory])
+    if memory["memory"] != content or (memory["topics"] or []) != topics:
         raise CLIError(
             f"the server answered but memory {memory_id or memory['memory_id']} does not hold what was sent",
             kind="server_error",
@@ -840,8 +1166,38 @@ async def create_memory(server, request):
     topics = request.topics or []
     created = await server.client.create_memory(request.content, request.user_id, topics=topics, **server.scope)
     memory = memory_dict(created)
-    check_written(memory, request.user_id, None, request.content, topics)
+    if memory["user_id"] != request.user_id:
+        await take_back(server, request, memory)
+    check_written(server, memory, request.user_id, None, request.content, topics)
     return Outcome(memory)
+
+
+async def take_back(server, request, memory):
+    """The server wrote the memory for another user (a service-account token that is not
+    admin writes as itself): delete it again, so nothing stays where it was not asked for."""
+    owner, memory_id = memory["user_id"], memory["memory_id"]
+    try:
+        await server.client.delete_memory(memory_id, user_id=owner, **server.scope)
+        await server.client.get_memory(memory_id, user_id=owner, **server.scope)
+    except Exception as error:
+        if getattr(getattr(error, "response", None), "status_code", None) == 404:
+            raise CLIError(
+                f"the server limited this token to user {owner}: it wrote the memory for {owner} instead of "
+                f"{request.user_id}, and it was removed again; nothing was changed",
+                EXIT_AUTH,
+                kind="wrong_user",
+                hint=f"use a token of user {request.user_id}, or one with {ADMIN_SCOPE}",
+            ) from None
+        problem = translate(error, request).message
+    else:
+        problem = "it is still there"
+    raise CLIError(
+        f"the server wrote the memory for user {owner} instead of {request.user_id} (memory {memory_id}) "
+        f"and it could not be removed: {problem}",
+        EXIT_AUTH,
+        kind="wrong_user",
+        hint=f"remove it with a token that may: --user-id {owner} --memory-id {memory_id} --delete",
+    )
 
 
 async def update_memory(server, request):
@@ -855,7 +1211,7 @@ async def update_memory(server, request):
         return Outcome(current, note=f"memory {memory_id} unchanged: it already has this content and these topics")
     updated = await server.client.update_memory(memory_id, content, request.user_id, topics=topics, **server.scope)
     memory = memory_dict(updated)
-    check_written(memory, request.user_id, memory_id, content, topics)
+    check_written(server, memory, request.user_id, memory_id, content, topics)
     cleared = [name for name in ("agent_id", "team_id") if current.get(name) and not memory.get(name)]
     if cleared:
         warn(
@@ -938,6 +1294,7 @@ async def delete_all(server, request):
     if request.dry_run:
         return Outcome({"would_delete": matching, "count": len(matching)})
     if not matching:
+        await warn_if_hidden(server, request)
         return Outcome({"deleted": [], "count": 0})
     if not request.yes:
         raise usage_error(
@@ -977,7 +1334,7 @@ async def user_stats(server, request):
     def stats_page(result):
         meta = result.meta
         return {
-            "data": [stats.model_dump(mode="json") for stats in result.data],
+            "data": server.owned_by(request.user_id, [stats.model_dump(mode="json") for stats in result.data]),
             "meta": {
                 "page": meta.page,
                 "limit": meta.limit,
@@ -1053,7 +1410,7 @@ async def import_memories(server, request):
 
     with open_import_file(request.path) as lines:
         try:
-            line_of_id, dropped = check_import_lines(lines, request.user_id)
+            line_of_id, dropped, skipped = check_import_lines(lines, request.user_id)
         except UnicodeDecodeError as error:
             raise usage_error(f"--import file {request.path} is not UTF-8 text: {error.reason}") from None
         if dropped:
@@ -1064,18 +1421,35 @@ async def import_memories(server, request):
         existing = await find_existing(server, line_of_id)
         record_count = len(line_of_id)
         del line_of_id
+        # Under user isolation the server lets a non-admin token create memories only
+        # through POST, which picks a new id; such lines are then matched by content.
+        new_ids = limited_user(server.token, server.auth) is not None
+        if new_ids:
+            held = set()
+            await walk_memories(
+                server,
+                {"user_id": request.user_id, "sort_by": "created_at", "sort_order": "asc"},
+                lambda memories: held.update(fingerprint(m["memory"], m["topics"]) for m in memories),
+            )
 
-        summary = {"created": 0, "updated": 0, "unchanged": 0, "conflicts": [], "failed": []}
+        summary = {"created": 0, "updated": 0, "unchanged": 0, "conflicts": [], "failed": [], "skipped": skipped}
         progress = Progress("importing", sys.stderr.isatty() and not request.json and not request.dry_run)
 
         async def write(record, outcome):
             # Both go through PATCH, the one call that keeps the memory id: for 'created'
             # the id was just shown to be free, for 'updated' to belong to this user.
             try:
-                written = await server.client.update_memory(
-                    record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
-                )
-                check_written(memory_dict(written), record.user_id, record.memory_id, record.memory, record.topics)
+                if outcome == "created" and new_ids:
+                    written = await server.client.create_memory(
+                        record.memory, record.user_id, topics=record.topics, **server.scope
+                    )
+                    kept_id = None
+                else:
+                    written = await server.client.update_memory(
+                        record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
+                    )
+                    kept_id = record.memory_id
+                check_written(server, memory_dict(written), record.user_id, kept_id, record.memory, record.topics)
                 summary[outcome] += 1
             except Exception as error:  # one failed line must not stop the others
                 failure = translate(error, request)
@@ -1102,7 +1476,13 @@ async def import_memories(server, request):
         try:
             lines.seek(0)
             for _, record in read_import_records(lines, request.user_id, problems=[]):
+                if not for_user(record, request.user_id):
+                    continue
                 current = existing.get(record.memory_id)
+                if current is None and new_ids and fingerprint(record.memory, record.topics) in held:
+                    summary["unchanged"] += 1
+                    progress.advance()
+                    continue
                 if current is None:
                     outcome = "created"
                 elif current[0] != record.user_id:
@@ -1128,6 +1508,12 @@ async def import_memories(server, request):
             for task in writers:
                 task.cancel()
             progress.stop()
+    if new_ids and summary["created"]:
+        warn(
+            request,
+            f"user isolation: the {summary['created']} new memories got new ids (the server lets this token create "
+            "only through POST); importing the same file again matches them by content",
+        )
     if request.dry_run:
         summary["dry_run"] = True
     summary["failed"].sort(key=lambda failure: failure["line"])
@@ -1206,6 +1592,7 @@ OPERATIONS = {
     "delete_all": delete_all,
     "topics_list": list_topics,
     "stats": user_stats,
+    "whoami": whoami,
     "export": export_memories,
     "import_file": import_memories,
 }
@@ -1275,14 +1662,7 @@ def translate(error, request):
         path = response.request.url.path
         detail = server_detail(response)
         if status in (401, 403):
-            problem = "authentication failed" if status == 401 else "permission denied"
-            return CLIError(
-                f"{problem} ({status}): {detail or 'no detail'}",
-                EXIT_AUTH,
-                kind="auth",
-                status=status,
-                hint="pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY",
-            )
+            return auth_failure(status, detail, read_token(request.token))
         if 300 <= status < 400:
             location = response.headers.get("location", "elsewhere")
             return CLIError(
@@ -1327,8 +1707,9 @@ async def run_operation(request):
     )
     set_default_async_client(http)
     try:
-        server = Server(request)
+        server = Server(request, http)
         try:
+            await identify(server, request)
             return await OPERATIONS[request.action](server, request)
         except Exception as error:
             raise translate(error, request) from None
@@ -1441,6 +1822,43 @@ def render_import(request, summary):
         for c in summary["conflicts"][:20]
     ]
     lines += [f"  failed: line {f['line']}: {f['error']}" for f in summary["failed"][:20]]
+    if summary["skipped"]:
+        lines.append(f"  skipped {summary['skipped']} lines of users other than {request.user_id}")
+    return "\n".join(lines)
+
+
+TOKEN_KINDS = {
+    "none": "none",
+    "key": "a static key",
+    "jwt": "a JWT",
+    "service_account": "a service-account token (agno_pat_): its user (sa:<name>) and scopes are kept by the server",
+}
+AUTH_MODES = {
+    "none": "none: no token needed",
+    "security_key": "security_key: one static key (OS_SECURITY_KEY) for everything",
+    "jwt": "jwt: signed tokens with scopes",
+    None: "unknown: the server does not report it (GET /info)",
+}
+
+
+def render_whoami(identity):
+    server, token = identity["server"], identity["token"]
+    version = f" (agno {server['agno_version']})" if server["agno_version"] else ""
+    mode = AUTH_MODES[server["auth_mode"]]
+    if server["auth_mode"] == "jwt":
+        mode += ", user isolation " + ("on" if server["user_isolation"] else "off")
+    lines = [f"server: {server['url']}{version}", f"auth:   {mode}", f"token:  {TOKEN_KINDS[token['kind']]}"]
+    if token["kind"] == "jwt":
+        lines.append(f"  user:    {token['subject'] or '(no sub claim)'}")
+        scopes = token["scopes"]
+        lines.append(f"  scopes:  {', '.join(scopes) if scopes else '(none in the token)'}")
+        if token["expires_at"]:
+            expired = " (expired)" if token["expired"] else ""
+            lines.append(f"  expires: {format_time(token['expires_at'])}{expired}")
+        if token["audience"]:
+            lines.append(f"  audience: {token['audience']}")
+    if identity["limited_to_user"]:
+        lines.append(f"acts on: user {identity['limited_to_user']} only (the server limits this token to its own user)")
     return "\n".join(lines)
 
 
@@ -1460,6 +1878,8 @@ def render_human(request, outcome):
         return render_import(request, data)
     if action == "export":
         return f"exported {data['exported']} memories to {data['file']}"
+    if action == "whoami":
+        return render_whoami(data)
     title = {"create": "created", "update": "updated", "get": None}[action]
     if outcome.note:
         return f"{outcome.note}\n\n{format_memory(data)}"

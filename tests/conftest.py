@@ -138,13 +138,32 @@ class AgentOSServer:
             self.process.wait()
 
 
-def start_server(tmp_path, *, token=None, db_url=None, db_file=None):
+JWT_KEY = "jwt-signing-key-for-tests-only-0123456789abcdef"
+
+
+def mint(user, scopes=("memories:read", "memories:write", "memories:delete"), key=JWT_KEY, **claims):
+    """A JWT as an identity provider would issue it, signed with the test servers' key."""
+    from agno.os import create_dev_token
+
+    return create_dev_token(user, secret=key, scopes=list(scopes), **claims)
+
+
+ADMIN_JWT_SCOPES = ("agent_os:admin",)
+
+
+def start_server(tmp_path, *, token=None, db_url=None, db_file=None, jwt_key=None, user_isolation=False, audience=None):
+    """A dev server; with jwt_key it verifies JWTs and `token` is an admin JWT for seeding."""
     env = dict(CLEAN_ENV)
-    if token:
+    auth = []
+    if jwt_key:
+        auth = ["--jwt-key", jwt_key] + (["--user-isolation"] if user_isolation else [])
+        auth += ["--jwt-audience", audience] if audience else []
+        token = mint("test-admin", ADMIN_JWT_SCOPES, key=jwt_key, audience=audience)
+    elif token:
         env["OS_SECURITY_KEY"] = token
     db_file = None if db_url else (db_file or tmp_path / "agentos.db")
     database = ["--db-url", db_url] if db_url else ["--db-file", str(db_file)]
-    command = [sys.executable, str(DEV_SERVER), *database, "--access-log", str(tmp_path / "access.log")]
+    command = [sys.executable, str(DEV_SERVER), *database, *auth, "--access-log", str(tmp_path / "access.log")]
     server = AgentOSServer("", None, token, db_file, db_url, tmp_path / "access.log")
     server.launch(command, env, tmp_path / "server.log", free_port())
     return server

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLEAN_ENV, DEV_SERVER, ROOT, SCRIPT, free_port, run_script
+from conftest import CLEAN_ENV, DEV_SERVER, JWT_KEY, ROOT, SCRIPT, free_port, run_script
 
 DOCS = ["SKILL.md", "references/api-patterns.md", "README.md"]
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -52,15 +52,32 @@ def docs_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def jwt_docs_server(tmp_path_factory):
+    """For the blocks that show a JWT-secured AgentOS: JWT with user isolation."""
+    from conftest import start_server
+
+    server = start_server(tmp_path_factory.mktemp("docs-jwt"), jwt_key=JWT_KEY, user_isolation=True)
+    yield server
+    server.stop()
+
+
 ALL_PYTHON = [(doc, number, code) for doc in DOCS for number, code in blocks(doc, "python")]
 
 
 @pytest.mark.parametrize("doc, number, code", ALL_PYTHON, ids=[f"{d}#{n}" for d, n, _ in ALL_PYTHON])
-def test_python_block_runs_and_prints_what_it_says(docs_server, tmp_path, doc, number, code):
+def test_python_block_runs_and_prints_what_it_says(request, tmp_path, doc, number, code):
+    # A block that mints tokens with the server's key runs against a JWT server.
+    env = dict(CLEAN_ENV)
+    if "JWT_VERIFICATION_KEY" in code:
+        server = request.getfixturevalue("jwt_docs_server")
+        env["JWT_VERIFICATION_KEY"] = JWT_KEY
+    else:
+        server = request.getfixturevalue("docs_server")
     program = tmp_path / "block.py"
-    program.write_text(code.replace(DOC_URL, docs_server.url))
+    program.write_text(code.replace(DOC_URL, server.url))
     result = subprocess.run(
-        [sys.executable, program], capture_output=True, text=True, env=CLEAN_ENV, cwd=tmp_path, timeout=120
+        [sys.executable, program], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
     )
     assert result.returncode == 0, f"{doc} block {number} failed:\n{result.stderr}"
     # '# value' after a print() states its output: those lines must appear, in order.
@@ -81,9 +98,12 @@ def test_script_block_runs(docs_server, tmp_path, doc, number, code):
     url = docs_server.url
     commands = code.replace("uv run scripts/manage_memories.py", f'"{sys.executable}" "{SCRIPT}"')
     if "scripts/dev_server.py" in commands:
-        # The quickstart starts its own server: give it a free port and a temporary db.
+        # A block that starts its own server gets a free port and a temporary db instead
+        # of the ones it names, and talks to that server.
         port = free_port()
         url = f"http://127.0.0.1:{port}"
+        commands = re.sub(r" --(port|db-file) \S+", "", commands)
+        commands = re.sub(r"http://localhost:\d+", url, commands)
         own_server = f'"{sys.executable}" "{DEV_SERVER}" --port {port} --db-file "{tmp_path / "quickstart.db"}"'
         commands = commands.replace("uv run scripts/dev_server.py", own_server)
     commands = commands.replace(DOC_URL, url)

@@ -76,10 +76,12 @@ def test_export_of_one_user_holds_only_that_users_memories(agentos, cli, user):
 
 def test_import_with_a_user_cannot_write_lines_of_another_user(agentos, user, tmp_path):
     backup = tmp_path / "in.jsonl"
-    backup.write_text(json.dumps({"memory": "x", "user_id": user + "-other"}) + "\n")
-    result = run_script("--base-url", agentos.url, "--import", backup, "--user-id", user)
-    assert result.code == 2 and "differs from --user-id" in result.stderr
+    lines = [{"memory": "x", "user_id": user + "-other"}, {"memory": "mine", "user_id": user}]
+    backup.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = run_script("--base-url", agentos.url, "--import", backup, "--user-id", user, "--json")
+    assert result.code == 0 and result.json()["skipped"] == 1 and result.json()["created"] == 1
     assert agentos.memories(user + "-other") == []
+    assert [m["memory"] for m in agentos.memories(user)] == ["mine"]
 
 
 def test_delete_all_of_one_user_leaves_other_users_alone(agentos, cli, user):
