@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --jwt-key: limit every non-admin token to the memories of its own user (its 'sub')",
     )
     parser.add_argument(
+        "--user-directory",
+        action="store_true",
+        help="with --jwt-key: keep a directory of users (admins can disable one at /users)",
+    )
+    parser.add_argument(
         "--mint-token",
         metavar="USER",
         help="print a JWT for USER signed with --jwt-key, then exit (for local testing only)",
@@ -154,8 +159,8 @@ def main() -> int:
     os.environ.setdefault("AGNO_TELEMETRY", "false")
     if args.mint_token:
         return mint_token(args)
-    if (args.user_isolation or args.jwt_audience) and not args.jwt_key:
-        print("error: --user-isolation and --jwt-audience need --jwt-key", file=sys.stderr)
+    if (args.user_isolation or args.jwt_audience or args.user_directory) and not args.jwt_key:
+        print("error: --user-isolation, --user-directory and --jwt-audience need --jwt-key", file=sys.stderr)
         return 2
     problem = port_in_use(args.host, args.port)
     if problem:
@@ -174,6 +179,7 @@ def main() -> int:
         db=build_db(args),
         authorization=build_authorization(args),
         user_isolation=args.user_isolation,
+        user_directory=True if args.user_directory else None,
     )
     where = args.db_url.split("@")[-1] if args.db_url else args.db_file
     if args.jwt_key:

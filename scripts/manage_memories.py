@@ -4,6 +4,8 @@
 #     "agno[os]>=3.1.10",
 #     "httpx>=0.27",
 #     "pyjwt>=2.10",
+#     "pystemmer>=3.0",
+#     "rapidfuzz>=3.9",
 # ]
 #
 # [tool.uv]
@@ -13,6 +15,7 @@
 
 Examples:
     uv run scripts/manage_memories.py --user-id alice
+    uv run scripts/manage_memories.py --user-id alice --find "what theme does she like"
     uv run scripts/manage_memories.py --user-id alice --search "dark mode"
     uv run scripts/manage_memories.py --user-id alice --create "Prefers dark mode" --topics preferences,ui
     uv run scripts/manage_memories.py --user-id alice --memory-id MEMORY_ID
@@ -21,7 +24,8 @@ Examples:
     uv run scripts/manage_memories.py --user-id alice --memory-id MEMORY_ID --delete
     uv run scripts/manage_memories.py --user-id alice --delete-all --topics scratch --yes
     uv run scripts/manage_memories.py --topics-list
-    uv run scripts/manage_memories.py --stats
+    uv run scripts/manage_memories.py --stats --sort count
+    uv run scripts/manage_memories.py --whoami
     uv run scripts/manage_memories.py --export memories.jsonl
     uv run scripts/manage_memories.py --import memories.jsonl
 
@@ -52,6 +56,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 DEFAULT_BASE_URL = "http://localhost:7777"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_LIMIT = 20
+DEFAULT_FIND_LIMIT = 10
 MAX_LIMIT = 1000
 MAX_PAGE = 1_000_000
 MAX_CONTENT_CHARS = 5000  # the server's own limit (UserMemoryCreateSchema.max_length)
@@ -71,6 +76,7 @@ JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # The scopes each action needs from the memory API (reads included: writes look first).
 SCOPES_NEEDED = {
     "list": ("memories:read",),
+    "find": ("memories:read",),
     "get": ("memories:read",),
     "create": ("memories:write",),
     "update": ("memories:read", "memories:write"),
@@ -82,7 +88,7 @@ SCOPES_NEEDED = {
     "import_file": ("memories:read", "memories:write"),
     "whoami": (),
 }
-SORT_FIELDS = ("updated_at", "created_at")
+SORT_FIELDS = ("updated_at", "created_at", "count")  # count: --stats only
 # Memory ids end up in URL paths (/memories/{id}); anything outside this set could
 # leave that path ("../health", "a/b", "x?y"), so it is refused before sending.
 MEMORY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
@@ -117,6 +123,13 @@ exit codes:
   4  authentication or permission failure (401/403), a token that lacks a scope, or a server that
      limits the token to another user than --user-id: nothing was changed
   130  interrupted (Ctrl-C); an export being written to a file is discarded
+
+import lines (JSON Lines, one object a line, as --export writes them):
+  "memory" (required, 1-5000 characters); "user_id" (else --user-id); "topics" (a list of strings);
+  "memory_id" (kept; a line without one gets an id derived from user and content, so importing the
+  same file twice creates it once); "updated_at" (compared with the server's copy to flag updates
+  that would undo a later edit). "agent_id" and "team_id" cannot be set through the API.
+  With --user-id, only that user's lines are imported and the others are counted as skipped.
 
 environment:
   AGENTOS_URL                      default for --base-url (then http://localhost:7777)
@@ -178,7 +191,9 @@ def build_parser():
 
     target = parser.add_argument_group("which memories")
     target.add_argument(
-        "--user-id", metavar="USER", help="the user whose memories to use (required by every memory operation)"
+        "--user-id",
+        metavar="USER",
+        help="the user whose memories to use (required by every memory operation; with a JWT, the token's subject)",
     )
     target.add_argument(
         "--memory-id",
@@ -186,7 +201,12 @@ def build_parser():
         metavar="MEMORY_ID",
         help="one memory: show it, or change it with --update/--topics/--delete (repeat with --delete for several)",
     )
-    target.add_argument("--search", metavar="TEXT", help="only memories whose content contains TEXT (case-insensitive)")
+    target.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="only memories whose content contains TEXT literally (ignoring case): exact, for "
+        "--delete-all and --export; to answer a question, use --find",
+    )
     target.add_argument(
         "--topics",
         metavar="A,B",
@@ -197,6 +217,12 @@ def build_parser():
     target.add_argument("--team-id", metavar="ID", help="only memories written by this team")
 
     actions = parser.add_argument_group("actions (default: list the user's memories)")
+    actions.add_argument(
+        "--find",
+        metavar="QUERY",
+        help="ranked search by words (word forms, accents, small typos; question words ignored), best "
+        f"first with a score; --user-id's memories, else every user's; --limit results (default {DEFAULT_FIND_LIMIT})",
+    )
     actions.add_argument("--create", metavar="CONTENT", help="create a memory for --user-id")
     actions.add_argument(
         "--update",
@@ -238,7 +264,11 @@ def build_parser():
     )
     output.add_argument("--page", metavar="N", type=whole_number, help="page to show, from 1 (default: 1)")
     output.add_argument("--all", action="store_true", help="fetch every page")
-    output.add_argument("--sort", choices=SORT_FIELDS, help="sort field (default: updated_at)")
+    output.add_argument(
+        "--sort",
+        choices=SORT_FIELDS,
+        help="sort field (default: updated_at); with --stats: count or updated_at, across all users",
+    )
     output.add_argument("--order", choices=("asc", "desc"), help="sort order (default: desc)")
 
     bulk = parser.add_argument_group("bulk work")
@@ -325,6 +355,16 @@ def validate_export_path(target):
         raise usage_error(f"--export folder {target.parent} is not writable")
 
 
+def validate_import_path(source):
+    """A missing or unreadable file is a usage error, found before anything is imported or sent."""
+    if not source.exists():
+        raise usage_error(f"--import file not found: {source}")
+    if source.is_dir():
+        raise usage_error(f"--import {source} is a folder: name a file")
+    if not os.access(source, os.R_OK):
+        raise usage_error(f"--import file {source} is not readable")
+
+
 def is_loopback(host):
     import ipaddress
 
@@ -347,6 +387,7 @@ class Request:
     json: bool
     user_id: str | None = None
     memory_ids: list = field(default_factory=list)
+    query: str | None = None
     content: str | None = None
     topics: list | None = None
     search: str | None = None
@@ -357,6 +398,7 @@ class Request:
     all_pages: bool = False
     sort: str = "updated_at"
     order: str = "desc"
+    sort_given: bool = False  # --stats: order every user's row here, not the server's page
     db_id: str | None = None
     table: str | None = None
     yes: bool = False
@@ -366,6 +408,7 @@ class Request:
 
 
 ACTION_FLAGS = {
+    "find": "--find",
     "create": "--create",
     "update": "--update",
     "delete": "--delete",
@@ -380,13 +423,14 @@ ACTION_FLAGS = {
 # rather than being silently ignored.
 ALLOWED_FLAGS = {
     "list": {"--search", "--topics", "--agent-id", "--team-id", "--limit", "--page", "--all", "--sort", "--order"},
+    "find": {"--limit", "--topics", "--agent-id", "--team-id"},
     "get": set(),
     "create": {"--topics"},
     "update": {"--topics"},
     "delete": {"--dry-run", "--concurrency"},
     "delete_all": {"--search", "--topics", "--agent-id", "--team-id", "--yes", "--dry-run", "--concurrency"},
     "topics_list": set(),
-    "stats": {"--limit", "--page", "--all"},
+    "stats": {"--limit", "--page", "--all", "--sort", "--order"},
     "whoami": set(),
     "export": {"--search", "--topics", "--agent-id", "--team-id", "--sort", "--order", "--concurrency"},
     "import_file": {"--dry-run", "--concurrency"},
@@ -447,6 +491,8 @@ def validate(args, environ):
     if unexpected:
         flag = ACTION_FLAGS.get(action, "listing" if action == "list" else "showing one memory")
         raise usage_error(f"{', '.join(sorted(unexpected))} cannot be used with {flag}")
+    if action == "find" and args.limit is None:
+        args.limit = DEFAULT_FIND_LIMIT
     for dest, value in DEFAULTS.items():
         if getattr(args, dest) is None:
             setattr(args, dest, value)
@@ -493,6 +539,15 @@ def validate(args, environ):
         raise usage_error("--topics is empty: name at least one topic to filter by")
     if args.search is not None and not args.search.strip():
         raise usage_error("--search needs some text")
+    query = None
+    if action == "find":
+        if not words(args.find):
+            raise usage_error("--find needs some words to look for")
+        if not [word for word in words(args.find) if word not in QUESTION_WORDS]:
+            raise usage_error(
+                f"--find {args.find!r} has only common words; name what to look for", hint='e.g. --find "coffee"'
+            )
+        query = args.find
 
     if not 1 <= args.limit <= MAX_LIMIT:
         raise usage_error(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}")
@@ -504,11 +559,17 @@ def validate(args, environ):
         raise usage_error(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {args.concurrency}")
     if not 0 < args.timeout <= 3600:
         raise usage_error(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
+    if action == "stats" and args.sort == "created_at":
+        raise usage_error("--stats sorts by count or updated_at")
+    if action != "stats" and args.sort == "count":
+        raise usage_error("--sort count goes with --stats; memories sort by updated_at or created_at")
     if args.yes and args.dry_run:
         raise usage_error("--yes and --dry-run contradict each other: choose one")
 
     if action == "export" and args.export != "-":
         validate_export_path(Path(args.export))
+    if action == "import_file" and args.import_file != "-":
+        validate_import_path(Path(args.import_file))
 
     base_url = validate_base_url(args.base_url or environ.get("AGENTOS_URL") or DEFAULT_BASE_URL)
 
@@ -520,6 +581,7 @@ def validate(args, environ):
         json=args.json,
         user_id=args.user_id,
         memory_ids=memory_ids,
+        query=query,
         content=content,
         topics=topics,
         search=args.search,
@@ -530,6 +592,7 @@ def validate(args, environ):
         all_pages=args.all,
         sort=args.sort,
         order=args.order,
+        sort_given="--sort" in given or "--order" in given,
         db_id=args.db_id,
         table=args.table,
         yes=args.yes,
@@ -550,6 +613,7 @@ class ImportRecord:
     memory: str
     topics: list
     dropped_fields: tuple = ()
+    updated_at: str | None = None  # when the memory was last changed before it was exported
 
 
 def check_import_lines(lines, default_user_id):
@@ -573,7 +637,7 @@ def check_import_lines(lines, default_user_id):
         dropped += bool(record.dropped_fields)
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise usage_error(f"{len(problems)} bad lines, nothing imported: {shown}")
+        raise usage_error(f"{plural(len(problems), 'bad line')}, nothing imported: {shown}")
     return line_of_id, dropped, skipped
 
 
@@ -625,7 +689,8 @@ def parse_import_line(item, default_user_id, number):
     validate_memory_id(memory_id)
 
     dropped = tuple(name for name in ("agent_id", "team_id") if item.get(name))
-    return ImportRecord(number, memory_id, user_id, memory, topics, dropped)
+    updated_at = item.get("updated_at") if isinstance(item.get("updated_at"), str) else None
+    return ImportRecord(number, memory_id, user_id, memory, topics, dropped, updated_at)
 
 
 def open_import_file(path):
@@ -789,6 +854,150 @@ def wrong_user_answer(asked, owner, token):
     )
 
 
+# ------------------------------------------------------------------------ ranking
+# --find: words, not one substring. A memory's text is normalized (case, accents),
+# split into words (Wi-Fi and wifi alike), reduced to stems (PyStemmer's Snowball
+# English), and scored against the query's terms with BM25; a word one or two
+# letters off a query word counts for less. Pure functions, no server.
+
+# Words that carry no meaning in a question about a user ("what does the user like").
+QUESTION_WORDS = frozenset(
+    """a an the and or but of to in on at for with about from by as into than then so if not no
+    is are was were be been being am do does did doing have has had having will would can could should
+    shall may might must what which who whom whose when where why how whats
+    i me my mine we us our you your he him his she her they them their it its this that these those
+    there here any anything some something all every each much many more most very just also too
+    user users person people someone somebody customer client memory memories remember remembers
+    know knows knew tell told say said please""".split()
+)
+BM25_K1 = 1.2  # how quickly repeating a word stops adding to the score
+BM25_B = 0.75  # how much a long memory is discounted
+FUZZY_WEIGHT = 0.5  # a word with a typo counts half as much as the word itself
+WORD_PATTERN = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*")
+
+
+def normalize(text):
+    """Casefold and drop accents, so 'Café' and 'cafe' are one word."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def words(text):
+    """The words of a text: 'Wi-Fi' gives wifi, wi and fi; "user's" gives users."""
+    found = []
+    for word in WORD_PATTERN.findall(normalize(text).replace("'", "").replace("\u2019", "")):
+        parts = re.split(r"[-.]", word)
+        found.append("".join(parts))
+        if len(parts) > 1:
+            found.extend(parts)
+    return found
+
+
+def typo_distance(word):
+    """How many letters a word may be off and still match: none for short words."""
+    return 0 if len(word) < 4 else 1 if len(word) < 8 else 2
+
+
+@dataclass
+class Query:
+    text: str
+    words: list  # the query's content words, normalized, then each adjacent pair joined
+    terms: list  # their stems, one per word
+
+    @classmethod
+    def parse(cls, text, stem):
+        content = [word for word in words(text) if word not in QUESTION_WORDS]
+        # "time zone" also looks for "timezone", "wi fi" for "wifi".
+        joined = [first + second for first, second in zip(content, content[1:])]
+        unique = list(dict.fromkeys(content + joined))
+        return cls(text, unique, [stem(word) for word in unique])
+
+
+class Ranking:
+    """Scores memories against a query as they stream past, keeping only what can
+    still make the top `limit`.
+
+    BM25 needs the whole collection's statistics (how many memories hold each term,
+    their average length) before any score is final, so memories are kept grouped by
+    what their score depends on: how often each term occurs and the memory's length.
+    Memories in one group score alike, so each group keeps its first `limit` (in the
+    order they came, newest first); the number of groups does not grow with the
+    collection.
+    """
+
+    def __init__(self, query, stem, limit):
+        from rapidfuzz.distance import Levenshtein
+
+        self.query = query
+        self.stem = stem
+        self.limit = limit
+        self.distance = Levenshtein.distance
+        self.matches_of_word = {}  # word -> ((term index, weight), ...): each word is judged once
+        self.groups = {}  # (term frequencies, length) -> memories
+        self.scanned = 0
+        self.matched = 0
+        self.total_length = 0
+        self.holding = [0] * len(query.terms)  # memories holding each term
+
+    def term_matches(self, word):
+        matches = self.matches_of_word.get(word)
+        if matches is None:
+            stem = self.stem(word)
+            matches = []
+            for index, (query_word, term) in enumerate(zip(self.query.words, self.query.terms, strict=True)):
+                if stem == term:
+                    matches.append((index, 1.0))
+                elif (allowed := typo_distance(query_word)) and abs(len(word) - len(query_word)) <= allowed:
+                    if self.distance(word, query_word, score_cutoff=allowed) <= allowed:
+                        matches.append((index, FUZZY_WEIGHT))
+            matches = self.matches_of_word[word] = tuple(matches)
+        return matches
+
+    def add(self, memory):
+        memory_words = [word for word in words(memory["memory"]) if word not in QUESTION_WORDS]
+        self.scanned += 1
+        self.total_length += len(memory_words)
+        frequencies = [0.0] * len(self.query.terms)
+        for word in memory_words:
+            for index, weight in self.term_matches(word):
+                frequencies[index] += weight
+        if not any(frequencies):
+            return
+        self.matched += 1
+        for index, frequency in enumerate(frequencies):
+            self.holding[index] += frequency > 0
+        group = self.groups.setdefault((tuple(frequencies), len(memory_words)), [])
+        if len(group) < self.limit:
+            group.append(memory)
+
+    def best(self):
+        """The top memories, best first, each with its score."""
+        import math
+
+        average_length = self.total_length / self.scanned if self.scanned else 1.0
+        weights = [math.log(1 + (self.scanned - holding + 0.5) / (holding + 0.5)) for holding in self.holding]
+
+        def score(frequencies, length):
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * length / (average_length or 1.0))
+            return sum(
+                weight * frequency * (BM25_K1 + 1) / (frequency + norm)
+                for weight, frequency in zip(weights, frequencies, strict=True)
+                if frequency
+            )
+
+        ranked = [
+            dict(memory, score=round(score(frequencies, length), 3))
+            for (frequencies, length), group in self.groups.items()
+            for memory in group
+        ]
+        # Equal scores: the most recently updated first.
+        ranked.sort(key=lambda memory: memory.get("updated_at") or "", reverse=True)
+        ranked.sort(key=lambda memory: memory["score"], reverse=True)
+        return ranked[: self.limit]
+
+
 # ----------------------------------------------------------------------- operations
 # Each talks to the AgentOS through AgentOSClient and returns an Outcome; none prints,
 # except warnings and progress, which go to stderr.
@@ -800,6 +1009,7 @@ class Outcome:
     exit_code: int = EXIT_OK
     error: CLIError | None = None  # printed after the data, when work was left undone
     note: str | None = None  # extra human line
+    hint: str | None = None  # what to try next when the answer is empty: a human line, and "hint" in JSON
 
 
 def warn(request, message):
@@ -1098,23 +1308,24 @@ async def list_memories(server, request):
             total = probe["meta"]["total_count"]
             result["meta"]["total_count"] = total
             result["meta"]["total_pages"] = -(-total // request.limit)
+        hint = None
         if not result["meta"]["total_count"]:
-            await warn_if_hidden(server, request)
-        return Outcome(result)
+            hint = await empty_answer_hint(server, request)
+        return Outcome(result, hint=hint)
     # Search and topic filters are SQL LIKE on the server: wildcards, case folding of
     # topics on SQLite and JSON escapes on PostgreSQL can widen its answer, so the
     # counts are only honest after filtering again here, over every match.
     memories = []
     await walk_matching(server, request, memories.extend)
     total = len(memories)
-    if not total:
-        await warn_if_hidden(server, request)
+    hint = await empty_answer_hint(server, request) if not total else None
     if request.all_pages:
         return Outcome(
             {
                 "data": memories,
                 "meta": {"page": 1, "limit": total, "total_pages": 1 if total else 0, "total_count": total},
-            }
+            },
+            hint=hint,
         )
     start = (request.page - 1) * request.limit
     return Outcome(
@@ -1126,8 +1337,73 @@ async def list_memories(server, request):
                 "total_pages": -(-total // request.limit),
                 "total_count": total,
             },
-        }
+        },
+        hint=hint,
     )
+
+
+async def find_memories(server, request):
+    """--find: score every memory of the user (or of everyone) against the query's words."""
+    import Stemmer
+
+    stem = Stemmer.Stemmer("english").stemWord
+    query = Query.parse(request.query, stem)
+    ranking = Ranking(query, stem, request.limit)
+
+    def score(memories):
+        for memory in memories:
+            ranking.add(memory)
+
+    await walk_matching(server, request, score)
+    best = ranking.best()
+    result = {
+        "data": best,
+        "meta": {
+            "query": request.query,
+            "words": query.words,
+            "user_id": request.user_id,
+            "searched": ranking.scanned,
+            "matched": ranking.matched,
+            "limit": request.limit,
+        },
+    }
+    hint = None
+    if not best:
+        hint = await empty_answer_hint(server, request, ranking.scanned)
+    return Outcome(result, hint=hint)
+
+
+async def empty_answer_hint(server, request, searched=None):
+    """What to try when an answer is empty, so that it is never read as 'this user has nothing'."""
+    if request.user_id is None:
+        return None
+    held = (await fetch_page(server, {"user_id": request.user_id}, 1, 1))["meta"]["total_count"]
+    if not held:
+        await warn_if_hidden(server, request)
+        return await similar_users_hint(server, request.user_id)
+    listing = f"list them with --user-id {request.user_id} --all"
+    if request.action == "find":
+        words_given = ", ".join(words(request.query)) or request.query
+        return f"none of the {plural(held, 'memory')} of user {request.user_id} mention {words_given}; {listing}"
+    if request.search and not request.topics and not request.agent_id and not request.team_id:
+        return (
+            f"no memory of user {request.user_id} contains {request.search!r} literally ({plural(held, 'memory')} "
+            f"in all); --find {json.dumps(request.search, ensure_ascii=False)} matches words, word forms and typos"
+        )
+    return f"user {request.user_id} has {plural(held, 'memory')}, none matching these filters; {listing}"
+
+
+async def similar_users_hint(server, user_id):
+    """'did you mean ...' for a user id with no memories: up to three existing ids close to it."""
+    from rapidfuzz import fuzz, process
+
+    rows = await all_user_stats(server)
+    counts = {row["user_id"]: row["total_memories"] for row in rows if row["user_id"]}
+    close = process.extract(user_id, list(counts), scorer=fuzz.WRatio, processor=normalize, limit=3, score_cutoff=75)
+    if not close:
+        return f"user {user_id} has no memories; --stats lists the users that have some"
+    named = ", ".join(f"{other} ({plural(counts[other], 'memory')})" for other, _, _ in close)
+    return f"user {user_id} has no memories; did you mean {named}?"
 
 
 async def get_memory(server, request, memory_id):
@@ -1242,7 +1518,7 @@ async def delete_memories(server, request):
             f"memory {missing[0]} not found for user {request.user_id}: nothing deleted", kind="not_found", status=404
         )
     if request.dry_run:
-        return partial_outcome({"would_delete": found, "not_found": missing}, missing, request)
+        return partial_outcome(deletion(found, missing, dry_run=True), missing, request)
     if found:
         ids = [memory["memory_id"] for memory in found]
         if len(ids) == 1:
@@ -1251,9 +1527,12 @@ async def delete_memories(server, request):
             await server.client.delete_memories(ids, user_id=request.user_id, **server.scope)
         # ...and check afterwards that they are really gone.
         await confirm_deleted(server, request, ids)
-    if len(memory_ids) == 1:
-        return Outcome({"deleted": found[0]})
-    return partial_outcome({"deleted": found, "not_found": missing}, missing, request)
+    return partial_outcome(deletion(found, missing, dry_run=False), missing, request)
+
+
+def deletion(memories, not_found, dry_run):
+    """Every delete answers in this one shape: one, several, --delete-all, dry run or not."""
+    return {"deleted": memories, "count": len(memories), "not_found": not_found, "dry_run": dry_run}
 
 
 def partial_outcome(data, missing, request):
@@ -1283,7 +1562,7 @@ async def confirm_deleted(server, request, memory_ids):
     survivors = [memory_id for memory_id, there in zip(memory_ids, remaining, strict=True) if there]
     if survivors:
         raise CLIError(
-            f"the server reported success but {len(survivors)} memories still exist: {', '.join(survivors[:10])}",
+            f"the server reported success but {plural(len(survivors), 'memory')} still exist: {', '.join(survivors[:10])}",
             kind="server_error",
         )
 
@@ -1292,13 +1571,12 @@ async def delete_all(server, request):
     matching = []
     await walk_matching(server, request, matching.extend)
     if request.dry_run:
-        return Outcome({"would_delete": matching, "count": len(matching)})
+        return Outcome(deletion(matching, [], dry_run=True))
     if not matching:
-        await warn_if_hidden(server, request)
-        return Outcome({"deleted": [], "count": 0})
+        return Outcome(deletion([], [], dry_run=False), hint=await empty_answer_hint(server, request))
     if not request.yes:
         raise usage_error(
-            f"--delete-all would delete {len(matching)} memories of user {request.user_id}; nothing was deleted",
+            f"--delete-all would delete {plural(len(matching), 'memory')} of user {request.user_id}; nothing was deleted",
             hint="add --yes to delete them, or --dry-run to list them",
         )
     ids = [memory["memory_id"] for memory in matching]
@@ -1319,8 +1597,10 @@ async def delete_all(server, request):
         lambda memories: survivors.extend(m["memory_id"] for m in memories if m["memory_id"] in deleted_ids),
     )
     if survivors:
-        raise CLIError(f"the server reported success but {len(survivors)} memories still exist", kind="server_error")
-    return Outcome({"deleted": matching, "count": len(matching)})
+        raise CLIError(
+            f"the server reported success but {plural(len(survivors), 'memory')} still exist", kind="server_error"
+        )
+    return Outcome(deletion(matching, [], dry_run=False))
 
 
 async def list_topics(server, request):
@@ -1330,41 +1610,51 @@ async def list_topics(server, request):
     return Outcome(sorted(topics))
 
 
-async def user_stats(server, request):
-    def stats_page(result):
-        meta = result.meta
-        return {
-            "data": server.owned_by(request.user_id, [stats.model_dump(mode="json") for stats in result.data]),
-            "meta": {
-                "page": meta.page,
-                "limit": meta.limit,
-                "total_pages": meta.total_pages,
-                "total_count": meta.total_count,
-            },
-        }
-
-    if not request.all_pages:
-        result = await server.client.get_user_memory_stats(
-            limit=request.limit, page=request.page, user_id=request.user_id, **server.scope
-        )
-        return Outcome(stats_page(result))
+async def all_user_stats(server, user_id=None):
+    """Every user's row of /user_memory_stats, page by page."""
     rows, page = [], 1
     while True:
-        result = stats_page(
-            await server.client.get_user_memory_stats(
-                limit=BULK_PAGE_SIZE, page=page, user_id=request.user_id, **server.scope
-            )
+        result = await server.client.get_user_memory_stats(
+            limit=BULK_PAGE_SIZE, page=page, user_id=user_id, **server.scope
         )
-        rows.extend(result["data"])
-        if page >= result["meta"]["total_pages"] or not result["data"]:
-            break
+        rows.extend(server.owned_by(user_id, [row.model_dump(mode="json") for row in result.data]))
+        if page >= result.meta.total_pages or not result.data:
+            return rows
         page += 1
-    return Outcome(
-        {
-            "data": rows,
-            "meta": {"page": 1, "limit": len(rows), "total_pages": 1 if rows else 0, "total_count": len(rows)},
-        }
-    )
+
+
+async def user_stats(server, request):
+    """--stats: the server's pages (newest activity first), or every user ordered here."""
+    if not request.sort_given and not request.all_pages and request.user_id is None:
+        result = await server.client.get_user_memory_stats(limit=request.limit, page=request.page, **server.scope)
+        rows = [row.model_dump(mode="json") for row in result.data]
+        total = result.meta.total_count
+    else:
+        rows = await all_user_stats(server, request.user_id)
+        total = len(rows)
+        if request.sort_given:
+            # The server orders by last update and pages; "who has the most" needs every row.
+            newest_first = request.order == "desc"
+            rows.sort(key=lambda row: row["user_id"] or "")
+            if request.sort == "count":
+                rows.sort(key=lambda row: row["total_memories"], reverse=newest_first)
+            else:
+                rows.sort(key=lambda row: row.get("last_memory_updated_at") or "", reverse=newest_first)
+        if not request.all_pages:
+            start = (request.page - 1) * request.limit
+            rows = rows[start : start + request.limit]
+    limit = total if request.all_pages else request.limit
+    result = {
+        "data": rows,
+        "meta": {
+            "page": 1 if request.all_pages else request.page,
+            "limit": limit,
+            "total_pages": -(-total // limit) if limit else 0,
+            "total_count": total,
+        },
+    }
+    hint = await similar_users_hint(server, request.user_id) if request.user_id and not total else None
+    return Outcome(result, hint=hint)
 
 
 async def export_memories(server, request):
@@ -1375,7 +1665,7 @@ async def export_memories(server, request):
 
         count = await walk_matching(server, request, write_lines)
         sys.stdout.flush()
-        return Outcome(None, note=f"exported {count} memories")
+        return Outcome(None, note=f"exported {plural(count, 'memory')}")
 
     import tempfile
 
@@ -1418,7 +1708,7 @@ async def import_memories(server, request):
                 request,
                 f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without",
             )
-        existing = await find_existing(server, line_of_id)
+        existing = await find_existing(server, line_of_id, keep_text=request.dry_run)
         record_count = len(line_of_id)
         del line_of_id
         # Under user isolation the server lets a non-admin token create memories only
@@ -1432,10 +1722,18 @@ async def import_memories(server, request):
                 lambda memories: held.update(fingerprint(m["memory"], m["topics"]) for m in memories),
             )
 
-        summary = {"created": 0, "updated": 0, "unchanged": 0, "conflicts": [], "failed": [], "skipped": skipped}
+        summary = {
+            "created": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "skipped": skipped,
+            "conflicts": [],
+            "failed": [],
+            "changes": [],
+        }
         progress = Progress("importing", sys.stderr.isatty() and not request.json and not request.dry_run)
 
-        async def write(record, outcome):
+        async def write(record, outcome, change):
             # Both go through PATCH, the one call that keeps the memory id: for 'created'
             # the id was just shown to be free, for 'updated' to belong to this user.
             try:
@@ -1449,8 +1747,10 @@ async def import_memories(server, request):
                         record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
                     )
                     kept_id = record.memory_id
-                check_written(server, memory_dict(written), record.user_id, kept_id, record.memory, record.topics)
+                memory = memory_dict(written)
+                check_written(server, memory, record.user_id, kept_id, record.memory, record.topics)
                 summary[outcome] += 1
+                summary["changes"].append(dict(change, memory_id=memory["memory_id"]))
             except Exception as error:  # one failed line must not stop the others
                 failure = translate(error, request)
                 summary["failed"].append(
@@ -1480,27 +1780,19 @@ async def import_memories(server, request):
                     continue
                 current = existing.get(record.memory_id)
                 if current is None and new_ids and fingerprint(record.memory, record.topics) in held:
+                    current = "unchanged"
+                outcome, change = import_decision(record, current, request.dry_run)
+                if outcome == "conflict":
+                    summary["conflicts"].append(change)
+                elif outcome == "unchanged":
                     summary["unchanged"] += 1
-                    progress.advance()
-                    continue
-                if current is None:
-                    outcome = "created"
-                elif current[0] != record.user_id:
-                    summary["conflicts"].append(
-                        {"line": record.line, "memory_id": record.memory_id, "user_id": record.user_id}
-                    )
-                    progress.advance()
-                    continue
-                elif current[1] == fingerprint(record.memory, record.topics):
-                    summary["unchanged"] += 1
-                    progress.advance()
-                    continue
-                else:
-                    outcome = "updated"
-                if request.dry_run:
+                elif request.dry_run:
                     summary[outcome] += 1
+                    summary["changes"].append(change)
                 else:
-                    await queue.put((record, outcome))
+                    await queue.put((record, outcome, change))
+                    continue
+                progress.advance()
             for _ in writers:
                 await queue.put(None)
             await asyncio.gather(*writers)
@@ -1514,17 +1806,69 @@ async def import_memories(server, request):
             f"user isolation: the {summary['created']} new memories got new ids (the server lets this token create "
             "only through POST); importing the same file again matches them by content",
         )
-    if request.dry_run:
-        summary["dry_run"] = True
+    newer = [change for change in summary["changes"] if change.get("server_newer")]
+    if newer and not request.dry_run:
+        warn(request, f"{plural(len(newer), 'update')} replaced a server copy newer than the file's line")
+    summary["dry_run"] = request.dry_run
     summary["failed"].sort(key=lambda failure: failure["line"])
+    summary["changes"].sort(key=lambda change: change["line"])
     return import_outcome(summary, request)
+
+
+def import_decision(record, current, dry_run):
+    """What importing one line does to the server copy `current` (None: no such id).
+
+    Returns (outcome, change): outcome is created, updated, unchanged or conflict; the
+    change names the line, the id and the fields that change, and whether the server's
+    copy was edited after the file's (an update would undo that edit). A dry run also
+    shows the text before and after.
+    """
+    change = {"line": record.line, "memory_id": record.memory_id}
+    if current == "unchanged":
+        return "unchanged", change
+    if current is None:
+        change.update(action="create", fields=["memory", "topics"] if record.topics else ["memory"])
+        if dry_run:
+            change["after"] = {"memory": record.memory, "topics": record.topics}
+        return "created", change
+    if current.user_id != record.user_id:
+        return "conflict", dict(change, user_id=record.user_id)
+    fields = [
+        name
+        for name, same in (
+            ("memory", current.memory_hash == text_hash(record.memory)),
+            ("topics", current.topics_hash == text_hash(record.topics)),
+        )
+        if not same
+    ]
+    if not fields:
+        return "unchanged", change
+    change.update(action="update", fields=fields, server_newer=is_later(current.updated_at, record.updated_at))
+    if dry_run:
+        change["before"] = {"memory": current.memory, "topics": current.topics, "updated_at": current.updated_at}
+        change["after"] = {"memory": record.memory, "topics": record.topics, "updated_at": record.updated_at}
+    return "updated", change
+
+
+def is_later(server_time, file_time):
+    """Whether the server's copy changed after the file's line was exported (None: cannot tell)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(server_time) > datetime.fromisoformat(file_time)
+    except (TypeError, ValueError):
+        return None
 
 
 def fingerprint(memory, topics):
     """What an import compares to decide 'unchanged', without keeping the text."""
+    return text_hash([memory, topics or []])
+
+
+def text_hash(value):
     import hashlib
 
-    return hashlib.sha256(json.dumps([memory, topics or []], ensure_ascii=False).encode()).digest()
+    return hashlib.sha256(json.dumps(value, ensure_ascii=False).encode()).digest()
 
 
 def import_outcome(summary, request):
@@ -1533,21 +1877,22 @@ def import_outcome(summary, request):
         exit_code = max(failure["exit_code"] for failure in failed)
         first = failed[0]["error"]
         error = CLIError(
-            f"{len(failed)} memories were not written (first: {first}); run the same import again to finish",
+            f"{plural(len(failed), 'memory')} not written (first: {first}); run the same import again to finish",
             exit_code,
             kind="incomplete",
         )
         return Outcome(summary, exit_code=exit_code, error=error)
     if conflicts:
         error = CLIError(
-            f"{len(conflicts)} memory ids already belong to another user and were left alone", kind="conflict"
+            f"{plural(len(conflicts), 'memory id')} already belong to another user and were left alone",
+            kind="conflict",
         )
         return Outcome(summary, exit_code=EXIT_FAILED, error=error)
     return Outcome(summary)
 
 
-async def find_existing(server, memory_ids):
-    """Which of these ids the server already holds, for any user, as {id: (user_id, fingerprint)}.
+async def find_existing(server, memory_ids, keep_text=False):
+    """Which of these ids the server already holds, for any user, as {id: ServerCopy}.
 
     Whichever needs fewer requests: reading every memory page by page, or one GET per id.
     """
@@ -1562,7 +1907,9 @@ async def find_existing(server, memory_ids):
 
         def keep(memories):
             existing.update(
-                (memory["memory_id"], summarize(memory)) for memory in memories if memory["memory_id"] in wanted
+                (memory["memory_id"], ServerCopy.of(memory, keep_text))
+                for memory in memories
+                if memory["memory_id"] in wanted
             )
 
         await walk_memories(server, {"sort_by": "created_at", "sort_order": "asc"}, keep)
@@ -1570,7 +1917,8 @@ async def find_existing(server, memory_ids):
 
     async def lookup(memory_id):
         try:
-            existing[memory_id] = summarize(memory_dict(await server.client.get_memory(memory_id, **server.scope)))
+            memory = memory_dict(await server.client.get_memory(memory_id, **server.scope))
+            existing[memory_id] = ServerCopy.of(memory, keep_text)
         except httpx.HTTPStatusError as error:
             if error.response.status_code != 404 or not is_json(error.response):
                 raise
@@ -1579,12 +1927,30 @@ async def find_existing(server, memory_ids):
     return existing
 
 
-def summarize(memory):
-    return memory["user_id"], fingerprint(memory["memory"], memory["topics"])
+@dataclass(slots=True)
+class ServerCopy:
+    """What an import needs of a memory the server already holds: hashes, not the text,
+    unless a dry run is to show it."""
+
+    user_id: str
+    memory_hash: bytes
+    topics_hash: bytes
+    updated_at: str | None
+    memory: str | None = None
+    topics: list | None = None
+
+    @classmethod
+    def of(cls, memory, keep_text):
+        topics = memory["topics"] or []
+        copy = cls(memory["user_id"], text_hash(memory["memory"]), text_hash(topics), memory.get("updated_at"))
+        if keep_text:
+            copy.memory, copy.topics = memory["memory"], topics
+        return copy
 
 
 OPERATIONS = {
     "list": list_memories,
+    "find": find_memories,
     "get": show_memory,
     "create": create_memory,
     "update": update_memory,
@@ -1730,12 +2096,26 @@ def run(request):
 # ------------------------------------------------------------------------ rendering
 
 
+def plural(count, word):
+    """'1 memory', '2 memories', '1 line', '3 users'."""
+    if count == 1:
+        return f"1 {word}"
+    if word.endswith("y"):
+        return f"{count} {word[:-1]}ies"
+    return f"{count} {word}{'es' if word.endswith(('ch', 'sh', 's', 'x')) else 's'}"
+
+
 def format_time(timestamp):
     return timestamp.replace("T", " ") if timestamp else "unknown time"
 
 
-def format_memory(memory):
-    header = f"{memory['memory_id']}  updated {format_time(memory.get('updated_at'))}"
+def format_memory(memory, show_user=False):
+    header = memory["memory_id"]
+    if "score" in memory:
+        header += f"  score {memory['score']:.2f}"
+    if show_user:
+        header += f"  user {memory['user_id']}"
+    header += f"  updated {format_time(memory.get('updated_at'))}"
     for name in ("agent_id", "team_id"):
         if memory.get(name):
             header += f"  {name.split('_')[0]} {memory[name]}"
@@ -1761,22 +2141,33 @@ def describe_filters(request):
 def render_list(request, result):
     memories, meta = result["data"], result["meta"]
     total = meta["total_count"]
-    what = f"memories of user {request.user_id}"
-    filters = describe_filters(request)
-    if filters:
-        what += " " + filters
+    whose = f"of user {request.user_id}" + (f" {describe_filters(request)}" if describe_filters(request) else "")
     if not memories:
         if total and request.page > 1:
-            pages = f"{meta['total_pages']} pages of {request.limit}"
-            return f"page {request.page} is past the end: {total} {what} fill {pages}"
-        return f"no {what}"
+            pages = f"{plural(meta['total_pages'], 'page')} of {request.limit}"
+            return f"page {request.page} is past the end: {plural(total, 'memory')} {whose} fill {pages}"
+        return f"no memories {whose}"
     first = (meta["page"] - 1) * meta["limit"] + 1 if not request.all_pages else 1
     last = first + len(memories) - 1
     order = f"{'oldest' if request.order == 'asc' else 'newest'} first by {request.sort}"
-    lines = [f"{len(memories)} of {total} {what} (shown {first}-{last}, {order})", ""]
+    lines = [f"{len(memories)} of {plural(total, 'memory')} {whose} (shown {first}-{last}, {order})", ""]
     lines += [format_memory(memory) + "\n" for memory in memories]
     if not request.all_pages and meta["page"] < meta["total_pages"]:
         lines.append(f"more: --page {meta['page'] + 1} for the next {request.limit}, or --all for all {total}")
+    return "\n".join(lines).rstrip()
+
+
+def render_find(request, result):
+    memories, meta = result["data"], result["meta"]
+    whose = f"user {request.user_id}" if request.user_id else "all users"
+    searched = f"{plural(meta['searched'], 'memory')} of {whose}"
+    if not memories:
+        return f"no match for {request.query!r} among {searched}"
+    shown = "" if meta["matched"] == len(memories) else f"best {len(memories)} of "
+    lines = [f"{shown}{plural(meta['matched'], 'match')} for {request.query!r} among {searched} (best first)", ""]
+    lines += [format_memory(memory, show_user=request.user_id is None) + "\n" for memory in memories]
+    if meta["matched"] > len(memories):
+        lines.append(f"more: --limit {min(meta['matched'], MAX_LIMIT)} for all {plural(meta['matched'], 'match')}")
     return "\n".join(lines).rstrip()
 
 
@@ -1786,7 +2177,7 @@ def render_stats(request, result):
         return "no memories stored" if request.user_id is None else f"user {request.user_id} has no memories"
     width = max(len("user"), *(len(row["user_id"]) for row in rows))
     lines = [
-        f"{len(rows)} of {meta['total_count']} users with memories",
+        f"{len(rows)} of {plural(meta['total_count'], 'user')} with memories",
         "",
         f"{'user':<{width}}  {'memories':>8}  last updated",
     ]
@@ -1800,31 +2191,64 @@ def render_stats(request, result):
 
 
 def render_delete(request, result):
-    if "would_delete" in result:
-        memories = result["would_delete"]
-        lines = [f"would delete {len(memories)} memories of user {request.user_id} (dry run: nothing deleted)"]
+    memories = result["deleted"]
+    if result["dry_run"]:
+        lines = [f"would delete {plural(len(memories), 'memory')} of user {request.user_id} (dry run: nothing deleted)"]
     else:
-        deleted = result["deleted"]
-        memories = [deleted] if isinstance(deleted, dict) else deleted
-        lines = [f"deleted {len(memories)} {'memory' if len(memories) == 1 else 'memories'} of user {request.user_id}"]
+        lines = [f"deleted {plural(len(memories), 'memory')} of user {request.user_id}"]
     lines += ["", *(format_memory(memory) + "\n" for memory in memories)] if memories else []
     return "\n".join(lines).rstrip()
 
 
+IMPORT_LISTING = 50  # changes a person sees; --json lists them all
+
+
 def render_import(request, summary):
-    verb = "would import" if summary.get("dry_run") else "imported"
+    verb = "would import" if summary["dry_run"] else "imported"
+    whose = f" for user {request.user_id}" if request.user_id else ""
     lines = [
-        f"{verb} {request.path}: {summary['created']} created, {summary['updated']} updated, "
-        f"{summary['unchanged']} unchanged, {len(summary['conflicts'])} conflicts, {len(summary['failed'])} failed"
+        f"{verb} {request.path}{whose}: {summary['created']} created, {summary['updated']} updated, "
+        f"{summary['unchanged']} unchanged, {plural(len(summary['conflicts']), 'conflict')}, "
+        f"{len(summary['failed'])} failed"
     ]
+    if summary["skipped"]:
+        lines.append(f"  skipped {plural(summary['skipped'], 'line')} of users other than {request.user_id}")
+    lines += [f"  {describe_change(change)}" for change in summary["changes"][:IMPORT_LISTING]]
+    if len(summary["changes"]) > IMPORT_LISTING:
+        lines.append(f"  and {len(summary['changes']) - IMPORT_LISTING} more changes (--json lists them all)")
     lines += [
         f"  conflict: line {c['line']}: memory {c['memory_id']} belongs to another user"
         for c in summary["conflicts"][:20]
     ]
     lines += [f"  failed: line {f['line']}: {f['error']}" for f in summary["failed"][:20]]
-    if summary["skipped"]:
-        lines.append(f"  skipped {summary['skipped']} lines of users other than {request.user_id}")
     return "\n".join(lines)
+
+
+def describe_change(change):
+    """'update ID (line 7): memory 'old' -> 'new'; NEWER ON THE SERVER ...' for one import line."""
+    head = f"{change['action']} {change['memory_id']} (line {change['line']})"
+    before, after = change.get("before") or {}, change.get("after")
+    if after is None:
+        return f"{head}: {', '.join(change['fields'])}"
+    parts = []
+    for name in change["fields"]:
+        new = after[name] if name == "memory" else ", ".join(after[name]) or "(none)"
+        if name in before:
+            old = before[name] if name == "memory" else ", ".join(before[name] or []) or "(none)"
+            parts.append(f"{name} {shorten(old)!r} -> {shorten(new)!r}")
+        else:
+            parts.append(f"{name} {shorten(new)!r}")
+    text = f"{head}: {'; '.join(parts)}"
+    if change.get("server_newer"):
+        text += (
+            f"  [the server's copy ({format_time(before['updated_at'])}) is newer than the file's"
+            f" ({format_time(after['updated_at'])}): this would undo a later edit]"
+        )
+    return text
+
+
+def shorten(text, width=60):
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 TOKEN_KINDS = {
@@ -1867,6 +2291,8 @@ def render_human(request, outcome):
     action = request.action
     if action == "list":
         return render_list(request, data)
+    if action == "find":
+        return render_find(request, data)
     if action == "stats":
         return render_stats(request, data)
     if action == "topics_list":
@@ -1877,7 +2303,7 @@ def render_human(request, outcome):
     if action == "import_file":
         return render_import(request, data)
     if action == "export":
-        return f"exported {data['exported']} memories to {data['file']}"
+        return f"exported {plural(data['exported'], 'memory')} to {data['file']}"
     if action == "whoami":
         return render_whoami(data)
     title = {"create": "created", "update": "updated", "get": None}[action]
@@ -1892,16 +2318,19 @@ def emit(request, outcome):
             print(outcome.note, file=sys.stderr)
         return
     if request.json:
-        print(json.dumps(outcome.data, ensure_ascii=False, indent=None))
+        data = outcome.data
+        if outcome.hint and isinstance(data, dict):
+            data = dict(data, hint=outcome.hint)
+        print(json.dumps(data, ensure_ascii=False, indent=None))
     else:
         print(render_human(request, outcome))
+        if outcome.hint:
+            print(f"hint: {outcome.hint}")
 
 
 def report(error, as_json):
     if as_json:
-        body = {"type": error.kind, "message": error.message, "status": error.status}
-        if error.hint:
-            body["hint"] = error.hint
+        body = {"type": error.kind, "message": error.message, "status": error.status, "hint": error.hint}
         print(json.dumps({"error": body}, ensure_ascii=False), file=sys.stderr)
     else:
         hint = f" ({error.hint})" if error.hint else ""

@@ -156,7 +156,8 @@ def start_server(tmp_path, *, token=None, db_url=None, db_file=None, jwt_key=Non
     env = dict(CLEAN_ENV)
     auth = []
     if jwt_key:
-        auth = ["--jwt-key", jwt_key] + (["--user-isolation"] if user_isolation else [])
+        # Isolation comes with a user directory, as deployments that isolate users run it.
+        auth = ["--jwt-key", jwt_key] + (["--user-isolation", "--user-directory"] if user_isolation else [])
         auth += ["--jwt-audience", audience] if audience else []
         token = mint("test-admin", ADMIN_JWT_SCOPES, key=jwt_key, audience=audience)
     elif token:

@@ -123,7 +123,8 @@ def test_delete_several_ids_reports_deleted_and_not_found(agentos, cli, user):
 def test_delete_dry_run_deletes_nothing(agentos, cli, user):
     memory = agentos.seed(user, "stays")
     result = cli("--user-id", user, "--memory-id", memory["memory_id"], "--delete", "--dry-run", "--json")
-    assert result.code == 0 and result.json()["would_delete"] == [memory]
+    assert result.code == 0
+    assert result.json() == {"deleted": [memory], "count": 1, "not_found": [], "dry_run": True}
     assert agentos.memories(user) == [memory]
 
 
@@ -140,7 +141,7 @@ def test_delete_all_dry_run_lists_what_would_go(agentos, cli, user):
     agentos.seed(user, "keeper", ["keep"])
     result = cli("--user-id", user, "--delete-all", "--topics", "scratch", "--dry-run", "--json")
     assert result.code == 0 and result.json()["count"] == 1
-    assert [m["memory"] for m in result.json()["would_delete"]] == ["scratch note"]
+    assert [m["memory"] for m in result.json()["deleted"]] == ["scratch note"] and result.json()["dry_run"]
     assert len(agentos.memories(user)) == 2
 
 
@@ -158,8 +159,14 @@ def test_delete_all_with_yes_deletes_only_matching_memories_of_that_user(agentos
 
 def test_delete_all_with_nothing_matching_says_nothing_was_deleted(cli, user):
     result = cli("--user-id", user, "--delete-all", "--yes")
-    assert result.code == 0 and result.stdout.strip() == f"deleted 0 memories of user {user}"
-    assert cli("--user-id", user, "--delete-all", "--json").json() == {"deleted": [], "count": 0}
+    assert result.code == 0 and result.stdout.splitlines()[0] == f"deleted 0 memories of user {user}"
+    body = cli("--user-id", user, "--delete-all", "--json").json()
+    assert {key: body[key] for key in ("deleted", "count", "not_found", "dry_run")} == {
+        "deleted": [],
+        "count": 0,
+        "not_found": [],
+        "dry_run": False,
+    }
 
 
 def test_delete_all_honours_search(agentos, cli, user):

@@ -85,7 +85,8 @@ def test_all_fetches_every_page(agentos, cli, user):
 
 def test_empty_list_says_so(cli, user):
     result = cli("--user-id", user)
-    assert result.code == 0 and result.stdout.strip() == f"no memories of user {user}"
+    assert result.code == 0 and result.stdout.splitlines()[0] == f"no memories of user {user}"
+    assert result.stdout.splitlines()[1].startswith(f"hint: user {user} has no memories")
 
 
 # ------------------------------------------------------------------- create and get
@@ -173,7 +174,7 @@ def test_delete_removes_the_memory_and_prints_it(agentos, cli, user):
     memory = agentos.seed(user, "Old address")
     result = cli("--user-id", user, "--memory-id", memory["memory_id"], "--delete", "--json")
     assert result.code == 0, result.stderr
-    assert result.json() == {"deleted": memory}
+    assert result.json() == {"deleted": [memory], "count": 1, "not_found": [], "dry_run": False}
     assert agentos.memories(user) == []
 
 

@@ -62,6 +62,7 @@ def test_server_error_as_json_error_object():
         "type": "server_error",
         "message": "server error 500: database is on fire",
         "status": 500,
+        "hint": None,
     }
 
 

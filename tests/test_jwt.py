@@ -165,6 +165,14 @@ def test_a_token_without_a_subject_is_refused_under_isolation(isolated, users):
     assert result.code == 4 and "no 'sub' claim" in result.stderr
 
 
+def test_a_disabled_user_is_told_so(isolated, user):
+    with isolated.http() as http:
+        http.post("/users", json={"id": user}).raise_for_status()
+        http.patch(f"/users/{user}", json={"disabled": True}).raise_for_status()
+    result = run_as(isolated, mint(user))
+    assert result.code == 4 and f"user {user} is disabled on this AgentOS (403)" in result.stderr
+
+
 # ---------------------------------------------------------- isolation off: RBAC only
 
 
