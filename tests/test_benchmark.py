@@ -1,6 +1,7 @@
 """The README's benchmark command keeps working (its numbers are not checked here:
 speed is measured by running the benchmark, never asserted by a test)."""
 
+import json
 import subprocess
 import sys
 
@@ -23,3 +24,22 @@ def test_benchmark_runs_end_to_end_on_a_small_data_set(tmp_path):
         assert label in run.stdout
     assert "peak RSS import 60: ours" in run.stdout
     assert results.exists()
+
+
+def test_the_scale_benchmark_runs_end_to_end_on_a_small_server(tmp_path):
+    results = tmp_path / "scale.json"
+    command = [
+        sys.executable,
+        "tests/benchmarks/scale.py",
+        "--sizes",
+        "sqlite:2000",
+        "--rounds",
+        "1",
+        "--json",
+        results,
+    ]
+    run = subprocess.run(command, cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(results.read_text())["rows"]
+    assert [row["work"] for row in rows][:2] == ["--export, every user", "--export, the heavy user"]
+    assert all(row["ours_s"] > 0 and row["floor_s"] > 0 and row["peak_rss_mb"] > 0 for row in rows)

@@ -1,0 +1,61 @@
+"""A real HTTP proxy on loopback in front of a real AgentOS, that holds a request back
+until the test says so: writes land between two pages of a walk, every time."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+
+class GatedProxy:
+    """Forwards everything to `target`; the `hold`-th GET /memories waits for release()."""
+
+    def __init__(self, target, hold):
+        self.target = target
+        self.hold = hold
+        self.pages = 0
+        self.released = threading.Event()
+        self.held = threading.Event()  # set when the held request has arrived
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path.startswith("/memories?"):
+                    outer.pages += 1
+                    if outer.pages == outer.hold:
+                        outer.held.set()
+                        outer.released.wait(60)
+                self.forward()
+
+            def do_other(self):
+                self.forward()
+
+            do_POST = do_PATCH = do_DELETE = do_other
+
+            def forward(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {key: value for key, value in self.headers.items() if key.lower() not in ("host",)}
+                reply = httpx.request(self.command, outer.target + self.path, content=body, headers=headers, timeout=60)
+                self.send_response(reply.status_code)
+                for key, value in reply.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(key, value)
+                self.send_header("content-length", str(len(reply.content)))
+                self.end_headers()
+                self.wfile.write(reply.content)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,186 @@
+"""Bulk work stays exact and linear (issue: production scale), on small data built to hit
+the same edges: ties across page boundaries, writes between two pages, a heavy user
+beside many light ones, an import into a server far larger than the file.
+
+Pages hold 5,000 memories, so these servers hold a few pages' worth, written through
+agno's own bulk upsert_memories as an agent run would write them.
+"""
+
+import json
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from conftest import run_script, start_script
+from proxy import GatedProxy
+
+PAGE = 5000
+
+
+def fill(server, memories):
+    """(memory_id, user_id, text) rows, all with one updated_at second: every sort key ties."""
+    from agno.db.schemas import UserMemory
+
+    stamp = int(time.time()) - 3600
+    rows = [
+        UserMemory(
+            memory=text, memory_id=memory_id, user_id=user_id, topics=["bulk"], updated_at=stamp, created_at=stamp
+        )
+        for memory_id, user_id, text in memories
+    ]
+    database = server.database()
+    for start in range(0, len(rows), 2000):
+        database.upsert_memories(rows[start : start + 2000])
+
+
+def heavy_and_light(heavy=6000, light_users=1500, each=3):
+    rows = [(f"h-{n:06d}", "heavy", f"heavy fact {n}") for n in range(heavy)]
+    rows += [
+        (f"l-{u:05d}-{k}", f"light-{u:05d}", f"light fact {k} of {u}") for u in range(light_users) for k in range(each)
+    ]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory, backend):
+    """6,000 memories of one user and 4,500 of 1,500 others, every updated_at the same."""
+    from conftest import start_server
+
+    db_url = backend.create_database() if backend else None
+    server = start_server(tmp_path_factory.mktemp("crowded"), db_url=db_url)
+    fill(server, heavy_and_light())
+    yield server
+    server.stop()
+
+
+def memory_gets(server, since=0):
+    """Query parameters of each GET /memories the server answered."""
+    pages = []
+    for line in server.requests()[since:]:
+        method, target, _status = line.split(" ")
+        if method == "GET" and urlsplit(target).path == "/memories":
+            pages.append({key: values[0] for key, values in parse_qs(urlsplit(target).query).items()})
+    return pages
+
+
+def exported_ids(path):
+    return [json.loads(line)["memory_id"] for line in path.read_text().splitlines()]
+
+
+def test_export_of_tied_memories_across_pages_is_exact_and_linear(crowded, tmp_path):
+    before = len(crowded.requests())
+    target = tmp_path / "all.jsonl"
+    result = run_script("--base-url", crowded.url, "--export", target)
+    assert result.code == 0, result.stderr
+    ids = exported_ids(target)
+    assert len(ids) == 10_500 and len(set(ids)) == 10_500
+    pages = memory_gets(crowded, before)
+    # Pages in memory_id order, a few of them, none asking for everything at once.
+    assert {page["sort_by"] for page in pages} == {"memory_id"}
+    assert 3 <= len(pages) <= 4 and max(int(page["limit"]) for page in pages) < 2 * PAGE
+
+
+def test_export_of_the_heavy_user_holds_exactly_theirs(crowded, tmp_path):
+    target = tmp_path / "heavy.jsonl"
+    assert run_script("--base-url", crowded.url, "--user-id", "heavy", "--export", target).code == 0
+    ids = exported_ids(target)
+    assert sorted(ids) == [f"h-{n:06d}" for n in range(6000)]
+
+
+def test_all_lists_every_memory_of_a_user_across_pages(crowded):
+    body = run_script("--base-url", crowded.url, "--user-id", "heavy", "--all", "--json").json()
+    assert body["meta"]["total_count"] == 6000 and len({m["memory_id"] for m in body["data"]}) == 6000
+
+
+def test_stats_sort_count_puts_the_heavy_user_first_among_many(crowded):
+    body = run_script("--base-url", crowded.url, "--stats", "--sort", "count", "--limit", "3", "--json").json()
+    assert body["data"][0] == {
+        "user_id": "heavy",
+        "total_memories": 6000,
+        "last_memory_updated_at": body["data"][0]["last_memory_updated_at"],
+    }
+    assert body["meta"]["total_count"] == 1501
+
+
+def test_find_across_every_user_reads_each_memory_once(crowded):
+    before = len(crowded.requests())
+    body = run_script("--base-url", crowded.url, "--find", "light fact 2 of 1499", "--limit", "1", "--json").json()
+    assert body["meta"]["searched"] == 10_500
+    assert body["data"][0]["memory_id"] == "l-01499-2"
+    assert len(memory_gets(crowded, before)) <= 4
+
+
+def test_an_import_into_a_far_larger_server_looks_ids_up_one_by_one(crowded, tmp_path):
+    lines = [
+        {"memory_id": "h-000007", "user_id": "heavy", "memory": "heavy fact 7", "topics": ["bulk"]},  # there
+        {"memory_id": "l-00003-1", "user_id": "intruder", "memory": "overwrite?"},  # another user's id
+        {"memory_id": "new-000001", "user_id": "heavy", "memory": "a new fact"},
+    ]
+    backup = tmp_path / "in.jsonl"
+    backup.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    before = len(crowded.requests())
+    result = run_script("--base-url", crowded.url, "--import", backup, "--json")
+    assert result.code == 1  # the conflict
+    summary = result.json()
+    assert (summary["created"], summary["unchanged"], len(summary["conflicts"])) == (1, 1, 1)
+    # Three GETs of one memory each, plus one page to count: not a walk of 10,500.
+    assert sum(1 for page in memory_gets(crowded, before) if int(page["limit"]) > 1) == 0
+    assert [m["memory"] for m in crowded.memories("light-00003") if m["memory_id"] == "l-00003-1"] == [
+        "light fact 1 of 3"
+    ]
+
+
+def test_delete_all_of_the_heavy_user_leaves_the_light_ones(fresh_agentos):
+    server = fresh_agentos()
+    fill(server, heavy_and_light(heavy=6000, light_users=100))
+    result = run_script("--base-url", server.url, "--user-id", "heavy", "--delete-all", "--yes", "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["count"] == 6000
+    assert server.memories("heavy") == [] and len(server.memories()) == 300
+
+
+@pytest.mark.parametrize("deleted", [10, 200], ids=["within-the-overlap", "more-than-the-overlap"])
+def test_writes_between_two_pages_never_drop_or_repeat_a_memory(fresh_agentos, tmp_path, deleted):
+    """Deleting memories that sort before the walk's position shifts every later row
+    back; creating some shifts them on. Held between the first and second page by a
+    proxy, so the writes land mid-walk every time."""
+    server = fresh_agentos()
+    fill(server, [(f"m-{n:06d}", f"user-{n % 50}", f"fact {n}") for n in range(12_000)])
+    gone = {f"m-{n:06d}" for n in range(deleted)}
+    target = tmp_path / "all.jsonl"
+    with GatedProxy(server.url, hold=2) as proxy:
+        exporting = start_script("--base-url", proxy.url, "--export", target)
+        assert proxy.held.wait(60), "the export never asked for a second page"
+        with server.http() as http:
+            http.request("DELETE", "/memories", json={"memory_ids": sorted(gone)}).raise_for_status()
+        fill(server, [(f"a-{n:06d}", "newcomer", f"new fact {n}") for n in range(30)])
+        proxy.released.set()
+        _, stderr = exporting.communicate(timeout=120)
+    assert exporting.returncode == 0, stderr
+    ids = exported_ids(target)
+    survivors = {f"m-{n:06d}" for n in range(deleted, 12_000)}
+    assert len(ids) == len(set(ids)), "a memory was exported twice"
+    assert survivors <= set(ids), f"missing: {sorted(survivors - set(ids))[:5]}"
+    assert set(ids) - survivors <= gone | {f"a-{n:06d}" for n in range(30)}
+    assert re.search(r"at least \d+ memories were created or deleted while this read them", stderr)
+
+
+def test_a_long_export_shows_nothing_on_stderr_when_not_a_terminal(crowded, tmp_path):
+    exporting = start_script("--base-url", crowded.url, "--export", tmp_path / "x.jsonl")
+    _, stderr = exporting.communicate(timeout=120)
+    assert exporting.returncode == 0 and stderr == ""
+
+
+def test_import_reads_the_server_once_when_the_file_is_larger(fresh_agentos, tmp_path):
+    server = fresh_agentos()
+    fill(server, [(f"m-{n:06d}", "owner", f"fact {n}") for n in range(6000)])
+    backup = tmp_path / "in.jsonl"
+    backup.write_text("".join(json.dumps({"memory": f"new {n}", "user_id": "owner"}) + "\n" for n in range(400)))
+    before = len(server.requests())
+    result = run_script("--base-url", server.url, "--import", backup, "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["created"] == 400
+    walked = [page for page in memory_gets(server, before) if int(page["limit"]) > 1]
+    assert 1 <= len(walked) <= 3 and not [line for line in server.requests()[before:] if "GET /memories/" in line]
