@@ -71,6 +71,7 @@ MAX_CONCURRENCY = 64
 # WALK_OVERLAP of the one before, to prove that nothing slipped between them.
 WALK_PAGE_SIZE = 5000
 WALK_OVERLAP = 64
+MAX_RETREATS = 10  # steps back in a row before a walk gives up on a server changing faster than it reads
 # Measured on agno 3.1.10: serving one page of WALK_PAGE_SIZE memories costs the server
 # about as much as this many GETs of one memory (the import's existence check).
 GETS_PER_PAGE = 40
@@ -1445,9 +1446,7 @@ class Walk:
     """What a walk saw: how many memories it passed on, and how far the server changed under it."""
 
     kept: int = 0
-    total: int = 0  # the server's count when the walk started
     changed: int = 0  # at least this many memories were created or deleted while it ran
-    requests: int = 0
 
 
 async def walk_memories(server, filters, on_batch, progress=None, keep=None):
@@ -1480,10 +1479,11 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
 
     current = following = ask(0)
     walk_end = 0  # the furthest row any page has reached
+    previous_start = 0
+    retreats = 0  # steps back in a row without a new memory
     try:
         while True:
             response = await current.task
-            walk.requests += 1
             # Ask for the next page before reading this one, so the server works while
             # this side parses; it is dropped if this page turns out to be the last.
             following = ask(current.start + current.limit - overlap)
@@ -1505,10 +1505,11 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
             anchor = next((i for i in range(len(rows) - 1, -1, -1) if rows[i]["memory_id"] in known), None)
             if passed_on and anchor is None:
                 following.task.cancel()
-                if current.start == 0:
+                retreats += 1
+                if current.start == 0 or retreats > MAX_RETREATS:
                     raise CLIError(
-                        f"more than {plural(WALK_PAGE_SIZE, 'memory')} were deleted while this read them; "
-                        "nothing was lost: run it again",
+                        "memories were deleted faster than this could read past them; nothing was changed: "
+                        "run it again",
                         kind="changed_underneath",
                     )
                 # More memories were deleted before this page than it overlaps: step back.
@@ -1516,9 +1517,13 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
                 continue
             fresh = rows if anchor is None else rows[anchor + 1 :]
             at_end = len(rows) < current.limit and not capped
-            if not fresh and not at_end and current.start + current.limit <= walk_end:
+            moving_on = current.start >= previous_start  # not a page read again after a step back
+            if not fresh and not at_end and moving_on and current.start + current.limit <= walk_end:
                 raise not_agentos(server.request.base_url, "it answers the same page again for the next one")
+            if fresh:
+                retreats = 0
             walk_end = max(walk_end, current.start + len(rows))
+            previous_start = current.start
             passed_on.extend(memory["memory_id"] for memory in fresh)
             if progress:
                 progress.advance(len(fresh))
@@ -1532,7 +1537,6 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
     finally:  # a request still under way when the walk ends or fails is not needed
         current.task.cancel()
         following.task.cancel()
-    walk.total = totals[0]
     walk.changed = sum(abs(after - before) for before, after in zip(totals, totals[1:]))
     if walk.changed:
         warn(
