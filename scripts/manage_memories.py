@@ -38,7 +38,6 @@ result after it.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -78,6 +77,7 @@ GETS_PER_PAGE = 40
 STATS_PAGE_SIZE = 50_000  # /user_memory_stats rows are small; each page regroups every memory
 DELETE_BATCH_SIZE = 5000  # memory ids per bulk DELETE request
 TOKEN_ENV_VARS = ("AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
+TOKEN_HINT = "pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY"
 # Auth on agno 3.1.10: GET /info (no token needed) says which of three modes a server
 # runs ("none", "security_key", "jwt") and whether user isolation is on.
 ADMIN_SCOPE = "agent_os:admin"
@@ -564,9 +564,10 @@ def validate(args, environ):
         raise usage_error("--search needs some text")
     query = None
     if action == "find":
-        if not words(args.find):
+        query_words = words(args.find)
+        if not query_words:
             raise usage_error("--find needs some words to look for")
-        if not [word for word in words(args.find) if word not in QUESTION_WORDS]:
+        if all(word in QUESTION_WORDS for word in query_words):
             raise usage_error(
                 f"--find {args.find!r} has only common words; name what to look for", hint='e.g. --find "coffee"'
             )
@@ -899,7 +900,7 @@ def auth_failure(status, detail, token):
             )
         return CLIError(f"permission denied (403): {detail}", EXIT_AUTH, kind="auth", status=403)
     if token.kind == "none":
-        message, hint = "this AgentOS requires a token", "pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY"
+        message, hint = "this AgentOS requires a token", TOKEN_HINT
     elif "expired" in detail.lower() and token.kind == "jwt":
         when = f" at {format_time(token.expiry())}" if token.expires_at else ""
         message, hint = f"the token expired{when}", "get a new token"
@@ -918,7 +919,7 @@ def auth_failure(status, detail, token):
         message = "this AgentOS expects its static key (OS_SECURITY_KEY), but the token is a JWT"
         hint = "pass the key via --token or $OS_SECURITY_KEY"
     else:
-        message, hint = f"authentication failed: {detail}", "pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY"
+        message, hint = f"authentication failed: {detail}", TOKEN_HINT
     return CLIError(f"{message} (401)", EXIT_AUTH, kind="auth", status=401, hint=hint)
 
 
@@ -1011,20 +1012,23 @@ class Ranking:
     BM25 needs the whole collection's statistics (how many memories hold each term,
     their average length) before any score is final, so memories are kept grouped by
     what their score depends on: how often each term occurs and the memory's length.
-    Memories in one group score alike, so each group keeps its first `limit` (in the
-    order they came, newest first); the number of groups does not grow with the
-    collection.
+    Memories in one group score alike, so each group keeps its `limit` most recently
+    updated (equal scores go newest first); the number of groups does not grow with
+    the collection.
     """
 
     def __init__(self, query, stem, limit):
+        import heapq
+
         from rapidfuzz.distance import Levenshtein
 
         self.query = query
         self.stem = stem
         self.limit = limit
         self.distance = Levenshtein.distance
+        self.push, self.push_pop = heapq.heappush, heapq.heappushpop
         self.matches_of_word = {}  # word -> ((term index, weight), ...): each word is judged once
-        self.groups = {}  # (term frequencies, length) -> memories
+        self.groups = {}  # (term frequencies, length) -> heap of (updated_at, arrival, memory)
         self.scanned = 0
         self.matched = 0
         self.total_length = 0
@@ -1061,8 +1065,11 @@ class Ranking:
         for index, frequency in enumerate(frequencies):
             self.holding[index] += frequency > 0
         group = self.groups.setdefault((tuple(frequencies), len(memory_words)), [])
+        entry = (memory.get("updated_at") or "", self.matched, memory)
         if len(group) < self.limit:
-            group.append(memory)
+            self.push(group, entry)
+        else:
+            self.push_pop(group, entry)  # drops the least recently updated
 
     def best(self):
         """The top memories, best first, each with its score."""
@@ -1082,7 +1089,7 @@ class Ranking:
         ranked = [
             dict(memory, score=round(score(frequencies, length), 3))
             for (frequencies, length), group in self.groups.items()
-            for memory in group
+            for _, _, memory in group
         ]
         # Equal scores: the most recently updated first.
         ranked.sort(key=lambda memory: memory.get("updated_at") or "", reverse=True)
@@ -1562,7 +1569,8 @@ async def list_memories(server, request):
             result["meta"]["total_pages"] = -(-total // request.limit)
         hint = None
         if not result["meta"]["total_count"]:
-            hint = await empty_answer_hint(server, request)
+            unfiltered = not request.agent_id and not request.team_id
+            hint = await empty_answer_hint(server, request, held=0 if unfiltered else None)
         return Outcome(result, hint=hint)
     # Search and topic filters are SQL LIKE on the server: wildcards, case folding of
     # topics on SQLite and JSON escapes on PostgreSQL can widen its answer, so the
@@ -1629,15 +1637,21 @@ async def find_memories(server, request):
     }
     hint = None
     if not best:
-        hint = await empty_answer_hint(server, request, ranking.scanned)
+        # Without filters, the walk read every memory the user has.
+        unfiltered = not request.topics and not request.agent_id and not request.team_id
+        hint = await empty_answer_hint(server, request, held=ranking.scanned if unfiltered else None)
     return Outcome(result, hint=hint)
 
 
-async def empty_answer_hint(server, request, searched=None):
-    """What to try when an answer is empty, so that it is never read as 'this user has nothing'."""
+async def empty_answer_hint(server, request, held=None):
+    """What to try when an answer is empty, so that it is never read as 'this user has nothing'.
+
+    held: how many memories the user has, where the caller already knows.
+    """
     if request.user_id is None:
         return None
-    held = (await fetch_page(server, {"user_id": request.user_id}, 1, 1))["meta"]["total_count"]
+    if held is None:
+        held = (await fetch_page(server, {"user_id": request.user_id}, 1, 1))["meta"]["total_count"]
     if not held:
         await warn_if_hidden(server, request)
         return await similar_users_hint(server, request.user_id)
@@ -1902,12 +1916,12 @@ async def user_stats(server, request):
         total = len(rows)
         if request.sort_given:
             # The server orders by last update and pages; "who has the most" needs every row.
-            newest_first = request.order == "desc"
+            descending = request.order == "desc"
             rows.sort(key=lambda row: row["user_id"] or "")
             if request.sort == "count":
-                rows.sort(key=lambda row: row["total_memories"], reverse=newest_first)
+                rows.sort(key=lambda row: row["total_memories"], reverse=descending)
             else:
-                rows.sort(key=lambda row: row.get("last_memory_updated_at") or "", reverse=newest_first)
+                rows.sort(key=lambda row: row.get("last_memory_updated_at") or "", reverse=descending)
         if not request.all_pages:
             start = (request.page - 1) * request.limit
             rows = rows[start : start + request.limit]
@@ -1972,6 +1986,7 @@ async def export_memories(server, request):
 
 async def import_memories(server, request):
     import asyncio
+    import contextlib
 
     index = ImportIndex()
     with open_import_file(request.path) as lines, contextlib.closing(index):
@@ -1984,18 +1999,21 @@ async def import_memories(server, request):
                 request,
                 f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without",
             )
-        await find_existing(server, index)
         record_count = index.count
         # Under user isolation the server lets a non-admin token create memories only
         # through POST, which picks a new id; such lines are then matched by content.
+        # The token sees its own user's memories alone, so one walk over them does both.
         new_ids = limited_user(server.token, server.auth) is not None
+        held = set()
         if new_ids:
-            held = set()
-            await walk_memories(
-                server,
-                {"user_id": request.user_id},
-                lambda memories: held.update(fingerprint(m["memory"], m["topics"]) for m in memories),
-            )
+
+            def note_held(memories):
+                index.note_server_copies(memories)
+                held.update(fingerprint(memory["memory"], memory["topics"]) for memory in memories)
+
+            await walk_memories(server, {"user_id": request.user_id}, note_held)
+        else:
+            await find_existing(server, index)
 
         summary = {
             "created": 0,
@@ -2054,8 +2072,10 @@ async def import_memories(server, request):
                 if not for_user(record, request.user_id):
                     continue
                 current = index.server_copy(record.memory_id)
-                if current is None and new_ids and fingerprint(record.memory, record.topics) in held:
-                    current = "unchanged"
+                if current is None and held and fingerprint(record.memory, record.topics) in held:
+                    summary["unchanged"] += 1  # created by an earlier run under a new id
+                    progress.advance()
+                    continue
                 outcome, change = import_decision(record, current, request.dry_run)
                 if outcome == "conflict":
                     summary["conflicts"].append(change)
@@ -2099,8 +2119,6 @@ def import_decision(record, current, dry_run):
     shows the text before and after.
     """
     change = {"line": record.line, "memory_id": record.memory_id}
-    if current == "unchanged":
-        return "unchanged", change
     if current is None:
         change.update(action="create", fields=["memory", "topics"] if record.topics else ["memory"])
         if dry_run:

@@ -73,6 +73,17 @@ def test_short_words_are_not_matched_with_typos():
 def test_ties_keep_the_newest_first_and_only_the_limit():
     ranking = rank([f"fact about tea number {n}" for n in range(50)], "tea", limit=3)
     assert [memory["memory_id"] for memory in ranking.best()] == ["0", "1", "2"]
+
+
+def test_ties_keep_the_newest_whatever_order_they_arrive_in():
+    # Walks read in memory_id order, not by time: the newest may come last.
+    texts = [f"fact about tea number {n}" for n in range(50)]
+    ranking = manage_memories.Ranking(manage_memories.Query.parse("tea", stem), stem, 3)
+    for number in reversed(range(50)):
+        ranking.add(
+            {"memory_id": str(number), "memory": texts[number], "updated_at": f"2026-01-01T00:00:{59 - number:02}Z"}
+        )
+    assert [memory["memory_id"] for memory in ranking.best()] == ["0", "1", "2"]
     assert ranking.matched == 50 and ranking.scanned == 50
     kept = sum(len(group) for group in ranking.groups.values())
     assert kept <= 3 * len(ranking.groups) and kept < 50
