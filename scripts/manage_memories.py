@@ -16,7 +16,7 @@
 
 Examples:
     uv run scripts/manage_memories.py --user-id alice
-    uv run scripts/manage_memories.py --user-id alice --find "what theme does she like"
+    uv run scripts/manage_memories.py --user-id alice --find "does she prefer a dark theme?"
     uv run scripts/manage_memories.py --user-id alice --search "dark mode"
     uv run scripts/manage_memories.py --user-id alice --create "Prefers dark mode" --topics preferences,ui
     uv run scripts/manage_memories.py --user-id alice --memory-id MEMORY_ID
@@ -1657,8 +1657,10 @@ async def empty_answer_hint(server, request, held=None):
         return await similar_users_hint(server, request.user_id)
     listing = f"list them with --user-id {request.user_id} --all"
     if request.action == "find":
-        words_given = ", ".join(words(request.query)) or request.query
-        return f"none of the {plural(held, 'memory')} of user {request.user_id} mention {words_given}; {listing}"
+        looked_for = ", ".join(word for word in words(request.query) if word not in QUESTION_WORDS)
+        return (
+            f"no memory of user {request.user_id} mentions {looked_for} ({plural(held, 'memory')} searched); {listing}"
+        )
     if request.search and not request.topics and not request.agent_id and not request.team_id:
         return (
             f"no memory of user {request.user_id} contains {request.search!r} literally ({plural(held, 'memory')} "

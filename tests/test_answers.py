@@ -184,12 +184,22 @@ def test_find_is_read_only(people):
 
 def test_find_with_no_match_says_how_many_memories_there_are(people):
     server, _ = people
-    result = run_script("--base-url", server.url, "--user-id", "carla", "--find", "submarine")
+    result = run_script("--base-url", server.url, "--user-id", "carla", "--find", "where is the submarine?")
     assert result.code == 0
-    assert "no match for 'submarine' among 8 memories of user carla" in result.stdout
-    assert "hint: none of the 8 memories of user carla mention submarine; list them with --user-id carla --all" in (
-        result.stdout
+    assert "no match for 'where is the submarine?' among 8 memories of user carla" in result.stdout
+    assert (
+        "hint: no memory of user carla mentions submarine (8 memories searched); list them with --user-id carla --all"
+        in result.stdout
     )
+
+
+def test_the_examples_find_what_they_ask_for(fresh_agentos):
+    """The --find examples of the README, SKILL.md and --help, on the memory they create."""
+    server = fresh_agentos()
+    server.seed("alice", "Prefers dark mode", ["preferences", "ui"])
+    for query in ("does alice prefer a dark theme?", "does she prefer a dark theme?"):
+        body = run_script("--base-url", server.url, "--user-id", "alice", "--find", query, "--json").json()
+        assert [memory["memory"] for memory in body["data"]] == ["Prefers dark mode"], query
 
 
 def test_find_with_only_question_words_is_a_usage_error():
