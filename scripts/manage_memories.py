@@ -110,13 +110,14 @@ IMPORT_ID_NAMESPACE = uuid.UUID("6f1c44a6-1b49-4a4c-9a8e-4d3b7f0c2a51")
 class CLIError(Exception):
     """A failure the user should see: one line, an exit code, maybe a hint."""
 
-    def __init__(self, message, exit_code=EXIT_FAILED, *, kind="error", status=None, hint=None):
+    def __init__(self, message, exit_code=EXIT_FAILED, *, kind="error", status=None, hint=None, detail=None):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         self.kind = kind
         self.status = status
         self.hint = hint
+        self.detail = detail  # the server's whole error text, where the message summarises it
 
 
 def usage_error(message, hint=None):
@@ -142,7 +143,8 @@ json (--json on stdout; one shape per kind of result):
   every delete:   {"deleted": [memory...], "count", "not_found": [id...], "dry_run"}
   --import:       {"created", "updated", "unchanged", "skipped", "conflicts", "failed", "changes", "dry_run"}
   an empty answer adds "hint" (what to try next); errors go to stderr as
-  {"error": {"type", "message", "status", "hint"}}, warnings as {"warning": "..."}
+  {"error": {"type", "message", "status", "hint", "detail"}}, warnings as {"warning": "..."};
+  "detail" is the server's whole error text where the one-line message summarises it
 
 import lines (JSON Lines, one object a line, as --export writes them):
   "memory" (required, 1-5000 characters); "user_id" (else --user-id); "topics" (a list of strings);
@@ -276,6 +278,11 @@ def build_parser():
 
     output = parser.add_argument_group("listing and output")
     output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout; errors as JSON on stderr")
+    output.add_argument(
+        "--verbose",
+        action="store_true",
+        help="after an error, print the server's whole error text (SQL, validation) that the one line summarises",
+    )
     output.add_argument(
         "--limit",
         metavar="N",
@@ -855,6 +862,7 @@ class ServerAuth:
     mode: str | None = None
     user_isolation: bool = False
     agno_version: str | None = None
+    has_info: bool = False  # GET /info answered at all (agno 2.5 on)
 
 
 def limited_user(token, auth):
@@ -1182,7 +1190,12 @@ class Server:
             self.scope["headers"] = {"Authorization": f"Bearer {request.token}"}
         self.in_flight = asyncio.Semaphore(request.concurrency)
         self.token = read_token(request.token)
-        self.auth = ServerAuth()  # filled in by identify() where the mode matters
+        self.auth = None  # GET /info, asked only where the answer matters (ask_auth)
+        self.limited_to = None  # the one user the server lets this token act on, if it limits it
+        self.release = None  # the agno release, asked only where it matters (ask_release)
+        # What older releases cannot do, learnt from their answers (get_page):
+        self.page_cap = None  # the largest page they serve
+        self.topics_filter_fails = False  # their SQL for the topics filter fails on SQLite
 
     @property
     def client(self):
@@ -1213,20 +1226,84 @@ class Server:
         return memories
 
 
-async def fetch_server_auth(server):
-    """GET /info: the server's auth mode, user isolation and agno version (no token sent)."""
-    response = await server.http.get(f"{server.request.base_url}/info", timeout=server.request.timeout)
+async def ask_auth(server):
+    """GET /info, once: the server's auth mode, user isolation and agno version (no token sent)."""
+    if server.auth is None:
+        body = await get_json(server, "/info")
+        if not isinstance(body, dict):
+            server.auth = ServerAuth()  # a release without /info, or not an AgentOS: the memory calls will tell
+        else:
+            mode = body.get("auth_mode")
+            server.auth = ServerAuth(
+                mode=mode if mode in ("none", "security_key", "jwt") else None,
+                user_isolation=body.get("user_isolation") is True,
+                agno_version=body.get("agno_version") if isinstance(body.get("agno_version"), str) else None,
+                has_info=True,
+            )
+    return server.auth
+
+
+async def get_json(server, path):
+    """A GET of one of the server's own description endpoints: its JSON, or None."""
+    response = await server.http.get(f"{server.request.base_url}{path}", timeout=server.request.timeout)
     try:
-        body = response.json() if response.status_code == 200 else None
+        return response.json() if response.status_code == 200 else None
     except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return ServerAuth()  # a release without /info, or not an AgentOS: the memory calls will tell
-    mode = body.get("auth_mode")
-    return ServerAuth(
-        mode=mode if mode in ("none", "security_key", "jwt") else None,
-        user_isolation=body.get("user_isolation") is True,
-        agno_version=body.get("agno_version") if isinstance(body.get("agno_version"), str) else None,
+        return None
+
+
+# ---------------------------------------------------------------------- releases
+# Servers run whatever agno their owners deployed. Releases before 2.6 answer some
+# memory requests wrongly or not at all; the script adapts where it can still give the
+# right answer and refuses where it cannot, naming the release that can.
+
+TOPICS_RIGHT_FROM = (2, 6)  # /memory_topics: SQL for PostgreSQL only before 2.3, the first row's
+# topics in 2.3 and 2.4 (whatever the user), 500 in 2.5 (it passes a user_id its database cannot take)
+CREATED_AT_FROM = (2, 3)  # the memory table has no created_at before 2.3; sorting by it is ignored
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str  # for messages: "agno 3.1.10", "agno 2.3", "agno 2.0 or 2.1"
+    at_least: tuple  # the oldest release it can be
+
+    def before(self, version):
+        return self.at_least < version
+
+
+async def ask_release(server):
+    """The server's agno release, once: its own word where it gives one (GET /info, 2.6 on),
+    else what its endpoints show, as finely as the script's choices need."""
+    if server.release is None:
+        server.release = await identify_release(server)
+    return server.release
+
+
+async def identify_release(server):
+    auth = await ask_auth(server)
+    version = tuple(int(part) for part in re.findall(r"\d+", auth.agno_version or "")[:3])
+    if version:
+        return Release(f"agno {auth.agno_version}", version)
+    if auth.has_info:
+        return Release("agno 2.5", (2, 5))  # /info without a version
+    health = await get_json(server, "/health")
+    if not isinstance(health, dict):  # not an AgentOS of any release: let the memory calls say so
+        return Release("an unknown release", (999,))
+    started = health.get("instantiated_at")
+    if started is None:
+        return Release("agno 2.0 or 2.1", (2, 0))
+    if "T" in str(started):
+        return Release("agno 2.4", (2, 4))  # an ISO time; before 2.4 a Unix timestamp
+    # 2.3 adds POST /optimize-memories: a GET of it is 405 there and 404 before.
+    optimize = await server.http.get(f"{server.request.base_url}/optimize-memories", timeout=server.request.timeout)
+    return Release("agno 2.3", (2, 3)) if optimize.status_code == 405 else Release("agno 2.2", (2, 2))
+
+
+def unsupported(release, what, first_release, hint=None):
+    return CLIError(
+        f"this AgentOS ({release.name}) cannot {what}; agno {first_release} and later can; nothing was changed",
+        kind="unsupported",
+        hint=hint,
     )
 
 
@@ -1238,17 +1315,17 @@ async def identify(server, request):
     server would silently do for another user than the one named.
     """
     token = server.token
-    if token.kind == "jwt" or request.action == "whoami":
-        server.auth = await fetch_server_auth(server)
+    auth = await ask_auth(server) if token.kind == "jwt" or request.action == "whoami" else ServerAuth()
     if request.action == "whoami":
         return
-    jwt_server = token.kind == "jwt" and server.auth.mode == "jwt"
-    if jwt_server and server.auth.user_isolation and not token.is_admin and token.subject is None:
+    jwt_server = token.kind == "jwt" and auth.mode == "jwt"
+    if jwt_server and auth.user_isolation and not token.is_admin and token.subject is None:
         raise auth_failure(403, "missing a user identity", token)
-    limited = limited_user(token, server.auth)
+    limited = limited_user(token, auth)
+    server.limited_to = limited
     if request.user_id is None and request.action in NEEDS_USER:
         if not (jwt_server and token.subject):
-            mode = server.auth.mode or "unknown"
+            mode = auth.mode or "unknown"
             raise usage_error(
                 f"--user-id is required with {ACTION_FLAGS.get(request.action, 'listing')}: the token's subject "
                 f"names the user only on a JWT server, and this one's auth mode is {mode}"
@@ -1266,7 +1343,7 @@ async def identify(server, request):
             kind="wrong_user",
             hint=f"drop --user-id to act as {limited}, or use a token of {request.user_id}'s or one with {ADMIN_SCOPE}",
         )
-    missing = missing_scopes(token, server.auth, request.action)
+    missing = missing_scopes(token, auth, request.action)
     if missing:
         needed = ", ".join(missing)
         raise CLIError(
@@ -1287,8 +1364,8 @@ async def warn_if_hidden(server, request):
     user_id = request.user_id
     if server.token.kind != "service_account" or user_id is None or user_id.startswith(SERVICE_ACCOUNT_USER_PREFIX):
         return
-    stats = await server.client.get_user_memory_stats(limit=100, page=1, **server.scope)
-    if any(not (row.user_id or "").startswith(SERVICE_ACCOUNT_USER_PREFIX) for row in stats.data):
+    stats = await fetch_stats(server, 1, 100)
+    if any(not (row["user_id"] or "").startswith(SERVICE_ACCOUNT_USER_PREFIX) for row in stats["data"]):
         return  # it sees other users' memories, so it is not limited: the empty answer is true
     warn(
         request,
@@ -1300,7 +1377,7 @@ async def warn_if_hidden(server, request):
 async def whoami(server, request):
     import time
 
-    token, auth = server.token, server.auth
+    token, auth = server.token, await ask_auth(server)
     limited = limited_user(token, auth)
     return Outcome(
         {
@@ -1374,24 +1451,91 @@ async def fetch_page(server, filters, page, limit):
     into a model and dumping it back cost 2.8 s of a 9.1 s read (measured, agno
     3.1.10), for the same fields. The shape is checked here instead.
     """
-    return read_page(server, filters, await request_page(server, filters, page, limit), page, limit)
+    return await fetch_rows(server, "/memories", filters, page, limit, lambda body: read_page(server, filters, body))
 
 
-async def request_page(server, filters, page, limit):
+# agno 2.2 caps pages at 100 rows and finds out only after the query: it answers 500.
+PAGE_CAP_ERROR = re.compile(r"\blimit\s+Input should be less than or equal to (\d+)")
+
+
+class PageCapped(Exception):
+    """The server serves pages of at most `cap` rows; ask again in pages that size."""
+
+    def __init__(self, cap):
+        super().__init__(cap)
+        self.cap = cap
+
+
+async def get_page(server, path, filters, page, limit):
+    """One page of a list endpoint, with what older releases need: PageCapped where the
+    server refuses a page this large, and no topics filter where its SQL for one fails
+    (agno 2.2 and older on SQLite; the script filters by topics itself in any case)."""
     params = {key: value for key, value in filters.items() if value is not None}
+    if server.topics_filter_fails:
+        params.pop("topics", None)
     params.update(limit=limit, page=page)
     params.update((key, value) for key, value in server.scope.items() if key != "headers" and value is not None)
-    response = await server.http.get(
-        f"{server.request.base_url}/memories",
-        params=params,
-        headers=server.scope.get("headers"),
-        timeout=server.request.timeout,
+    response = await get_idempotent(
+        server, f"{server.request.base_url}{path}", params=params, headers=server.scope.get("headers")
     )
+    if response.status_code == 500:
+        capped = PAGE_CAP_ERROR.search(server_detail(response) or "")
+        if capped and limit > int(capped[1]):
+            server.page_cap = int(capped[1])
+            raise PageCapped(server.page_cap)
+        if "topics" in params and not server.topics_filter_fails:
+            server.topics_filter_fails = True
+            return await get_page(server, path, filters, page, limit)
     response.raise_for_status()
     return response
 
 
-def read_page(server, filters, response, page, limit):
+async def get_idempotent(server, url, **options):
+    """A GET, asked once more if the connection it reused was closed under it: uvicorn
+    closes a connection after an app error it answered 500 for (agno 2.2's page cap), and
+    the next request on it fails before reaching the server."""
+    import httpx
+
+    try:
+        return await server.http.get(url, timeout=server.request.timeout, **options)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return await server.http.get(url, timeout=server.request.timeout, **options)
+
+
+async def fetch_rows(server, path, filters, page, limit, read):
+    """Page `page` of `limit` rows, put together from the server's smaller pages if it caps them."""
+    import asyncio
+
+    cap = server.page_cap
+    if cap is None or limit <= cap:
+        try:
+            return page_of(read(await get_page(server, path, filters, page, limit)), page, limit)
+        except PageCapped as capped:
+            cap = capped.cap
+    start = (page - 1) * limit
+    first, last = start // cap + 1, (start + limit - 1) // cap + 1
+    read_parts = [read(await get_page(server, path, filters, first, cap))]
+    last = min(last, -(-read_parts[0]["total_count"] // cap))  # no requests past the last row
+    rest = await asyncio.gather(
+        *(server.bounded(get_page(server, path, filters, part, cap)) for part in range(first + 1, last + 1))
+    )
+    read_parts += [read(response) for response in rest]
+    rows = [row for part in read_parts for row in part["data"]]
+    skip = start - (first - 1) * cap
+    total = max(part["total_count"] for part in read_parts)  # past the end, some releases say 0
+    return page_of({"data": rows[skip : skip + limit], "total_count": total}, page, limit)
+
+
+def page_of(rows, page, limit):
+    total = rows["total_count"]
+    return {
+        "data": rows["data"],
+        "meta": {"page": page, "limit": limit, "total_pages": -(-total // limit), "total_count": total},
+    }
+
+
+def read_body(server, response, path, row_kind):
+    """{"data": [...], "total_count": n} from a page's JSON, or not_agentos."""
     import orjson
 
     try:
@@ -1401,17 +1545,14 @@ def read_page(server, filters, response, page, limit):
     meta = body.get("meta") if isinstance(body, dict) else None
     rows = body.get("data") if isinstance(body, dict) else None
     if not isinstance(rows, list) or not isinstance(meta, dict) or not isinstance(meta.get("total_count"), int):
-        raise not_agentos(server.request.base_url, "GET /memories did not answer a page of memories")
-    memories = [as_memory(row, server.request.base_url) for row in rows]
-    return {
-        "data": server.owned_by(filters.get("user_id"), memories),
-        "meta": {
-            "page": meta.get("page", page),
-            "limit": meta.get("limit", limit),
-            "total_pages": meta.get("total_pages", -(-meta["total_count"] // limit)),
-            "total_count": meta["total_count"],
-        },
-    }
+        raise not_agentos(server.request.base_url, f"GET {path} did not answer a page of {row_kind}")
+    return {"data": rows, "total_count": meta["total_count"]}
+
+
+def read_page(server, filters, response):
+    page = read_body(server, response, "/memories", "memories")
+    memories = [as_memory(row, server.request.base_url) for row in page["data"]]
+    return {"data": server.owned_by(filters.get("user_id"), memories), "total_count": page["total_count"]}
 
 
 def as_memory(row, base_url):
@@ -1478,10 +1619,12 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
     passed_on = deque(maxlen=WALK_PAGE_SIZE)  # the last ids passed on, to find our place again
     totals = []
     size, overlap = WALK_PAGE_SIZE, WALK_OVERLAP  # smaller if the server caps its pages
+    if server.page_cap:
+        size, overlap = server.page_cap, min(WALK_OVERLAP, server.page_cap // 4)
 
     def ask(target):
         page, limit = slice_at(target, size)
-        task = asyncio.ensure_future(request_page(server, ordered, page, limit))
+        task = asyncio.ensure_future(get_page(server, "/memories", ordered, page, limit))
         return PageRequest((page - 1) * limit, limit, page, task)
 
     current = following = ask(0)
@@ -1490,12 +1633,18 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
     retreats = 0  # steps back in a row without a new memory
     try:
         while True:
-            response = await current.task
+            try:
+                response = await current.task
+            except PageCapped as capped:  # it refuses pages this large: ask in pages it serves
+                following.task.cancel()
+                size, overlap = capped.cap, min(WALK_OVERLAP, capped.cap // 4)
+                current = following = ask(current.start)
+                continue
             # Ask for the next page before reading this one, so the server works while
             # this side parses; it is dropped if this page turns out to be the last.
             following = ask(current.start + current.limit - overlap)
-            rows = read_page(server, ordered, response, current.page, current.limit)
-            totals.append(rows["meta"]["total_count"])
+            rows = read_page(server, ordered, response)
+            totals.append(rows["total_count"])
             rows = rows["data"]
             capped = len(rows) < current.limit and current.start + len(rows) < totals[-1]
             if capped and len(rows) < 2:
@@ -1559,6 +1708,12 @@ async def walk_matching(server, request, on_batch, progress=None):
 
 
 async def list_memories(server, request):
+    if request.sort == "created_at":
+        release = await ask_release(server)
+        if release.before(CREATED_AT_FROM):
+            raise unsupported(
+                release, "sort memories by created_at (its memory table has none)", "2.3", "use --sort updated_at"
+            )
     if not request.all_pages and not request.search and not request.topics:
         result = await fetch_page(server, server_filters(request), request.page, request.limit)
         if not result["data"] and request.page > 1:
@@ -1581,6 +1736,7 @@ async def list_memories(server, request):
         await walk_matching(server, request, memories.extend, progress)
     finally:
         progress.stop()
+    await put_in_order(server, request, memories)
     total = len(memories)
     hint = await empty_answer_hint(server, request) if not total else None
     if request.all_pages:
@@ -1604,6 +1760,26 @@ async def list_memories(server, request):
         },
         hint=hint,
     )
+
+
+async def put_in_order(server, request, memories):
+    """Order what a walk read (memory_id order) by --sort and --order, as the server would."""
+    descending = request.order == "desc"
+    memories.sort(key=lambda memory: memory["memory_id"])
+    if request.sort == "updated_at":
+        memories.sort(key=lambda memory: memory["updated_at"] or "", reverse=descending)
+        return
+    # Memories carry no created_at: take the order from the server's pages sorted by it.
+    rank, unranked, page = {}, {memory["memory_id"] for memory in memories}, 1
+    while unranked:
+        result = await fetch_page(server, server_filters(request), page, WALK_PAGE_SIZE)
+        for memory in result["data"]:
+            rank.setdefault(memory["memory_id"], len(rank))
+            unranked.discard(memory["memory_id"])
+        if page >= result["meta"]["total_pages"]:
+            break
+        page += 1
+    memories.sort(key=lambda memory: rank.get(memory["memory_id"], len(rank)))
 
 
 async def find_memories(server, request):
@@ -1888,21 +2064,47 @@ async def delete_all(server, request):
 
 
 async def list_topics(server, request):
+    release = await ask_release(server)
+    if release.before(TOPICS_RIGHT_FROM):
+        topics = set()
+        await walk_memories(
+            server,
+            {"user_id": request.user_id},
+            lambda memories: topics.update(topic for memory in memories for topic in memory["topics"] or []),
+        )
+        note(request, f"topics read from the memories: /memory_topics of {release.name} is wrong (right from agno 2.6)")
+        return Outcome(sorted(topics))
     topics = await server.client.get_memory_topics(user_id=request.user_id, **server.scope)
     if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
         raise not_agentos(server.request.base_url, "/memory_topics did not answer a list of topics")
     return Outcome(sorted(topics))
 
 
+STATS_FIELDS = ("user_id", "total_memories", "last_memory_updated_at")
+
+
+async def fetch_stats(server, page, limit, user_id=None):
+    """One page of /user_memory_stats: a row per user, newest activity first."""
+
+    def read(response):
+        rows = read_body(server, response, "/user_memory_stats", "user stats")
+        for row in rows["data"]:
+            if not isinstance(row, dict) or not isinstance(row.get("total_memories"), int):
+                raise not_agentos(server.request.base_url, "its user stats do not match the schema")
+        rows["data"] = [{name: row.get(name) for name in STATS_FIELDS} for row in rows["data"]]
+        return rows
+
+    return await fetch_rows(server, "/user_memory_stats", {"user_id": user_id}, page, limit, read)
+
+
 async def all_user_stats(server, user_id=None):
-    """Every user's row of /user_memory_stats, page by page."""
+    """Every user's row of /user_memory_stats (user_id's alone, if given), page by page."""
     rows, page = [], 1
     while True:
-        result = await server.client.get_user_memory_stats(
-            limit=STATS_PAGE_SIZE, page=page, user_id=user_id, **server.scope
-        )
-        rows.extend(server.owned_by(user_id, [row.model_dump(mode="json") for row in result.data]))
-        if page >= result.meta.total_pages or not result.data:
+        result = await fetch_stats(server, page, STATS_PAGE_SIZE, user_id)
+        # Releases before 2.5 ignore user_id here and list every user: keep the row asked for.
+        rows.extend(row for row in result["data"] if user_id is None or row["user_id"] == user_id)
+        if page >= result["meta"]["total_pages"] or not result["data"]:
             return rows
         page += 1
 
@@ -1910,9 +2112,9 @@ async def all_user_stats(server, user_id=None):
 async def user_stats(server, request):
     """--stats: the server's pages (newest activity first), or every user ordered here."""
     if not request.sort_given and not request.all_pages and request.user_id is None:
-        result = await server.client.get_user_memory_stats(limit=request.limit, page=request.page, **server.scope)
-        rows = [row.model_dump(mode="json") for row in result.data]
-        total = result.meta.total_count
+        result = await fetch_stats(server, request.page, request.limit)
+        rows = result["data"]
+        total = result["meta"]["total_count"]
     else:
         rows = await all_user_stats(server, request.user_id)
         total = len(rows)
@@ -2005,7 +2207,7 @@ async def import_memories(server, request):
         # Under user isolation the server lets a non-admin token create memories only
         # through POST, which picks a new id; such lines are then matched by content.
         # The token sees its own user's memories alone, so one walk over them does both.
-        new_ids = limited_user(server.token, server.auth) is not None
+        new_ids = server.limited_to is not None
         held = set()
         if new_ids:
 
@@ -2259,6 +2461,24 @@ def server_detail(response):
     return str(detail) if detail is not None else None
 
 
+# What older servers put in an error's detail: SQLAlchemy's statement and parameters,
+# and pydantic's listing of each invalid field. summarize() keeps what went wrong.
+SQL_DUMP = re.compile(r"\s*(?:\[SQL: |\[parameters: |\(Background on this error at: )")
+VALIDATION_DUMP = re.compile(
+    r"\d+ validation errors? for (?P<model>\w+)\n(?P<field>[^\n]+)\n\s*(?P<message>[^\n\[]*[^\s\[])[^\n]*(?:\n.*)?",
+    re.DOTALL,
+)
+SUMMARY_CHARS = 200
+
+
+def summarize(detail):
+    """A server error's detail as one line: what went wrong, without the dumps around it."""
+    text = SQL_DUMP.split(detail, maxsplit=1)[0]
+    text = VALIDATION_DUMP.sub(lambda found: f"invalid {found['field']} in {found['model']}: {found['message']}", text)
+    line = " ".join(text.split())
+    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"
+
+
 def not_agentos(base_url, why):
     return CLIError(
         f"{base_url} is not an AgentOS memory API ({why})",
@@ -2312,11 +2532,15 @@ def translate(error, request):
             return not_agentos(base_url, f"HTTP {status} from {path} without an AgentOS error body")
         if status == 404 and detail == "Not Found":  # FastAPI's answer for a route it does not have
             return CLIError(f"this AgentOS has no {path} endpoint (404)", kind="not_found", status=404)
+        summary = summarize(detail)
+        whole = detail if summary != detail else None
         if status == 404:
-            return CLIError(f"not found (404): {detail}", kind="not_found", status=404)
+            return CLIError(f"not found (404): {summary}", kind="not_found", status=404, detail=whole)
         if status in (400, 409, 422):
-            return CLIError(f"the server rejected the request ({status}): {detail}", kind="rejected", status=status)
-        return CLIError(f"server error {status}: {detail}", kind="server_error", status=status)
+            return CLIError(
+                f"the server rejected the request ({status}): {summary}", kind="rejected", status=status, detail=whole
+            )
+        return CLIError(f"server error {status}: {summary}", kind="server_error", status=status, detail=whole)
     if isinstance(error, httpx.TransportError):
         return CLIError(
             f"connection to {base_url} failed: {type(error).__name__} {error}".strip(),
@@ -2599,13 +2823,17 @@ def emit(request, outcome):
             print(f"hint: {outcome.hint}")
 
 
-def report(error, as_json):
+def report(error, as_json, verbose):
     if as_json:
         body = {"type": error.kind, "message": error.message, "status": error.status, "hint": error.hint}
+        if error.detail is not None:
+            body["detail"] = error.detail
         print(json.dumps({"error": body}, ensure_ascii=False), file=sys.stderr)
     else:
         hint = f" ({error.hint})" if error.hint else ""
         print(f"error: {error.message}{hint}", file=sys.stderr)
+        if verbose and error.detail is not None:
+            print("\n".join(f"  {line}" for line in error.detail.splitlines()), file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- main
@@ -2614,16 +2842,17 @@ def report(error, as_json):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     as_json = "--json" in argv
+    verbose = "--verbose" in argv
     try:
         args = build_parser().parse_args(argv)
         request = validate(args, os.environ)
         outcome = run(request)
         emit(request, outcome)
         if outcome.error is not None:
-            report(outcome.error, as_json)
+            report(outcome.error, as_json, verbose)
         return outcome.exit_code
     except CLIError as error:
-        report(error, as_json)
+        report(error, as_json, verbose)
         return error.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

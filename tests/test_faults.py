@@ -66,6 +66,45 @@ def test_server_error_as_json_error_object():
     }
 
 
+# Error details as agno 2.2 answers them (measured): SQLAlchemy's error with the
+# statement and parameters, and pydantic's listing of an invalid field.
+SQL_ERROR = (
+    '(sqlite3.OperationalError) unrecognized token: ":"\n[SQL: SELECT count(*) AS count_1 \nFROM (SELECT '
+    "agno_memories.memory_id AS memory_id \nFROM agno_memories \nWHERE agno_memories.user_id = ? AND topics::text "
+    "LIKE '%\"drinks\"%') AS anon_1]\n[parameters: ('alice',)]\n(Background on this error at: "
+    "https://sqlalche.me/e/20/e3q8)"
+)
+VALIDATION_ERROR = (
+    "1 validation error for PaginationInfo\nlimit\n  Input should be less than or equal to 100 "
+    "[type=less_than_equal, input_value=120, input_type=int]\n    For further information visit "
+    "https://errors.pydantic.dev/2.14/v/less_than_equal"
+)
+
+
+@pytest.mark.parametrize(
+    "detail, summary",
+    [
+        (SQL_ERROR, 'server error 500: (sqlite3.OperationalError) unrecognized token: ":"'),
+        (
+            VALIDATION_ERROR,
+            "server error 500: invalid limit in PaginationInfo: Input should be less than or equal to 100",
+        ),
+    ],
+    ids=["sql", "validation"],
+)
+def test_a_server_error_dump_is_one_line_and_the_whole_text_on_request(detail, summary):
+    with FaultServer(json_answer({"detail": detail}, status=500)) as server:
+        plain = run_script("--base-url", server.url, "--user-id", "alice")
+        as_json = run_script("--base-url", server.url, "--user-id", "alice", "--json")
+        verbose = run_script("--base-url", server.url, "--user-id", "alice", "--verbose")
+    assert_one_line(plain, 1, summary)
+    assert plain.stderr == f"error: {summary}\n"
+    assert as_json.code == 1 and as_json.error()["message"] == summary and as_json.error()["detail"] == detail
+    assert verbose.code == 1
+    first, *rest = verbose.stderr.splitlines()
+    assert first == f"error: {summary}" and rest == [f"  {line}" for line in detail.splitlines()]
+
+
 @pytest.mark.parametrize(
     "base_url",
     ["http://127.0.0.1:9", "http://no-such-host.invalid:7777", "http://192.0.2.1:7777"],
