@@ -3,6 +3,7 @@
 # dependencies = [
 #     "agno[os]>=3.1.10",
 #     "httpx>=0.27",
+#     "ijson>=3.3",
 #     "orjson>=3.10",
 #     "pyjwt>=2.10",
 #     "pystemmer>=3.0",
@@ -66,10 +67,16 @@ MAX_TOPICS = 50
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
 # Bulk reads page through the memories in memory_id order, the one sort key that is
-# unique and never changes, WALK_PAGE_SIZE at a time; each page re-reads the last
-# WALK_OVERLAP of the one before, to prove that nothing slipped between them.
+# unique and never changes; each page re-reads the last WALK_OVERLAP of the one before,
+# to prove that nothing slipped between them. Pages are WALK_PAGE_SIZE rows, or about
+# total / WALK_PAGES on a larger server, up to WALK_PAGE_MAX: each page makes the server
+# skip every row before it (about 3 µs a row on PostgreSQL at 1,000,000, measured), so
+# the walk's cost grows with the square of the number of pages.
 WALK_PAGE_SIZE = 5000
+WALK_PAGES = 4
+WALK_PAGE_MAX = 250_000
 WALK_OVERLAP = 64
+STREAM_CHUNK_BYTES = 1 << 18  # a page is read and parsed this much at a time
 MAX_RETREATS = 10  # steps back in a row before a walk gives up on a server changing faster than it reads
 # Measured on agno 3.1.10: serving one page of WALK_PAGE_SIZE memories costs the server
 # about as much as this many GETs of one memory (the import's existence check).
@@ -964,6 +971,7 @@ QUESTION_WORDS = frozenset(
     user users person people someone somebody customer client memory memories remember remembers
     know knows knew tell told say said please""".split()
 )
+JUDGED_WORDS_KEPT = 50_000  # words whose matches --find remembers at once
 BM25_K1 = 1.2  # how quickly repeating a word stops adding to the score
 BM25_B = 0.75  # how much a long memory is discounted
 FUZZY_WEIGHT = 0.5  # a word with a typo counts half as much as the word itself
@@ -1052,6 +1060,10 @@ class Ranking:
             elif (allowed := typo_distance(query_word)) and abs(len(word) - len(query_word)) <= allowed:
                 if self.distance(word, query_word, score_cutoff=allowed) <= allowed:
                     matches.append((index, FUZZY_WEIGHT))
+        if len(self.matches_of_word) >= JUDGED_WORDS_KEPT:
+            # Numbers and ids make the words seen grow with the memories: start afresh
+            # rather than hold them all (the words that recur are judged again at once).
+            self.matches_of_word.clear()
         matches = self.matches_of_word[word] = tuple(matches)
         return matches
 
@@ -1466,18 +1478,26 @@ class PageCapped(Exception):
         self.cap = cap
 
 
-async def get_page(server, path, filters, page, limit):
+async def get_page(server, path, filters, page, limit, stream=False):
     """One page of a list endpoint, with what older releases need: PageCapped where the
     server refuses a page this large, and no topics filter where its SQL for one fails
-    (agno 2.2 and older on SQLite; the script filters by topics itself in any case)."""
+    (agno 2.2 and older on SQLite; the script filters by topics itself in any case).
+    With stream, a successful answer's body is left unread for the caller to parse."""
     params = {key: value for key, value in filters.items() if value is not None}
     if server.topics_filter_fails:
         params.pop("topics", None)
     params.update(limit=limit, page=page)
     params.update((key, value) for key, value in server.scope.items() if key != "headers" and value is not None)
-    response = await get_idempotent(
-        server, f"{server.request.base_url}{path}", params=params, headers=server.scope.get("headers")
+    request = server.http.build_request(
+        "GET",
+        f"{server.request.base_url}{path}",
+        params=params,
+        headers=server.scope.get("headers"),
+        timeout=server.request.timeout,
     )
+    response = await send_idempotent(server, request, stream)
+    if response.status_code != 200 and stream:
+        await response.aread()  # errors are short: read them as a whole
     if response.status_code == 500:
         capped = PAGE_CAP_ERROR.search(server_detail(response) or "")
         if capped and limit > int(capped[1]):
@@ -1485,21 +1505,21 @@ async def get_page(server, path, filters, page, limit):
             raise PageCapped(server.page_cap)
         if "topics" in params and not server.topics_filter_fails:
             server.topics_filter_fails = True
-            return await get_page(server, path, filters, page, limit)
+            return await get_page(server, path, filters, page, limit, stream)
     response.raise_for_status()
     return response
 
 
-async def get_idempotent(server, url, **options):
-    """A GET, asked once more if the connection it reused was closed under it: uvicorn
+async def send_idempotent(server, request, stream=False):
+    """A GET, sent once more if the connection it reused was closed under it: uvicorn
     closes a connection after an app error it answered 500 for (agno 2.2's page cap), and
     the next request on it fails before reaching the server."""
     import httpx
 
     try:
-        return await server.http.get(url, timeout=server.request.timeout, **options)
+        return await server.http.send(request, stream=stream)
     except (httpx.ReadError, httpx.RemoteProtocolError):
-        return await server.http.get(url, timeout=server.request.timeout, **options)
+        return await server.http.send(request, stream=stream)
 
 
 async def fetch_rows(server, path, filters, page, limit, read):
@@ -1603,11 +1623,15 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
     Offset pages over a table that changes can shift: a memory deleted before the
     current page moves every later one back a row, and one would be skipped. So the
     pages are ordered by memory_id (unique: no ties to reorder between requests), and
-    each starts WALK_OVERLAP rows before the last one ended. A page is trusted only if
-    it holds one of the last ids passed on; what follows that id in it is new (an
-    order the server keeps, whatever its collation). Memories that exist for the
-    whole walk are passed on exactly once, whatever is written meanwhile, and memory
-    use is one page, whatever the size of the server.
+    each starts WALK_OVERLAP rows before the last one ended. A page is trusted only
+    once it shows one of the ids passed on lately; what it holds after that and has
+    not been passed on is new. Memories that exist for the whole walk are passed on
+    exactly once, whatever is written meanwhile.
+
+    Each page makes the server skip every row before it, so a walk over many memories
+    takes few large pages (about total / WALK_PAGES rows each), read as they arrive:
+    memory holds a chunk of a page and the ids passed on lately, whatever the size
+    of the server.
 
     Calls on_batch(memories) with the new memories that keep accepts; returns a Walk.
     """
@@ -1616,18 +1640,30 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
 
     ordered = dict(filters, sort_by="memory_id", sort_order="asc")
     walk = Walk()
-    passed_on = deque(maxlen=WALK_PAGE_SIZE)  # the last ids passed on, to find our place again
     totals = []
     size, overlap = WALK_PAGE_SIZE, WALK_OVERLAP  # smaller if the server caps its pages
     if server.page_cap:
         size, overlap = server.page_cap, min(WALK_OVERLAP, server.page_cap // 4)
+    settled = server.page_cap is not None  # the page size, once the first page gives the total
+    # The last ids passed on: more than a step back reaches, so the page read again after
+    # one finds its place (a step back asks for a page of at most WALK_PAGE_SIZE).
+    passed_on = deque(maxlen=2 * WALK_PAGE_SIZE)
 
-    def ask(target):
-        page, limit = slice_at(target, size)
-        task = asyncio.ensure_future(get_page(server, "/memories", ordered, page, limit))
+    def ask(target, most=None):
+        page, limit = slice_at(target, most or size)
+        task = asyncio.ensure_future(get_page(server, "/memories", ordered, page, limit, stream=True))
         return PageRequest((page - 1) * limit, limit, page, task)
 
-    current = following = ask(0)
+    def pass_on(memories):
+        passed_on.extend(memory["memory_id"] for memory in memories)
+        if progress:
+            progress.advance(len(memories))
+        kept = [memory for memory in memories if keep is None or keep(memory)]
+        walk.kept += len(kept)
+        if kept:
+            on_batch(kept)
+
+    current, following = ask(0), None
     walk_end = 0  # the furthest row any page has reached
     previous_start = 0
     retreats = 0  # steps back in a row without a new memory
@@ -1636,31 +1672,20 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
             try:
                 response = await current.task
             except PageCapped as capped:  # it refuses pages this large: ask in pages it serves
-                following.task.cancel()
-                size, overlap = capped.cap, min(WALK_OVERLAP, capped.cap // 4)
-                current = following = ask(current.start)
+                await drop(following)
+                size, overlap, settled = capped.cap, min(WALK_OVERLAP, capped.cap // 4), True
+                current, following = ask(current.start), None
                 continue
-            # Ask for the next page before reading this one, so the server works while
-            # this side parses; it is dropped if this page turns out to be the last.
-            following = ask(current.start + current.limit - overlap)
-            rows = read_page(server, ordered, response)
-            totals.append(rows["total_count"])
-            rows = rows["data"]
-            capped = len(rows) < current.limit and current.start + len(rows) < totals[-1]
-            if capped and len(rows) < 2:
-                raise not_agentos(server.request.base_url, "its pages end before the count it gives")
-            if capped:
-                # The server answered fewer rows than asked though more exist: it caps
-                # its pages. Ask for pages of that size from here on.
-                size, overlap = len(rows), min(WALK_OVERLAP, len(rows) // 4)
-                following.task.cancel()
-                following = ask(current.start + len(rows) - overlap)
-            if progress and len(totals) == 1:
-                progress.start(totals[0])
-            known = set(passed_on)
-            anchor = next((i for i in range(len(rows) - 1, -1, -1) if rows[i]["memory_id"] in known), None)
-            if passed_on and anchor is None:
-                following.task.cancel()
+            # The whole answer first, then the next request: the server prepares the next
+            # page while this one is parsed (it cannot send while it prepares).
+            body = await download(response)
+            if settled:
+                following = ask(current.start + current.limit - overlap)
+            reading = PageReading(set(passed_on), pass_on)
+            total = await parse_page(server, body, filters.get("user_id"), reading.take)
+            if total is None or (reading.known and not reading.anchored):
+                # More memories were deleted before this page than it overlaps: step back.
+                await drop(following)
                 retreats += 1
                 if current.start == 0 or retreats > MAX_RETREATS:
                     raise CLIError(
@@ -1668,31 +1693,38 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
                         "run it again",
                         kind="changed_underneath",
                     )
-                # More memories were deleted before this page than it overlaps: step back.
-                current = ask(max(0, current.start - size))
+                current, following = ask(max(0, current.start - WALK_PAGE_SIZE), min(size, WALK_PAGE_SIZE)), None
                 continue
-            fresh = rows if anchor is None else rows[anchor + 1 :]
-            at_end = len(rows) < current.limit and not capped
+            totals.append(total)
+            seen = reading.seen
+            capped = seen < current.limit and current.start + seen < total
+            if capped and seen < 2:
+                raise not_agentos(server.request.base_url, "its pages end before the count it gives")
+            if capped:
+                # The server answered fewer rows than asked though more exist: it caps
+                # its pages. Ask for pages of that size from here on.
+                await drop(following)
+                size, overlap, settled = seen, min(WALK_OVERLAP, seen // 4), True
+                following = ask(current.start + seen - overlap)
+            if not settled:
+                size, settled = min(max(size, -(-total // WALK_PAGES)), WALK_PAGE_MAX), True
+            if progress and len(totals) == 1:
+                progress.start(total)
+                progress.advance(reading.fresh)
+            at_end = seen < current.limit and not capped
             moving_on = current.start >= previous_start  # not a page read again after a step back
-            if not fresh and not at_end and moving_on and current.start + current.limit <= walk_end:
+            if not reading.fresh and not at_end and moving_on and current.start + current.limit <= walk_end:
                 raise not_agentos(server.request.base_url, "it answers the same page again for the next one")
-            if fresh:
+            if reading.fresh:
                 retreats = 0
-            walk_end = max(walk_end, current.start + len(rows))
+            walk_end = max(walk_end, current.start + seen)
             previous_start = current.start
-            passed_on.extend(memory["memory_id"] for memory in fresh)
-            if progress:
-                progress.advance(len(fresh))
-            kept = [memory for memory in fresh if keep is None or keep(memory)]
-            walk.kept += len(kept)
-            if kept:
-                on_batch(kept)
             if at_end:
                 break
-            current = following
+            current, following = following or ask(current.start + current.limit - overlap), None
     finally:  # a request still under way when the walk ends or fails is not needed
-        current.task.cancel()
-        following.task.cancel()
+        await drop(current)
+        await drop(following)
     walk.changed = sum(abs(after - before) for before, after in zip(totals, totals[1:]))
     if walk.changed:
         warn(
@@ -1701,6 +1733,100 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
             "those may or may not be included, every other memory is, once",
         )
     return walk
+
+
+class PageReading:
+    """One page of a walk as it arrives: rows up to the first id passed on lately are
+    the overlap (or memories created meanwhile, which may be left out); after it,
+    every row not passed on yet is new and passed on at once."""
+
+    def __init__(self, known, pass_on):
+        self.known = known
+        self.anchored = not known  # the first page has nothing to overlap
+        self.pass_on = pass_on
+        self.seen = 0
+        self.fresh = 0
+
+    def take(self, memories):
+        """False once the page has shown more rows than can come before its place: it has lost it."""
+        self.seen += len(memories)
+        fresh = []
+        for memory in memories:
+            if memory["memory_id"] in self.known:
+                self.anchored = True
+            elif self.anchored:
+                fresh.append(memory)
+        if fresh:
+            self.fresh += len(fresh)
+            self.pass_on(fresh)
+        return self.anchored or self.seen <= len(self.known)
+
+
+async def download(response):
+    """A page's whole answer, in a temporary file once it is large (memory stays flat)."""
+    import tempfile
+
+    body = tempfile.SpooledTemporaryFile(max_size=STREAM_CHUNK_BYTES * 32)
+    try:
+        async for chunk in response.aiter_bytes(STREAM_CHUNK_BYTES):
+            body.write(chunk)
+    except BaseException:
+        body.close()
+        raise
+    finally:
+        await response.aclose()
+    body.seek(0)
+    return body
+
+
+async def parse_page(server, body, user_id, take):
+    """A page of GET /memories parsed a chunk at a time, its memories handed to take() as
+    they come; its total_count, or None if take() stopped it. Closes body.
+
+    Between chunks it lets the event loop run, so the request for the next page goes
+    out while this one is parsed."""
+    import asyncio
+
+    import ijson
+
+    base_url = server.request.base_url
+    rows, metas = ijson.sendable_list(), ijson.sendable_list()
+    parsers = [ijson.items_coro(rows, "data.item", use_float=True), ijson.items_coro(metas, "meta", use_float=True)]
+
+    def hand_on():
+        memories = server.owned_by(user_id, [as_memory(row, base_url) for row in rows])
+        del rows[:]
+        return take(memories)
+
+    with body:
+        try:
+            while chunk := body.read(STREAM_CHUNK_BYTES):
+                for parser in parsers:
+                    parser.send(chunk)
+                if rows and hand_on() is False:
+                    return None
+                await asyncio.sleep(0)
+            for parser in parsers:
+                parser.close()
+        except ijson.JSONError:
+            raise not_agentos(base_url, "it did not answer JSON") from None
+    if rows and hand_on() is False:
+        return None
+    meta = metas[0] if len(metas) == 1 else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("total_count"), int):
+        raise not_agentos(base_url, "GET /memories did not answer a page of memories")
+    return meta["total_count"]
+
+
+async def drop(page_request):
+    """Stop a page request that is no longer needed, closing its answer if it came."""
+    if page_request is None:
+        return
+    task = page_request.task
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled() and task.exception() is None:
+        await task.result().aclose()
 
 
 async def walk_matching(server, request, on_batch, progress=None):

@@ -89,6 +89,17 @@ def test_ties_keep_the_newest_whatever_order_they_arrive_in():
     assert kept <= 3 * len(ranking.groups) and kept < 50
 
 
+def test_the_words_remembered_stay_bounded_when_every_memory_brings_new_ones(monkeypatch):
+    # Numbers and ids make the vocabulary grow with the memories (at 1,000,000 memories
+    # the words seen held about 120 MB); the answer must not change when they are forgotten.
+    monkeypatch.setattr(manage_memories, "JUDGED_WORDS_KEPT", 100)
+    texts = [f"order {number} shipped with green tea" for number in range(1000)]
+    ranking = rank(texts, "green tea", limit=3)
+    assert len(ranking.matches_of_word) <= 100
+    assert [memory["memory_id"] for memory in ranking.best()] == ["0", "1", "2"]
+    assert ranking.matched == 1000
+
+
 # ----------------------------------------------------------- ranking, on a real server
 
 

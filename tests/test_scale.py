@@ -184,3 +184,19 @@ def test_import_reads_the_server_once_when_the_file_is_larger(fresh_agentos, tmp
     assert result.json()["created"] == 400
     walked = [page for page in memory_gets(server, before) if int(page["limit"]) > 1]
     assert 1 <= len(walked) <= 3 and not [line for line in server.requests()[before:] if "GET /memories/" in line]
+
+
+def test_a_larger_server_is_read_in_a_few_large_pages(fresh_agentos, tmp_path):
+    # Past 4 x 5,000 memories the pages grow to about a quarter of the total: each page
+    # makes the server skip every row before it, so fewer pages cost less.
+    server = fresh_agentos()
+    fill(server, [(f"g-{n:06d}", f"grown-{n % 700}", f"fact {n}") for n in range(60_000)])
+    target = tmp_path / "all.jsonl"
+    result = run_script("--base-url", server.url, "--export", target)
+    assert result.code == 0, result.stderr
+    ids = exported_ids(target)
+    assert len(ids) == 60_000 and len(set(ids)) == 60_000
+    pages = memory_gets(server)
+    assert {page["sort_by"] for page in pages} == {"memory_id"}
+    assert int(pages[0]["limit"]) == PAGE and len(pages) <= 7  # pages of 5,000 would take 13
+    assert min(int(page["limit"]) for page in pages[1:-1]) >= 60_000 // 4 // 2
