@@ -204,7 +204,7 @@ def main():
                 find_heavy = [*ours, "--user-id", "heavy", "--find", "tea before bed"]
                 row("--find, the heavy user", find_heavy, heavy_only, "pages")
                 row("--find, every user", [*ours, "--find", "tea before bed"], everything, "pages")
-                row("--stats --sort count", [*ours, "--stats", "--sort", "count"], stats_floor, "client")
+                row("--stats --sort count", [*ours, "--stats", "--sort", "count"], stats_floor, "pages")
                 subprocess.run([*ours, "--export", out], env=CLEAN_ENV, check=True, capture_output=True)
                 row("--import of that export (all there)", [*ours, "--import", out], everything, "client")
                 with Writer(url) as writer:
