@@ -82,7 +82,8 @@ MAX_RETREATS = 10  # steps back in a row before a walk gives up on a server chan
 # about as much as this many GETs of one memory (the import's existence check).
 GETS_PER_PAGE = 40
 STATS_PAGE_SIZE = 50_000  # /user_memory_stats rows are small; each page regroups every memory
-DELETE_BATCH_SIZE = 5000  # memory ids per bulk DELETE request
+DELETE_BATCH_SIZE = 5000  # memory ids per bulk DELETE request, at most (delete_in_batches)
+SPOOL_BYTES = 8 << 20  # memories kept for a report stay in memory up to this size, then go to disk
 TOKEN_ENV_VARS = ("AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
 TOKEN_HINT = "pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY"
 # Auth on agno 3.1.10: GET /info (no token needed) says which of three modes a server
@@ -1592,12 +1593,14 @@ def slice_at(target, size):
     row `target`.
 
     The server reads page p as rows (p - 1) * limit onwards, so a slice can start only
-    at a multiple of its limit: of the limits from size / 2 to size, take the one whose
-    slice starts closest below target (the larger on a tie).
+    at a multiple of its limit: of the limits from size / 2 to size, take the largest
+    whose slice starts at most size / 100 rows before target (re-reading a few rows is
+    cheaper than one more request), or else the one that starts closest below it.
     """
     if target < size // 2:
         return 1, size
-    limit = min(range(size // 2, size + 1), key=lambda candidate: (target % candidate, -candidate))
+    slack = size // 100
+    limit = min(range(size // 2, size + 1), key=lambda candidate: (max(0, target % candidate - slack), -candidate))
     return target // limit + 1, limit
 
 
@@ -1679,7 +1682,7 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
             # The whole answer first, then the next request: the server prepares the next
             # page while this one is parsed (it cannot send while it prepares).
             body = await download(response)
-            if settled:
+            if settled and (not totals or current.start + current.limit < totals[-1]):  # not past the end
                 following = ask(current.start + current.limit - overlap)
             reading = PageReading(set(passed_on), pass_on)
             total = await parse_page(server, body, filters.get("user_id"), reading.take)
@@ -1706,8 +1709,8 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None):
                 await drop(following)
                 size, overlap, settled = seen, min(WALK_OVERLAP, seen // 4), True
                 following = ask(current.start + seen - overlap)
-            if not settled:
-                size, settled = min(max(size, -(-total // WALK_PAGES)), WALK_PAGE_MAX), True
+            if not settled:  # a twentieth more than total / WALK_PAGES: overlaps and slice starts eat into it
+                size, settled = min(max(size, -(-total * 21 // (20 * WALK_PAGES))), WALK_PAGE_MAX), True
             if progress and len(totals) == 1:
                 progress.start(total)
                 progress.advance(reading.fresh)
@@ -2146,7 +2149,7 @@ async def confirm_deleted(server, request, memory_ids):
 
 
 async def delete_all(server, request):
-    matching = []
+    matching = MemorySpool()
     reading = Progress.for_request("reading", request)
     try:
         await walk_matching(server, request, matching.extend, reading)
@@ -2161,22 +2164,13 @@ async def delete_all(server, request):
             f"--delete-all would delete {plural(len(matching), 'memory')} of user {request.user_id}; nothing was deleted",
             hint="add --yes to delete them, or --dry-run to list them",
         )
-    ids = [memory["memory_id"] for memory in matching]
-    progress = Progress.for_request("deleting", request)
-    progress.start(len(ids))
-    try:
-        for start in range(0, len(ids), DELETE_BATCH_SIZE):
-            batch = ids[start : start + DELETE_BATCH_SIZE]
-            await server.client.delete_memories(batch, user_id=request.user_id, **server.scope)
-            progress.advance(len(batch))
-    finally:
-        progress.stop()
+    await delete_in_batches(server, request, matching)
     # DELETE answers 204 whatever it did. Nothing left that the filters' request could
     # return proves it in one request; otherwise look for the deleted ids themselves.
     if (await fetch_page(server, server_filters(request), 1, 1))["meta"]["total_count"] == 0:
         return Outcome(deletion(matching, [], dry_run=False))
     survivors = []
-    deleted_ids = set(ids)
+    deleted_ids = {memory["memory_id"] for memory in matching}
     await walk_matching(
         server,
         request,
@@ -2187,6 +2181,108 @@ async def delete_all(server, request):
             f"the server reported success but {plural(len(survivors), 'memory')} still exist", kind="server_error"
         )
     return Outcome(deletion(matching, [], dry_run=False))
+
+
+class MemorySpool:
+    """Memories kept for a report, as JSON lines in a temporary file once they outgrow
+    SPOOL_BYTES: --delete-all of a user with 100,000 memories held them all to print
+    them (218 MB, measured), and a larger user would take more."""
+
+    def __init__(self):
+        import tempfile
+
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        self.count = 0
+
+    def extend(self, memories):
+        import orjson
+
+        self.file.write(b"".join(orjson.dumps(memory) + b"\n" for memory in memories))
+        self.count += len(memories)
+
+    def __len__(self):
+        return self.count
+
+    def lines(self):
+        """Each memory as the JSON text it was kept in."""
+        self.file.seek(0)
+        for line in self.file:
+            yield line.rstrip(b"\n").decode()
+
+    def __iter__(self):
+        import orjson
+
+        return (orjson.loads(line) for line in self.lines())
+
+
+async def delete_in_batches(server, request, memories):
+    """DELETE the memories, a batch of ids per request, --concurrency requests at a time.
+
+    No two requests of a run carry the same number of ids. agno's PostgreSQL backend
+    sends each batch as one statement whose text depends only on that number; psycopg
+    prepares a statement on its sixth run on a connection, and PostgreSQL then plans
+    it once for any ids: through the user_id index, testing every row of the user
+    against every id. Measured at 1,000,000 memories (agno 3.1.10, PostgreSQL 15):
+    from the eleventh DELETE of 5,000 ids of a user with 100,000 memories on, each took
+    7 s instead of 0.03 s. Numbers drawn at random also keep separate runs apart.
+    """
+    import asyncio
+    import random
+
+    sizes = random.sample(range(DELETE_BATCH_SIZE // 2, DELETE_BATCH_SIZE + 1), DELETE_BATCH_SIZE // 2 + 1)
+    progress = Progress.for_request("deleting", request)
+    progress.start(len(memories))
+    deleted = 0  # ids in batches the server has answered for
+
+    async def send(batch):
+        nonlocal deleted
+        await delete_batch(server, batch, request.user_id)
+        deleted += len(batch)
+        progress.advance(len(batch))
+
+    sent, sending, batch = 0, set(), []
+    try:
+        for memory in memories:
+            batch.append(memory["memory_id"])
+            if len(batch) < sizes[sent % len(sizes)]:
+                continue
+            if len(sending) == request.concurrency:
+                done, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a failed batch stops the rest
+            sending.add(asyncio.ensure_future(send(batch)))
+            sent, batch = sent + 1, []
+        if batch:
+            sending.add(asyncio.ensure_future(send(batch)))
+        await asyncio.gather(*sending)
+    except Exception as error:
+        for task in sending:
+            task.cancel()
+        failure = translate(error, request)
+        failure.message += (
+            f"; {deleted} of the {len(memories)} memories were deleted before that, and batches under way may "
+            "have been: run it again to delete the rest"
+        )
+        raise failure from None
+    finally:
+        progress.stop()
+
+
+async def delete_batch(server, memory_ids, user_id):
+    """One DELETE /memories as agno's client sends it, without loading the client."""
+    import orjson
+
+    params = {key: value for key, value in server.scope.items() if key != "headers" and value is not None}
+    body = {"memory_ids": memory_ids, **({"user_id": user_id} if user_id is not None else {})}
+    response = await server.http.request(
+        "DELETE",
+        f"{server.request.base_url}/memories",
+        params=params,
+        content=orjson.dumps(body),
+        headers={"content-type": "application/json", **(server.scope.get("headers") or {})},
+        timeout=server.request.timeout,
+    )
+    response.raise_for_status()
 
 
 async def list_topics(server, request):
@@ -2812,13 +2908,15 @@ def render_stats(request, result):
 
 
 def render_delete(request, result):
+    """Line by line: a --delete-all report can list many memories, read back from a spool."""
     memories = result["deleted"]
     if result["dry_run"]:
-        lines = [f"would delete {plural(len(memories), 'memory')} of user {request.user_id} (dry run: nothing deleted)"]
+        yield f"would delete {plural(len(memories), 'memory')} of user {request.user_id} (dry run: nothing deleted)"
     else:
-        lines = [f"deleted {plural(len(memories), 'memory')} of user {request.user_id}"]
-    lines += ["", *(format_memory(memory) + "\n" for memory in memories)] if memories else []
-    return "\n".join(lines).rstrip()
+        yield f"deleted {plural(len(memories), 'memory')} of user {request.user_id}"
+    for memory in memories:
+        yield ""
+        yield format_memory(memory)
 
 
 IMPORT_LISTING = 50  # changes a person sees; --json lists them all
@@ -2942,11 +3040,31 @@ def emit(request, outcome):
         data = outcome.data
         if outcome.hint and isinstance(data, dict):
             data = dict(data, hint=outcome.hint)
-        print(json.dumps(data, ensure_ascii=False, indent=None))
+        write_json(data, sys.stdout)
+        print()
     else:
-        print(render_human(request, outcome))
+        rendered = render_human(request, outcome)
+        for line in [rendered] if isinstance(rendered, str) else rendered:
+            print(line)
         if outcome.hint:
             print(f"hint: {outcome.hint}")
+
+
+def write_json(value, out):
+    """json.dumps(value) written as it goes, a MemorySpool in it read back line by line."""
+    if isinstance(value, MemorySpool):
+        out.write("[")
+        for number, line in enumerate(value.lines()):
+            out.write(f", {line}" if number else line)
+        out.write("]")
+    elif isinstance(value, dict):
+        out.write("{")
+        for number, (key, item) in enumerate(value.items()):
+            out.write(f"{', ' if number else ''}{json.dumps(key, ensure_ascii=False)}: ")
+            write_json(item, out)
+        out.write("}")
+    else:
+        out.write(json.dumps(value, ensure_ascii=False))
 
 
 def report(error, as_json, verbose):

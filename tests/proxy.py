@@ -1,6 +1,7 @@
 """A real HTTP proxy on loopback in front of a real AgentOS, that holds a request back
 until the test says so: writes land between two pages of a walk, every time."""
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -8,12 +9,17 @@ import httpx
 
 
 class GatedProxy:
-    """Forwards everything to `target`; the `hold`-th GET /memories waits for release()."""
+    """Forwards everything to `target`; the `hold`-th GET /memories waits for release().
+    Keeps the JSON body of each bulk DELETE /memories it forwards, in `deletes`; the
+    `fail_delete`-th one it answers 500 itself, as a server whose database failed."""
 
-    def __init__(self, target, hold):
+    def __init__(self, target, hold=0, fail_delete=0):
         self.target = target
         self.hold = hold
+        self.fail_delete = fail_delete
+        self.delete_count = 0
         self.pages = 0
+        self.deletes = []
         self.released = threading.Event()
         self.held = threading.Event()  # set when the held request has arrived
         outer = self
@@ -35,6 +41,11 @@ class GatedProxy:
             def forward(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else None
+                if self.command == "DELETE" and self.path.split("?")[0] == "/memories":
+                    outer.delete_count += 1
+                    if outer.delete_count == outer.fail_delete:
+                        return self.answer(500, b'{"detail": "the database failed"}')
+                    outer.deletes.append(json.loads(body))
                 headers = {key: value for key, value in self.headers.items() if key.lower() not in ("host",)}
                 reply = httpx.request(self.command, outer.target + self.path, content=body, headers=headers, timeout=60)
                 self.send_response(reply.status_code)
@@ -44,6 +55,13 @@ class GatedProxy:
                 self.send_header("content-length", str(len(reply.content)))
                 self.end_headers()
                 self.wfile.write(reply.content)
+
+            def answer(self, status, body):
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass

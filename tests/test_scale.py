@@ -141,6 +141,64 @@ def test_delete_all_of_the_heavy_user_leaves_the_light_ones(fresh_agentos):
     assert server.memories("heavy") == [] and len(server.memories()) == 300
 
 
+def test_delete_all_sends_each_batch_a_number_of_ids_of_its_own(fresh_agentos):
+    """agno's PostgreSQL backend runs a bulk DELETE as one statement whose text depends on
+    the number of ids; from the eleventh of one number on a connection, PostgreSQL plans
+    it once for any ids and tests every row of the user against every id (7 s a batch
+    at 100,000 memories, measured: README, Performance). So no number repeats in a run."""
+    server = fresh_agentos()
+    fill(server, heavy_and_light(heavy=12_000, light_users=100))
+    with GatedProxy(server.url) as proxy:
+        result = run_script("--base-url", proxy.url, "--user-id", "heavy", "--delete-all", "--yes", "--json")
+    assert result.code == 0, result.stderr
+    sizes = [len(body["memory_ids"]) for body in proxy.deletes]
+    assert len(sizes) >= 3 and len(set(sizes)) == len(sizes) and max(sizes) <= PAGE, sizes
+    assert {body["user_id"] for body in proxy.deletes} == {"heavy"}
+    sent = sorted(memory_id for body in proxy.deletes for memory_id in body["memory_ids"])
+    assert sent == [f"h-{n:06d}" for n in range(12_000)]
+    assert server.memories("heavy") == [] and len(server.memories()) == 300
+
+
+def test_a_failed_delete_batch_says_how_many_went_and_a_second_run_finishes(fresh_agentos):
+    server = fresh_agentos()
+    fill(server, heavy_and_light(heavy=12_000, light_users=10))
+    with GatedProxy(server.url, fail_delete=2) as proxy:
+        result = run_script("--base-url", proxy.url, "--user-id", "heavy", "--delete-all", "--yes")
+    assert result.code == 1 and result.stdout == ""
+    said = re.fullmatch(
+        r"error: server error 500: the database failed; (\d+) of the 12000 memories were deleted before that, "
+        r"and batches under way may have been: run it again to delete the rest\n",
+        result.stderr,
+    )
+    assert said, result.stderr
+    gone = {memory_id for body in proxy.deletes for memory_id in body["memory_ids"]}
+    assert int(said[1]) <= len(gone) < 12_000
+    left = {memory["memory_id"] for memory in server.memories("heavy")}
+    assert left == {f"h-{n:06d}" for n in range(12_000)} - gone
+    again = run_script("--base-url", server.url, "--user-id", "heavy", "--delete-all", "--yes", "--json")
+    assert again.code == 0 and again.json()["count"] == len(left)
+    assert server.memories("heavy") == [] and len(server.memories()) == 30
+
+
+def test_a_delete_all_report_larger_than_memory_keeps_lists_every_memory(fresh_agentos):
+    """The deleted memories wait in a temporary file for the report once they pass 8 MB."""
+    server = fresh_agentos()
+    padding = "and so on " * 150
+    fill(server, [(f"b-{n:05d}", "bulky", f"fact {n} {padding}") for n in range(6500)])  # about 10 MB
+    listed = run_script("--base-url", server.url, "--user-id", "bulky", "--delete-all", "--dry-run")
+    assert listed.code == 0 and listed.stdout.startswith(
+        "would delete 6500 memories of user bulky (dry run: nothing deleted)\n"
+    )
+    assert all(listed.stdout.count(f"b-{n:05d}") == 1 for n in range(0, 6500, 97))
+    result = run_script("--base-url", server.url, "--user-id", "bulky", "--delete-all", "--yes", "--json")
+    assert result.code == 0, result.stderr
+    report = result.json()
+    assert report["count"] == 6500 and report["not_found"] == [] and report["dry_run"] is False
+    assert [memory["memory_id"] for memory in report["deleted"]] == [f"b-{n:05d}" for n in range(6500)]
+    assert report["deleted"][-1]["memory"] == f"fact 6499 {padding}"
+    assert server.memories("bulky") == []
+
+
 @pytest.mark.parametrize("deleted", [10, 200], ids=["within-the-overlap", "more-than-the-overlap"])
 def test_writes_between_two_pages_never_drop_or_repeat_a_memory(fresh_agentos, tmp_path, deleted):
     """Deleting memories that sort before the walk's position shifts every later row

@@ -8,6 +8,7 @@ belong to one heavy user, the rest to many light users (ten each), and every 5,0
 share one updated_at second. For each operation it times the script against the
 floor, one raw HTTP request for the same memories (httpx, JSON parsed), and the
 script's peak RSS; then the same export while about 30 writes a second hit the server.
+--delete-all also gets the least a delete can cost: that GET, then the raw bulk DELETEs.
 PostgreSQL runs on a throwaway cluster from the machine's own binaries.
 """
 
@@ -36,6 +37,20 @@ params = dict(arg.split("=", 1) for arg in sys.argv[2:])
 body = httpx.get(sys.argv[1] + "/memories", params=params, timeout=3600).json()
 print(len(body["data"]))
 """
+# The least a delete of those memories can cost: the same GET, then the raw bulk
+# DELETEs of their ids (each batch a size of its own, as the script sends them).
+FLOOR_DELETE = """
+import httpx, sys
+params = dict(arg.split("=", 1) for arg in sys.argv[2:])
+with httpx.Client(base_url=sys.argv[1], timeout=3600) as http:
+    ids = [memory["memory_id"] for memory in http.get("/memories", params=params).json()["data"]]
+    start, size = 0, 5000
+    while start < len(ids):
+        body = {"memory_ids": ids[start : start + size], "user_id": params["user_id"]}
+        http.request("DELETE", "/memories", json=body).raise_for_status()
+        start, size = start + size, size - 1
+print(len(ids))
+"""
 FLOOR_STATS = """
 import httpx, sys
 body = httpx.get(sys.argv[1] + "/user_memory_stats", params={"limit": 10_000_000}, timeout=3600).json()
@@ -60,15 +75,16 @@ def measure(command):
     return float(output[0]), int(output[1]) / 1024
 
 
-def fill(server, size):
-    """size memories: a tenth of them one heavy user's, the rest ten per light user."""
+def fill(server, size, heavy_only=False):
+    """size memories: a tenth of them one heavy user's, the rest ten per light user
+    (with heavy_only, the heavy user's again, as after a delete)."""
     from agno.db.schemas import UserMemory
 
     heavy = size // 10
     stamp = int(time.time()) - 86_400
     database = server.database()
     batch = []
-    for n in range(size):
+    for n in range(heavy if heavy_only else size):
         user = "heavy" if n < heavy else f"user-{(n - heavy) // 10:06d}"
         batch.append(
             UserMemory(
@@ -128,6 +144,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="agentos-scale-"))
     (work / "floor.py").write_text(FLOOR)
     (work / "floor_stats.py").write_text(FLOOR_STATS)
+    (work / "floor_delete.py").write_text(FLOOR_DELETE)
     python = sys.executable
     cluster = None
     rows = []
@@ -168,13 +185,18 @@ def main():
                 }
                 print(f"  fixed start-up: {startups['pages']:.2f} s (pages only), {startups['client']:.2f} s (client)")
 
-                def row(name, command, baseline, startup, rounds=rounds):
-                    times, peaks, floors = [], [], []
+                def row(name, command, baseline, startup, rounds=rounds, deletes=None):
+                    times, peaks, floors, delete_floors = [], [], [], []
                     for _ in range(rounds):  # the floor first: --delete-all leaves nothing to read
                         floors.append(measure(baseline)[0])
+                        if deletes:  # the raw deletes, then the memories back for the script
+                            delete_floors.append(measure(deletes)[0])
+                            fill(server, size, heavy_only=True)
                         elapsed, peak = measure(command)
                         times.append(elapsed)
                         peaks.append(peak)
+                        if deletes:
+                            fill(server, size, heavy_only=True)
                     result = {
                         "backend": backend,
                         "memories": size,
@@ -188,11 +210,14 @@ def main():
                         ),
                         "peak_rss_mb": round(max(peaks), 1),
                     }
+                    if deletes:
+                        result["floor_with_deletes_s"] = round(statistics.median(delete_floors), 2)
                     rows.append(result)
                     print(
                         f"  {name:<44} floor {result['floor_s']:7.2f} s  ours {result['ours_s']:7.2f} s  "
                         f"ratio {result['ratio']:5.2f}  after start-up {result['ratio_after_startup']:5.2f}  "
-                        f"peak RSS {result['peak_rss_mb']:6.1f} MB",
+                        f"peak RSS {result['peak_rss_mb']:6.1f} MB"
+                        + (f"  (GET + raw DELETEs {result['floor_with_deletes_s']:.2f} s)" if deletes else ""),
                         flush=True,
                     )
 
@@ -211,7 +236,14 @@ def main():
                     row("--export, every user, ~30 writes/s", [*ours, "--export", out], everything, "pages")
                 print(f"  ({writer.count} live writes)", flush=True)
                 delete_heavy = [*ours, "--user-id", "heavy", "--delete-all", "--yes"]
-                row("--delete-all, the heavy user", delete_heavy, heavy_only, "client", rounds=1)
+                delete_floor = [
+                    python,
+                    folder.parent / "floor_delete.py",
+                    url,
+                    "user_id=heavy",
+                    f"limit={heavy + 1000}",
+                ]
+                row("--delete-all, the heavy user", delete_heavy, heavy_only, "pages", deletes=delete_floor)
             finally:
                 server.stop()
     finally:
