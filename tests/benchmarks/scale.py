@@ -1,6 +1,7 @@
 """Scale benchmark: bulk work on servers the size of real deployments.
 
     uv run python tests/benchmarks/scale.py                                 # the README's table (about 25 minutes)
+    uv run python tests/benchmarks/scale.py --sizes postgres:1000000 --large-rounds 3  # medians of 3 at 1,000,000
     uv run python tests/benchmarks/scale.py --sizes sqlite:20000 --rounds 1  # a quick look
 
 Fills each server through agno's own bulk upsert_memories: a tenth of the memories
@@ -138,6 +139,7 @@ def main():
         help="comma-separated backend:memories (default: %(default)s)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="runs of each command below 500,000 memories (default 3)")
+    parser.add_argument("--large-rounds", type=int, default=1, help="runs of each command from 500,000 (default 1)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args()
 
@@ -152,7 +154,7 @@ def main():
         for spec in args.sizes.split(","):
             backend, size = spec.split(":")
             size = int(size)
-            rounds = args.rounds if size < 500_000 else 1
+            rounds = args.rounds if size < 500_000 else args.large_rounds
             db_url = None
             if backend == "postgres":
                 if cluster is None:
