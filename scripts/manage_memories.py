@@ -702,7 +702,9 @@ class ImportIndex:
         import sqlite3
 
         try:
-            self.db.execute("INSERT INTO ids (memory_id, line, file_digest) VALUES (?, ?, ?)", (memory_id, line, digest))
+            self.db.execute(
+                "INSERT INTO ids (memory_id, line, file_digest) VALUES (?, ?, ?)", (memory_id, line, digest)
+            )
         except sqlite3.IntegrityError:
             return self.db.execute("SELECT line FROM ids WHERE memory_id = ?", (memory_id,)).fetchone()[0]
         self.count += 1
