@@ -285,6 +285,33 @@ def test_import_leaves_another_users_memory_alone_and_reports_the_conflict(agent
     assert result.error()["type"] == "conflict"
 
 
+def test_import_sets_apart_each_line_that_differs_from_the_server_in_one_field(agentos, user, tmp_path):
+    """Lines the server holds exactly are counted without being read again; each line
+    that differs in one field (text, topics order, owner) or is missing is decided on
+    its own line number, between unchanged ones."""
+    same, text, order, owner = (agentos.seed(user, f"fact {n}", topics=["a", "b"]) for n in range(4))
+    other = agentos.seed(user + "-other", "someone else's")
+    lines = [
+        dict(same),
+        dict(text, memory="fact 1, edited"),
+        dict(order, topics=["b", "a"]),
+        dict(other, user_id=user),
+        dict(same, memory_id="new-" + same["memory_id"], memory="a new fact"),
+        dict(owner),
+    ]
+    backup = tmp_path / "mixed.jsonl"
+    backup.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = run_script("--base-url", agentos.url, "--import", backup, "--dry-run", "--json")
+    summary = result.json()
+    assert (summary["created"], summary["updated"], summary["unchanged"]) == (1, 2, 2)
+    assert [(c["line"], c["memory_id"]) for c in summary["conflicts"]] == [(4, other["memory_id"])]
+    assert [(c["line"], c["action"], c["fields"]) for c in summary["changes"]] == [
+        (2, "update", ["memory"]),
+        (3, "update", ["topics"]),
+        (5, "create", ["memory", "topics"]),
+    ]
+
+
 def test_hand_written_lines_take_the_user_from_the_flag_and_import_once(agentos, user, tmp_path):
     backup = tmp_path / "notes.jsonl"
     backup.write_text('{"memory": "Prefers tea", "topics": ["drinks"]}\n{"memory": "Has a dog"}\n')
