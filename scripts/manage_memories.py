@@ -1900,13 +1900,18 @@ async def list_memories(server, request):
     # Search and topic filters are SQL LIKE on the server: wildcards, case folding of
     # topics on SQLite and JSON escapes on PostgreSQL can widen its answer, so the
     # counts are only honest after filtering again here, over every match.
-    memories = []
+    # Read in memory_id order, shown in --sort order: by updated_at through a temporary
+    # SQLite file (memory stays flat), by created_at, which memories do not carry, from
+    # the server's pages sorted by it (in memory).
+    by_created_at = request.sort == "created_at"
+    memories = [] if by_created_at else SortedSpool(descending=request.order == "desc")
     progress = Progress.for_request("reading", request)
     try:
         await walk_matching(server, request, memories.extend, progress)
     finally:
         progress.stop()
-    await put_in_order(server, request, memories)
+    if by_created_at:
+        await order_by_created_at(server, request, memories)
     total = len(memories)
     hint = await empty_answer_hint(server, request) if not total else None
     if request.all_pages:
@@ -1918,9 +1923,10 @@ async def list_memories(server, request):
             hint=hint,
         )
     start = (request.page - 1) * request.limit
+    shown = memories[start : start + request.limit] if by_created_at else memories.window(start, request.limit)
     return Outcome(
         {
-            "data": memories[start : start + request.limit],
+            "data": shown,
             "meta": {
                 "page": request.page,
                 "limit": request.limit,
@@ -1932,14 +1938,8 @@ async def list_memories(server, request):
     )
 
 
-async def put_in_order(server, request, memories):
-    """Order what a walk read (memory_id order) by --sort and --order, as the server would."""
-    descending = request.order == "desc"
-    memories.sort(key=lambda memory: memory["memory_id"])
-    if request.sort == "updated_at":
-        memories.sort(key=lambda memory: memory["updated_at"] or "", reverse=descending)
-        return
-    # Memories carry no created_at: take the order from the server's pages sorted by it.
+async def order_by_created_at(server, request, memories):
+    """Order what a walk read as the server's pages sorted by created_at (and --order) do."""
     rank, unranked, page = {}, {memory["memory_id"] for memory in memories}, 1
     while unranked:
         result = await fetch_page(server, server_filters(request), page, WALK_PAGE_SIZE)
@@ -2224,10 +2224,19 @@ async def delete_all(server, request):
     return Outcome(deletion(matching, [], dry_run=False))
 
 
-class MemorySpool:
-    """Memories kept for a report, as JSON lines in a temporary file once they outgrow
-    SPOOL_BYTES: --delete-all of a user with 100,000 memories held them all to print
+class Spool:
+    """Memories kept for an answer outside the heap, read back as JSON text (lines) or
+    as memories: --delete-all of a user with 100,000 memories held them all to print
     them (218 MB, measured), and a larger user would take more."""
+
+    def __iter__(self):
+        import orjson
+
+        return (orjson.loads(line) for line in self.lines())
+
+
+class MemorySpool(Spool):
+    """Memories in the order they came, as JSON lines in a temporary file once they outgrow SPOOL_BYTES."""
 
     def __init__(self):
         import tempfile
@@ -2250,10 +2259,44 @@ class MemorySpool:
         for line in self.file:
             yield line.rstrip(b"\n").decode()
 
-    def __iter__(self):
+
+class SortedSpool(Spool):
+    """Memories in a temporary SQLite file, read back newest (or oldest) first by
+    updated_at, equal times in memory_id order; window() shows one page of them."""
+
+    def __init__(self, descending):
+        import sqlite3
+        import tempfile
+
+        self.folder = tempfile.TemporaryDirectory(prefix="manage-memories-list-")
+        self.db = sqlite3.connect(os.path.join(self.folder.name, "memories.db"))
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute("CREATE TABLE memories (updated_at TEXT, memory_id TEXT, body TEXT)")
+        self.order = f"updated_at {'DESC' if descending else 'ASC'}, memory_id ASC"
+        self.count = 0
+        self.start, self.limit = 0, -1  # SQLite's LIMIT -1: no limit
+
+    def extend(self, memories):
         import orjson
 
-        return (orjson.loads(line) for line in self.lines())
+        self.db.executemany(
+            "INSERT INTO memories VALUES (?, ?, ?)",
+            ((memory["updated_at"] or "", memory["memory_id"], orjson.dumps(memory).decode()) for memory in memories),
+        )
+        self.count += len(memories)
+
+    def window(self, start, limit):
+        self.start, self.limit = start, limit
+        return self
+
+    def __len__(self):
+        shown = max(0, self.count - self.start)
+        return shown if self.limit < 0 else min(shown, self.limit)
+
+    def lines(self):
+        query = f"SELECT body FROM memories ORDER BY {self.order} LIMIT ? OFFSET ?"
+        return (body for (body,) in self.db.execute(query, (self.limit, self.start)))
 
 
 async def delete_in_batches(server, request, memories):
@@ -2897,22 +2940,27 @@ def describe_filters(request):
 
 
 def render_list(request, result):
+    """Line by line: --all can list many memories, read back from a spool."""
     memories, meta = result["data"], result["meta"]
     total = meta["total_count"]
     whose = f"of user {request.user_id}" + (f" {describe_filters(request)}" if describe_filters(request) else "")
     if not memories:
         if total and request.page > 1:
             pages = f"{plural(meta['total_pages'], 'page')} of {request.limit}"
-            return f"page {request.page} is past the end: {plural(total, 'memory')} {whose} fill {pages}"
-        return f"no memories {whose}"
+            yield f"page {request.page} is past the end: {plural(total, 'memory')} {whose} fill {pages}"
+        else:
+            yield f"no memories {whose}"
+        return
     first = (meta["page"] - 1) * meta["limit"] + 1 if not request.all_pages else 1
     last = first + len(memories) - 1
     order = f"{'oldest' if request.order == 'asc' else 'newest'} first by {request.sort}"
-    lines = [f"{len(memories)} of {plural(total, 'memory')} {whose} (shown {first}-{last}, {order})", ""]
-    lines += [format_memory(memory) + "\n" for memory in memories]
+    yield f"{len(memories)} of {plural(total, 'memory')} {whose} (shown {first}-{last}, {order})"
+    for memory in memories:
+        yield ""
+        yield format_memory(memory)
     if not request.all_pages and meta["page"] < meta["total_pages"]:
-        lines.append(f"more: --page {meta['page'] + 1} for the next {request.limit}, or --all for all {total}")
-    return "\n".join(lines).rstrip()
+        yield ""
+        yield f"more: --page {meta['page'] + 1} for the next {request.limit}, or --all for all {total}"
 
 
 def render_find(request, result):
@@ -3092,8 +3140,8 @@ def emit(request, outcome):
 
 
 def write_json(value, out):
-    """json.dumps(value) written as it goes, a MemorySpool in it read back line by line."""
-    if isinstance(value, MemorySpool):
+    """json.dumps(value) written as it goes, a Spool in it read back line by line."""
+    if isinstance(value, Spool):
         out.write("[")
         for number, line in enumerate(value.lines()):
             out.write(f", {line}" if number else line)

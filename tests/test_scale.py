@@ -94,6 +94,24 @@ def test_all_lists_every_memory_of_a_user_across_pages(crowded):
     assert body["meta"]["total_count"] == 6000 and len({m["memory_id"] for m in body["data"]}) == 6000
 
 
+def test_a_filtered_listing_pages_through_tied_memories_in_memory_id_order(crowded):
+    """Every memory here shares one updated_at, so the listing (kept in a temporary SQLite
+    file to be sorted) falls back to memory_id order, either --order, page by page."""
+    base = ["--base-url", crowded.url, "--user-id", "heavy", "--search", "heavy fact 1"]
+    matching = sorted(f"h-{n:06d}" for n in range(6000) if str(n).startswith("1"))  # 1, 10-19, 100-199, ...
+    for order in ("desc", "asc"):
+        every = run_script(*base, "--order", order, "--all", "--json").json()
+        assert [m["memory_id"] for m in every["data"]] == matching
+        page = run_script(*base, "--order", order, "--page", "3", "--limit", "20", "--json").json()
+        assert [m["memory_id"] for m in page["data"]] == matching[40:60]
+        assert page["meta"] == {"page": 3, "limit": 20, "total_pages": 56, "total_count": 1111}
+    shown = run_script(*base, "--page", "56", "--limit", "20").stdout.splitlines()
+    assert shown[0] == (
+        "11 of 1111 memories of user heavy containing 'heavy fact 1' (shown 1101-1111, newest first by updated_at)"
+    )
+    assert [line.split()[0] for line in shown if line.startswith("h-")] == matching[1100:]
+
+
 def test_stats_sort_count_puts_the_heavy_user_first_among_many(crowded):
     body = run_script("--base-url", crowded.url, "--stats", "--sort", "count", "--limit", "3", "--json").json()
     assert body["data"][0] == {

@@ -228,6 +228,8 @@ def main():
                 stats_floor = [python, folder.parent / "floor_stats.py", url]
                 row("--export, every user", [*ours, "--export", out], everything, "pages")
                 row("--export, the heavy user", [*ours, "--user-id", "heavy", "--export", out], heavy_only, "pages")
+                all_heavy = [*ours, "--user-id", "heavy", "--all", "--json"]
+                row("--all --json, the heavy user", all_heavy, heavy_only, "pages")
                 find_heavy = [*ours, "--user-id", "heavy", "--find", "tea before bed"]
                 row("--find, the heavy user", find_heavy, heavy_only, "pages")
                 row("--find, every user", [*ours, "--find", "tea before bed"], everything, "pages")
