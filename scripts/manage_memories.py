@@ -1252,6 +1252,11 @@ class Server:
         self.topics_filter_fails = False  # their SQL for the topics filter fails on SQLite
 
     @property
+    def scope_params(self):
+        """The scope as query parameters, for requests sent without agno's client."""
+        return {key: value for key, value in self.scope.items() if key != "headers" and value is not None}
+
+    @property
     def client(self):
         """agno's AgentOSClient, imported on first use: bulk reads do without it (fetch_page)."""
         if self._client is None:
@@ -1528,8 +1533,7 @@ async def get_page(server, path, filters, page, limit, stream=False):
     params = {key: value for key, value in filters.items() if value is not None}
     if server.topics_filter_fails:
         params.pop("topics", None)
-    params.update(limit=limit, page=page)
-    params.update((key, value) for key, value in server.scope.items() if key != "headers" and value is not None)
+    params.update(limit=limit, page=page, **server.scope_params)
     request = server.http.build_request(
         "GET",
         f"{server.request.base_url}{path}",
@@ -2340,13 +2344,10 @@ async def delete_in_batches(server, request, memories):
             sending.add(asyncio.ensure_future(send(batch)))
         await asyncio.gather(*sending)
     except Exception as error:
-        for task in sending:
-            task.cancel()
+        # The batches already sent are let finish, so the count below is what the server confirmed.
+        await asyncio.gather(*sending, return_exceptions=True)
         failure = translate(error, request)
-        failure.message += (
-            f"; {deleted} of the {len(memories)} memories were deleted before that, and batches under way may "
-            "have been: run it again to delete the rest"
-        )
+        failure.message += f"; {deleted} of the {len(memories)} memories were deleted before it stopped: run it again to delete the rest"
         raise failure from None
     finally:
         progress.stop()
@@ -2356,12 +2357,11 @@ async def delete_batch(server, memory_ids, user_id):
     """One DELETE /memories as agno's client sends it, without loading the client."""
     import orjson
 
-    params = {key: value for key, value in server.scope.items() if key != "headers" and value is not None}
     body = {"memory_ids": memory_ids, **({"user_id": user_id} if user_id is not None else {})}
     response = await server.http.request(
         "DELETE",
         f"{server.request.base_url}/memories",
-        params=params,
+        params=server.scope_params,
         content=orjson.dumps(body),
         headers={"content-type": "application/json", **(server.scope.get("headers") or {})},
         timeout=server.request.timeout,

@@ -10,8 +10,8 @@ import httpx
 
 class GatedProxy:
     """Forwards everything to `target`; the `hold`-th GET /memories waits for release().
-    Keeps the JSON body of each bulk DELETE /memories it forwards, in `deletes`; the
-    `fail_delete`-th one it answers 500 itself, as a server whose database failed."""
+    Keeps the JSON body of each bulk DELETE /memories it forwards, in `deletes`; from
+    the `fail_delete`-th one on it answers 500 itself, as a server whose database failed."""
 
     def __init__(self, target, hold=0, fail_delete=0):
         self.target = target
@@ -43,7 +43,7 @@ class GatedProxy:
                 body = self.rfile.read(length) if length else None
                 if self.command == "DELETE" and self.path.split("?")[0] == "/memories":
                     outer.delete_count += 1
-                    if outer.delete_count == outer.fail_delete:
+                    if outer.fail_delete and outer.delete_count >= outer.fail_delete:
                         return self.answer(500, b'{"detail": "the database failed"}')
                     outer.deletes.append(json.loads(body))
                 headers = {key: value for key, value in self.headers.items() if key.lower() not in ("host",)}
