@@ -4,6 +4,7 @@ until the test says so: writes land between two pages of a walk, every time."""
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -11,15 +12,19 @@ import httpx
 class GatedProxy:
     """Forwards everything to `target`; the `hold`-th GET /memories waits for release().
     Keeps the JSON body of each bulk DELETE /memories it forwards, in `deletes`; from
-    the `fail_delete`-th one on it answers 500 itself, as a server whose database failed."""
+    the `fail_delete`-th one on it answers 500 itself, as a server whose database failed.
+    With `cap`, pages of GET /memories hold at most that many rows, as on a server that
+    caps its pages without saying so. `order` lists "GET" and "DELETE" as they arrived."""
 
-    def __init__(self, target, hold=0, fail_delete=0):
+    def __init__(self, target, hold=0, fail_delete=0, cap=0):
         self.target = target
         self.hold = hold
         self.fail_delete = fail_delete
+        self.cap = cap
         self.delete_count = 0
         self.pages = 0
         self.deletes = []
+        self.order = []
         self.released = threading.Event()
         self.held = threading.Event()  # set when the held request has arrived
         outer = self
@@ -27,6 +32,11 @@ class GatedProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 if self.path.startswith("/memories?"):
+                    outer.order.append("GET")
+                    if outer.cap:
+                        query = parse_qs(urlsplit(self.path).query)
+                        query["limit"] = [str(min(int(query["limit"][0]), outer.cap))]
+                        self.path = "/memories?" + urlencode(query, doseq=True)
                     outer.pages += 1
                     if outer.pages == outer.hold:
                         outer.held.set()
@@ -42,6 +52,7 @@ class GatedProxy:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else None
                 if self.command == "DELETE" and self.path.split("?")[0] == "/memories":
+                    outer.order.append("DELETE")
                     outer.delete_count += 1
                     if outer.fail_delete and outer.delete_count >= outer.fail_delete:
                         return self.answer(500, b'{"detail": "the database failed"}')

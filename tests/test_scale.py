@@ -203,6 +203,54 @@ def test_a_failed_delete_batch_says_how_many_went_and_a_second_run_finishes(fres
     assert server.memories("heavy") == [] and len(server.memories()) == 30
 
 
+def test_delete_all_deletes_between_pages_and_finds_its_place_after_each(fresh_agentos):
+    """A deleting walk sends its deletes while it reads, so the rows ahead of it move
+    back: each page is asked once the deletes sent are answered, that many rows earlier.
+    Through a proxy that caps pages at 1,500 rows the walk takes eight pages and deletes
+    between them; every memory goes once, the light users' never, and its own deletes
+    are not reported as changes made by someone else."""
+    server = fresh_agentos()
+    fill(server, heavy_and_light(heavy=12_000, light_users=100))
+    with GatedProxy(server.url, cap=1500) as proxy:
+        result = run_script("--base-url", proxy.url, "--user-id", "heavy", "--delete-all", "--yes", "--json")
+    assert result.code == 0 and result.stderr == "", result.stderr
+    everyone = [f"h-{n:06d}" for n in range(12_000)]
+    assert [memory["memory_id"] for memory in result.json()["deleted"]] == everyone
+    assert sorted(memory_id for body in proxy.deletes for memory_id in body["memory_ids"]) == everyone
+    after_first_delete = proxy.order[proxy.order.index("DELETE") :]
+    assert after_first_delete.count("GET") >= 3, proxy.order  # pages still to read, and the final check
+    assert server.memories("heavy") == [] and len(server.memories()) == 300
+
+
+def test_writes_during_a_deleting_walk_never_skip_a_memory(fresh_agentos):
+    """Held before its fifth page, when some of the user's memories are gone already:
+    200 new ones land behind the walk (more than the overlap) and 10 ahead of it are
+    deleted by someone else. Every other memory of the user is deleted, once."""
+    server = fresh_agentos()
+    fill(server, heavy_and_light(heavy=12_000, light_users=100))
+    newcomers = [(f"h-000100-new-{n:03d}", "heavy", f"new fact {n}") for n in range(200)]
+    taken = [f"h-{n:06d}" for n in range(11_000, 11_010)]
+    with GatedProxy(server.url, hold=5, cap=1500) as proxy:
+        deleting = start_script("--base-url", proxy.url, "--user-id", "heavy", "--delete-all", "--yes", "--json")
+        assert proxy.held.wait(60), "the delete never asked for a fifth page"
+        assert proxy.deletes, "nothing was deleted before the fifth page"
+        fill(server, newcomers)
+        with server.http() as http:
+            http.request("DELETE", "/memories", json={"memory_ids": taken}).raise_for_status()
+        proxy.released.set()
+        stdout, stderr = deleting.communicate(timeout=120)
+    assert deleting.returncode == 0, stderr
+    sent = [memory_id for body in proxy.deletes for memory_id in body["memory_ids"]]
+    assert len(sent) == len(set(sent)), "a memory was deleted twice"
+    throughout = {f"h-{n:06d}" for n in range(12_000)} - set(taken)
+    assert throughout <= set(sent), f"not deleted: {sorted(throughout - set(sent))[:5]}"
+    assert set(sent) - throughout <= {memory_id for memory_id, _, _ in newcomers}
+    assert {memory["memory_id"] for memory in json.loads(stdout)["deleted"]} == set(sent)
+    assert {memory["memory_id"] for memory in server.memories("heavy")} <= {m for m, _, _ in newcomers}
+    assert len(server.memories()) - len(server.memories("heavy")) == 300
+    assert re.search(r"at least \d+ memories were created or deleted while this read them", stderr)
+
+
 def test_a_delete_all_report_larger_than_memory_keeps_lists_every_memory(fresh_agentos):
     """The deleted memories wait in a temporary file for the report once they pass 8 MB."""
     server = fresh_agentos()
