@@ -6,15 +6,21 @@ Pages hold 5,000 memories, so these servers hold a few pages' worth, written thr
 agno's own bulk upsert_memories as an agent run would write them.
 """
 
+import asyncio
 import json
 import re
+import sys
 import time
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import run_script, start_script
+from conftest import ROOT, run_script, start_script
 from proxy import GatedProxy
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import manage_memories  # noqa: E402
 
 PAGE = 5000
 
@@ -249,6 +255,41 @@ def test_writes_during_a_deleting_walk_never_skip_a_memory(fresh_agentos):
     assert {memory["memory_id"] for memory in server.memories("heavy")} <= {m for m, _, _ in newcomers}
     assert len(server.memories()) - len(server.memories("heavy")) == 300
     assert re.search(r"at least \d+ memories were created or deleted while this read them", stderr)
+
+
+def test_a_deleting_walk_keeps_the_last_ids_it_read_until_the_end(monkeypatch):
+    """The next page finds its place by the last ids the walk passed on, so those are
+    not deleted before it is read. On a server the batch sizes are random and a batch
+    that does not fill waits anyway, so this is tested here, with batches recorded
+    instead of sent: exactly one batch's worth of ids read, and none of it goes until
+    finish(); then every id goes once, in batches of numbers all different."""
+    sent = []
+
+    async def record(server, memory_ids, user_id):
+        await asyncio.sleep(0)
+        sent.append(list(memory_ids))
+
+    monkeypatch.setattr(manage_memories, "delete_batch", record)
+
+    async def delete(count):
+        request = SimpleNamespace(concurrency=4, user_id="heavy", json=True)
+        deleter = manage_memories.BatchDeleter(None, request)
+        first = deleter.sizes[0]
+        deleter.take([{"memory_id": f"m-{n:05d}"} for n in range(first)])
+        deleter.resume()
+        assert await deleter.pause() == 0 and sent == []  # a full batch, but the last 64 are held
+        deleter.take([{"memory_id": f"m-{n:05d}"} for n in range(first, count)])
+        deleter.resume()
+        held = await deleter.pause()
+        assert 0 < held <= count - manage_memories.WALK_OVERLAP
+        await deleter.finish()
+        return deleter.deleted
+
+    assert asyncio.run(delete(12_345)) == 12_345
+    ids = [memory_id for batch in sent for memory_id in batch]
+    assert sorted(ids) == [f"m-{n:05d}" for n in range(12_345)]
+    sizes = [len(batch) for batch in sent]
+    assert len(set(sizes)) == len(sizes), sizes
 
 
 def test_a_delete_all_report_larger_than_memory_keeps_lists_every_memory(fresh_agentos):
