@@ -1753,8 +1753,8 @@ async def walk_memories(server, filters, on_batch, progress=None, keep=None, rem
             # walk sends its deletes instead, and asks for the next page after parsing.
             body = await download(response)
             if removing is not None:
-                expected = peek_total(body)
-                removing.resume(None if expected is None else expected + current.removed)
+                expected = (read_meta(body) or {}).get("total_count")  # for the progress bar, before the parse
+                removing.resume(expected + current.removed if isinstance(expected, int) else None)
             elif settled and (not totals or current.start + current.limit < totals[-1]):  # not past the end
                 following = ask(current.start + current.limit - overlap)
             reading = PageReading(set(passed_on), pass_on)
@@ -1856,17 +1856,36 @@ async def download(response):
     return body
 
 
-TOTAL_COUNT = re.compile(rb'"total_count"\s*:\s*(\d+)')
+# The key that opens a page's meta object: agno writes it after the rows, last.
+META_KEY = re.compile(rb'[{,]\s*"meta"\s*:')
+META_TAIL_BYTES = 4096
 
 
-def peek_total(body):
-    """The total_count at the end of a page's answer (agno writes meta after data), or
-    None; for a progress bar that cannot wait for the parse to reach it."""
+def read_meta(body):
+    """A page's meta object, read from the end of its answer, or None if it is not there.
+
+    agno writes meta after the rows, so it is the last value of the answer. Reading it
+    with a second ijson parser cost as much as parsing the rows a second time (0.08 s
+    per 20,000 memories, measured), so only the tail is read. It holds the meta only if
+    what follows the last '"meta":' is one JSON object that closes the answer: anything
+    else (another server's key order, a meta larger than the tail) answers None, and
+    the caller parses the whole answer for it instead.
+    """
+    import orjson
+
     body.seek(0, os.SEEK_END)
-    body.seek(max(0, body.tell() - 512))
-    found = TOTAL_COUNT.search(body.read())
+    body.seek(max(0, body.tell() - META_TAIL_BYTES))
+    tail = body.read()
     body.seek(0)
-    return int(found[1]) if found else None
+    keys = list(META_KEY.finditer(tail))
+    rest = tail[keys[-1].end() :].rstrip() if keys else b""
+    if not rest.endswith(b"}"):
+        return None
+    try:
+        meta = orjson.loads(rest[:-1])
+    except orjson.JSONDecodeError:
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 async def parse_page(server, body, user_id, take):
@@ -1880,8 +1899,8 @@ async def parse_page(server, body, user_id, take):
     import ijson
 
     base_url = server.request.base_url
-    rows, metas = ijson.sendable_list(), ijson.sendable_list()
-    parsers = [ijson.items_coro(rows, "data.item", use_float=True), ijson.items_coro(metas, "meta", use_float=True)]
+    rows = ijson.sendable_list()
+    parser = ijson.items_coro(rows, "data.item", use_float=True)
 
     def hand_on():
         memories = server.owned_by(user_id, [as_memory(row, base_url) for row in rows])
@@ -1891,18 +1910,23 @@ async def parse_page(server, body, user_id, take):
     with body:
         try:
             while chunk := body.read(PARSE_CHUNK_BYTES):
-                for parser in parsers:
-                    parser.send(chunk)
+                parser.send(chunk)
                 if rows and hand_on() is False:
                     return None
                 await asyncio.sleep(0)
-            for parser in parsers:
-                parser.close()
+            parser.close()  # the whole answer is well-formed JSON: only then is its tail trusted
+            if rows and hand_on() is False:
+                return None
+            meta = read_meta(body)
+            if meta is None:
+                metas = ijson.sendable_list()
+                meta_parser = ijson.items_coro(metas, "meta", use_float=True)
+                while chunk := body.read(STREAM_CHUNK_BYTES):
+                    meta_parser.send(chunk)
+                meta_parser.close()
+                meta = metas[0] if len(metas) == 1 else None
         except ijson.JSONError:
             raise not_agentos(base_url, "it did not answer JSON") from None
-    if rows and hand_on() is False:
-        return None
-    meta = metas[0] if len(metas) == 1 else None
     if not isinstance(meta, dict) or not isinstance(meta.get("total_count"), int):
         raise not_agentos(base_url, "GET /memories did not answer a page of memories")
     return meta["total_count"]

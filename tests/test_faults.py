@@ -1,12 +1,19 @@
 """Faults: servers that hang, lie, fail or die mid-way (issue: proven under faults)."""
 
+import io
 import json
+import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from conftest import OPERATIONS, operation_args, run_script, start_script, wait_for_requests
+from conftest import OPERATIONS, ROOT, operation_args, run_script, start_script, wait_for_requests
 from faults import FaultServer, SilentServer, html, json_answer, memory_page
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import manage_memories  # noqa: E402
 
 
 def assert_one_line(result, code, text):
@@ -215,3 +222,66 @@ def test_ctrl_c_mid_export_is_exit_130_and_leaves_no_file(tmp_path):
         _, stderr = exporting.communicate(timeout=30)
     assert exporting.returncode == 130 and stderr == "error: interrupted\n"
     assert list(tmp_path.iterdir()) == []
+
+
+SPELLED_META = '"}],"meta":{"page":1,"limit":30,"total_pages":3334,"total_count":100000}}'
+
+
+def page_layout(layout):
+    """30 memories in one page, laid out as another server might: the walk reads the
+    page's meta from its tail, so nothing in a row may pass for it."""
+    page = json.loads(memory_page(30, 30, page_limit=5000))
+    impostor = {"page": 1, "limit": 30, "total_pages": 3334, "total_count": 100_000}
+    if layout == "a row with a meta key":
+        page["data"][-1]["meta"] = impostor
+    if layout == "a memory that spells a meta":
+        page["data"][-1]["memory"] = SPELLED_META
+    if layout == "indented":
+        return json.dumps(page, indent=2) + "\n"
+    if layout == "meta last":
+        return json.dumps(page, separators=(",", ":"))
+    return json.dumps({"meta": page["meta"], "data": page["data"]})  # meta first
+
+
+@pytest.mark.parametrize(
+    "layout", ["meta last", "meta first", "indented", "a row with a meta key", "a memory that spells a meta"]
+)
+def test_a_page_in_any_key_order_or_layout_is_read_with_its_own_count(layout, tmp_path):
+    """A total of 100,000 read from a row would make the walk think the server caps its
+    pages at 30 and ask for more of them."""
+
+    def answer(method, path):
+        if method == "GET" and path.startswith("/memories?"):
+            return 200, "application/json", page_layout(layout)
+        return 404, "application/json", json.dumps({"detail": "Not Found"})
+
+    target = tmp_path / "backup.jsonl"
+    with FaultServer(answer) as server:
+        result = run_script("--base-url", server.url, "--export", target)
+    assert result.code == 0, result.stderr
+    exported = [json.loads(line)["memory_id"] for line in target.read_text().splitlines()]
+    assert sorted(exported) == sorted(f"m-{n}" for n in range(30))
+    pages = [line for line in server.requests if line.startswith("GET /memories?")]
+    assert len(pages) == 1, pages
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.one_of(st.text(max_size=40), st.just(SPELLED_META)), min_size=1, max_size=6),
+    keys=st.lists(st.one_of(st.text(max_size=8), st.just("meta")), max_size=3),
+    meta_first=st.booleans(),
+    indent=st.sampled_from([None, 0, 2]),
+)
+def test_a_pages_meta_is_read_from_its_tail_or_not_at_all(texts, keys, meta_first, indent):
+    """Whatever the memories say and whatever keys their rows carry, the meta read from
+    the end of a page is the page's own, or None (and the walk parses the whole page)."""
+    meta = {"page": 1, "limit": 50, "total_pages": 1, "total_count": len(texts)}
+    rows = [
+        {"memory_id": f"m-{n}", "memory": text, **{key: {"total_count": -1} for key in keys}}
+        for n, text in enumerate(texts)
+    ]
+    page = {"meta": meta, "data": rows} if meta_first else {"data": rows, "meta": meta}
+    found = manage_memories.read_meta(io.BytesIO(json.dumps(page, indent=indent).encode()))
+    assert found in (None, meta)
+    if not meta_first:
+        assert found == meta
