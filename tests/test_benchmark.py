@@ -43,3 +43,9 @@ def test_the_scale_benchmark_runs_end_to_end_on_a_small_server(tmp_path):
     rows = json.loads(results.read_text())["rows"]
     assert [row["work"] for row in rows][:2] == ["--export, every user", "--export, the heavy user"]
     assert all(row["ours_s"] > 0 and row["floor_s"] > 0 and row["peak_rss_mb"] > 0 for row in rows)
+    table = subprocess.run(
+        [sys.executable, "tests/benchmarks/scale.py", "--table", results], cwd=ROOT, capture_output=True, text=True
+    ).stdout.splitlines()
+    assert table[0].startswith("| server | memories | work |") and len(table) == 2 + len(rows)
+    assert table[2].startswith("| SQLite | 2,000 | `--export`, every user |")
+    assert "\n".join(table) in run.stdout  # the run prints the same table it wrote

@@ -3,6 +3,7 @@
     uv run python tests/benchmarks/scale.py                                 # the README's table (about 25 minutes)
     uv run python tests/benchmarks/scale.py --sizes postgres:1000000 --large-rounds 3  # medians of 3 at 1,000,000
     uv run python tests/benchmarks/scale.py --sizes sqlite:20000 --rounds 1  # a quick look
+    uv run python tests/benchmarks/scale.py --table results.json           # the table of an earlier --json run
 
 Fills each server through agno's own bulk upsert_memories: a tenth of the memories
 belong to one heavy user, the rest to many light users (ten each), and every 5,000
@@ -18,6 +19,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -131,6 +133,31 @@ class Writer:
         self.thread.join()
 
 
+def markdown_table(rows):
+    """The README's table: 'start-up bound' where the work took less time than the start-up."""
+    lines = [
+        "| server | memories | work | floor | ours | ratio | after start-up | peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        server = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[row["backend"]]
+        flags, joint, rest = (re.split(r"(, | of )", row["work"], maxsplit=1) + ["", ""])[:3]
+        work = f"`{flags}`{joint}{rest}"
+        work_alone = row["ours_s"] - row["startup_s"]
+        bound = work_alone < row["startup_s"]
+        if "floor_with_deletes_s" in row:
+            work += f" (GET + raw DELETEs: {row['floor_with_deletes_s']:.2f} s"
+            if not bound:
+                work += f"; ours {work_alone / row['floor_with_deletes_s']:.2f}x that after start-up"
+            work += ")"
+        after = "start-up bound" if bound else f"{row['ratio_after_startup']:.2f}"
+        lines.append(
+            f"| {server} | {row['memories']:,} | {work} | {row['floor_s']:.2f} s | {row['ours_s']:.2f} s "
+            f"| {row['ratio']:.2f} | {after} | {row['peak_rss_mb']:.0f} MB |"
+        )
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -141,7 +168,13 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="runs of each command below 500,000 memories (default 3)")
     parser.add_argument("--large-rounds", type=int, default=1, help="runs of each command from 500,000 (default 1)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--table", type=Path, metavar="JSON", help="print the README's table from a --json file, and stop"
+    )
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.table.read_text())["rows"]))
+        return
 
     work = Path(tempfile.mkdtemp(prefix="agentos-scale-"))
     (work / "floor.py").write_text(FLOOR)
@@ -176,14 +209,12 @@ def main():
                 heavy = size // 10
 
                 # The script's fixed start-up, the same command with nothing to do: with
-                # pages only (no agno import), and with agno's client imported.
+                # pages only (no agno import), and with agno's client imported. The least
+                # of five: a fixed cost that the machine's noise can only lengthen (a median
+                # of three once read 0.62 s where every other size read 0.26-0.41 s).
                 startups = {
-                    "pages": statistics.median(
-                        measure([*ours, "--user-id", "nobody", "--export", out])[0] for _ in range(3)
-                    ),
-                    "client": statistics.median(
-                        measure([*ours, "--user-id", "nobody", "--topics-list"])[0] for _ in range(3)
-                    ),
+                    "pages": min(measure([*ours, "--user-id", "nobody", "--export", out])[0] for _ in range(5)),
+                    "client": min(measure([*ours, "--user-id", "nobody", "--topics-list"])[0] for _ in range(5)),
                 }
                 print(f"  fixed start-up: {startups['pages']:.2f} s (pages only), {startups['client']:.2f} s (client)")
 
@@ -263,7 +294,7 @@ def main():
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
     }
-    print("\n" + json.dumps(machine))
+    print("\n" + markdown_table(rows) + "\n\n" + json.dumps(machine))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
 
