@@ -2286,13 +2286,14 @@ async def delete_all(server, request):
     except Exception as error:
         await deleter.pause()  # the batches already sent finish, so the count below is what the server confirmed
         failure = translate(error, request)
-        if deleter.deleted or found is not None:
+        if deleter.deleted or deleter.unanswered or found is not None:
             tally = (
                 f"{deleter.deleted} of the {found} memories were"
                 if found
                 else f"{plural(deleter.deleted, 'memory')} were"
             )
-            failure.message += f"; {tally} deleted before it stopped: run it again to delete the rest"
+            maybe = f", and {deleter.unanswered} more may have been (no answer came)" if deleter.unanswered else ""
+            failure.message += f"; {tally} deleted before it stopped{maybe}: run it again to delete the rest"
         raise failure from None
     finally:
         deleter.progress.stop()
@@ -2350,6 +2351,7 @@ class BatchDeleter:
         self.open = False
         self.deleted = 0  # ids in batches the server has answered for
         self.failure = None
+        self.unanswered = 0  # ids in batches whose answer never came
         self.progress = Progress.for_request("deleting", request)
 
     def take(self, memories):
@@ -2403,11 +2405,15 @@ class BatchDeleter:
             self.sending.add(task)
 
     def answered(self, count, task):
+        import httpx
+
         self.sending.discard(task)
         if task.cancelled():
             return
         if task.exception() is not None:
             self.failure = self.failure or task.exception()
+            if not isinstance(task.exception(), httpx.HTTPStatusError):
+                self.unanswered += count  # the request may have reached the server: its ids may be gone
         else:
             self.deleted += count
             self.progress.advance(count)

@@ -2,6 +2,7 @@
 until the test says so: writes land between two pages of a walk, every time."""
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -12,14 +13,17 @@ import httpx
 class GatedProxy:
     """Forwards everything to `target`; the `hold`-th GET /memories waits for release().
     Keeps the JSON body of each bulk DELETE /memories it forwards, in `deletes`; from
-    the `fail_delete`-th one on it answers 500 itself, as a server whose database failed.
+    the `fail_delete`-th one on it answers 500 itself, as a server whose database failed;
+    from the `drop_delete`-th one on it forwards the DELETE, then drops the connection
+    without an answer, as a server that died after deleting.
     With `cap`, pages of GET /memories hold at most that many rows, as on a server that
     caps its pages without saying so. `order` lists "GET" and "DELETE" as they arrived."""
 
-    def __init__(self, target, hold=0, fail_delete=0, cap=0):
+    def __init__(self, target, hold=0, fail_delete=0, drop_delete=0, cap=0):
         self.target = target
         self.hold = hold
         self.fail_delete = fail_delete
+        self.drop_delete = drop_delete
         self.cap = cap
         self.delete_count = 0
         self.pages = 0
@@ -59,6 +63,9 @@ class GatedProxy:
                     outer.deletes.append(json.loads(body))
                 headers = {key: value for key, value in self.headers.items() if key.lower() not in ("host",)}
                 reply = httpx.request(self.command, outer.target + self.path, content=body, headers=headers, timeout=60)
+                if self.command == "DELETE" and outer.drop_delete and outer.delete_count >= outer.drop_delete:
+                    self.close_connection = True
+                    return self.connection.shutdown(socket.SHUT_RDWR)
                 self.send_response(reply.status_code)
                 for key, value in reply.headers.items():
                     if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):

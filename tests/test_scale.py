@@ -209,6 +209,28 @@ def test_a_failed_delete_batch_says_how_many_went_and_a_second_run_finishes(fres
     assert server.memories("heavy") == [] and len(server.memories()) == 30
 
 
+def test_a_delete_whose_answer_never_came_is_counted_as_maybe_deleted(fresh_agentos):
+    """From the third bulk DELETE on, the proxy forwards it and drops the connection: the
+    server deleted those ids, but no answer says so. The one line counts what was
+    confirmed and, apart, what may have gone; the server holds exactly the rest."""
+    server = fresh_agentos()
+    fill(server, heavy_and_light(heavy=12_000, light_users=10))
+    with GatedProxy(server.url, drop_delete=3) as proxy:
+        result = run_script("--base-url", proxy.url, "--user-id", "heavy", "--delete-all", "--yes", "--concurrency", 1)
+    assert result.code == 3 and result.stdout == ""
+    said = re.fullmatch(
+        r"error: connection to .+; (\d+) of the 12000 memories were deleted before it stopped, and (\d+) more "
+        r"may have been \(no answer came\): run it again to delete the rest\n",
+        result.stderr,
+    )
+    assert said, result.stderr
+    confirmed = {memory_id for body in proxy.deletes[:2] for memory_id in body["memory_ids"]}
+    unanswered = {memory_id for body in proxy.deletes[2:] for memory_id in body["memory_ids"]}
+    assert (int(said[1]), int(said[2])) == (len(confirmed), len(unanswered)) and unanswered
+    left = {memory["memory_id"] for memory in server.memories("heavy")}
+    assert left == {f"h-{n:06d}" for n in range(12_000)} - confirmed - unanswered
+
+
 def test_delete_all_deletes_between_pages_and_finds_its_place_after_each(fresh_agentos):
     """A deleting walk sends its deletes while it reads, so the rows ahead of it move
     back: each page is asked once the deletes sent are answered, that many rows earlier.
