@@ -36,6 +36,26 @@ does not protect the caller (PATCH creates memories that do not exist and
 overwrites other users' memories; DELETE answers 204 whether or not anything
 was deleted), so this script checks ownership before every write and checks the
 result after it.
+
+Contents, low level first; each section's banner reads "# === name":
+    exit codes, defaults and limits   the contract with agents and CI
+    errors                            CLIError, the JSON error types, and translate()
+    command line                      the parser and validate(): flags -> Request
+    validation                        pure checks of what is typed, and of text to be stored
+    auth                              what a token says about itself and what a server makes of it
+    warnings, notes and progress      what goes to stderr while an operation runs
+    the server                        the connection, its auth mode and release, identify()
+    filters and pages                 one page of memories, as plain JSON
+    the walk                          MemoryWalk: every memory once, in memory_id order
+    spools                            answers too large to hold in memory
+    ranking                           --find's words, stems and scores
+    operations that read              list, find, show, topics, stats, whoami
+    operations that write             create, update, delete, delete-all
+    export and import                 JSON Lines out and in
+    rendering                         text for a person, escaped; JSON for machines
+    actions and main                  ACTIONS, the table of what the script does; main()
+
+A new action is a row in ACTIONS, its operation and its renderer.
 """
 
 import argparse
@@ -44,8 +64,12 @@ import os
 import re
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
+
+
+# === exit codes, defaults and limits ==========================================
+
 
 # Exit codes: the contract with agents and CI pipelines.
 EXIT_OK = 0
@@ -54,7 +78,6 @@ EXIT_USAGE = 2  # bad flags or values; nothing was sent
 EXIT_UNREACHABLE = 3  # no answer, timed out, or not an AgentOS memory API
 EXIT_AUTH = 4  # 401/403
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
-
 DEFAULT_BASE_URL = "http://localhost:7777"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_LIMIT = 20
@@ -66,65 +89,43 @@ MAX_ID_CHARS = 255
 MAX_TOPICS = 50
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
-# Bulk reads page through the memories in memory_id order, the one sort key that is
-# unique and never changes; each page re-reads the last WALK_OVERLAP of the one before,
-# to prove that nothing slipped between them. Pages are WALK_PAGE_SIZE rows, or about
-# total / WALK_PAGES on a larger server, up to WALK_PAGE_MAX: each page makes the server
-# skip every row before it (about 3 µs a row on PostgreSQL at 1,000,000, measured), so
-# the walk's cost grows with the square of the number of pages.
-WALK_PAGE_SIZE = 5000
-WALK_PAGES = 4
-WALK_PAGE_MAX = 250_000
-WALK_OVERLAP = 64
-STREAM_CHUNK_BYTES = 1 << 18  # a page is read this much at a time
-# and parsed this much at a time, letting other requests move on between pieces: with
-# 256 KB pieces a DELETE sent during a parse took 0.24 s instead of 0.04 s (measured).
-PARSE_CHUNK_BYTES = 1 << 15
-MAX_RETREATS = 10  # steps back in a row before a walk gives up on a server changing faster than it reads
-# Measured on agno 3.1.10: serving one page of WALK_PAGE_SIZE memories costs the server
-# about as much as this many GETs of one memory (the import's existence check).
-GETS_PER_PAGE = 40
-STATS_PAGE_SIZE = 50_000  # /user_memory_stats rows are small; each page regroups every memory
-DELETE_BATCH_SIZE = 5000  # memory ids per bulk DELETE request, at most (BatchDeleter)
-SPOOL_BYTES = 8 << 20  # memories kept for a report stay in memory up to this size, then go to disk
-TOKEN_ENV_VARS = ("AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
-TOKEN_HINT = "pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY"
-# Auth on agno 3.1.10: GET /info (no token needed) says which of three modes a server
-# runs ("none", "security_key", "jwt") and whether user isolation is on.
-ADMIN_SCOPE = "agent_os:admin"
-SERVICE_ACCOUNT_TOKEN_PREFIX = "agno_pat_"  # opaque tokens whose user is "sa:<name>"
-SERVICE_ACCOUNT_USER_PREFIX = "sa:"
-JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-# The scopes each action needs from the memory API (reads included: writes look first).
-SCOPES_NEEDED = {
-    "list": ("memories:read",),
-    "find": ("memories:read",),
-    "get": ("memories:read",),
-    "create": ("memories:write",),
-    "update": ("memories:read", "memories:write"),
-    "delete": ("memories:read", "memories:delete"),
-    "delete_all": ("memories:read", "memories:delete"),
-    "topics_list": ("memories:read",),
-    "stats": ("memories:read",),
-    "export": ("memories:read",),
-    "import_file": ("memories:read", "memories:write"),
-    "whoami": (),
-}
 SORT_FIELDS = ("updated_at", "created_at", "count")  # count: --stats only
-# Memory ids end up in URL paths (/memories/{id}); anything outside this set could
-# leave that path ("../health", "a/b", "x?y"), so it is refused before sending.
-MEMORY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
-# Ids this script derives for imported lines that carry none, so re-imports match.
-IMPORT_ID_NAMESPACE = uuid.UUID("6f1c44a6-1b49-4a4c-9a8e-4d3b7f0c2a51")
+
+
+# === errors ===================================================================
+
+
+# Every error's "type", as agents read it in JSON ({"error": {"type": ...}} on stderr),
+# with the exit code it brings unless the error names another, and what it means.
+# SKILL.md lists the same table; a test keeps the two and every use in the script alike.
+ERROR_TYPES = {
+    "usage": (EXIT_USAGE, "bad flags or values, or text that cannot be stored; nothing was sent"),
+    "unreachable": (EXIT_UNREACHABLE, "no answer from the server, or none in time"),
+    "not_agentos": (EXIT_UNREACHABLE, "the URL answers, but not as an AgentOS memory API"),
+    "auth": (EXIT_AUTH, "401/403, or a token that lacks a scope the action needs; nothing was changed"),
+    "wrong_user": (
+        EXIT_AUTH,
+        "the server acts for another user than --user-id; nothing was changed "
+        "(exit 1 where it ignored user_id without a token)",
+    ),
+    "not_found": (EXIT_FAILED, "no such memory for this user, or no such endpoint"),
+    "rejected": (EXIT_FAILED, "the server refused the request as invalid (400, 409, 422)"),
+    "server_error": (EXIT_FAILED, "the server failed, or answered success without doing it"),
+    "unsupported": (EXIT_FAILED, "this AgentOS release cannot do it; the message names the first that can"),
+    "changed_underneath": (EXIT_FAILED, "memories were deleted faster than a bulk read could pass them"),
+    "conflict": (EXIT_FAILED, "import lines whose ids belong to another user were left alone"),
+    "incomplete": (EXIT_FAILED, "some writes of an import failed; the exit code is the worst failure's"),
+    "internal": (EXIT_FAILED, "a fault in this script"),
+}
 
 
 class CLIError(Exception):
-    """A failure the user should see: one line, an exit code, maybe a hint."""
+    """A failure the user should see: one line, a type from ERROR_TYPES, an exit code, maybe a hint."""
 
-    def __init__(self, message, exit_code=EXIT_FAILED, *, kind="error", status=None, hint=None, detail=None):
+    def __init__(self, message, exit_code=None, *, kind, status=None, hint=None, detail=None):
         super().__init__(message)
         self.message = message
-        self.exit_code = exit_code
+        self.exit_code = ERROR_TYPES[kind][0] if exit_code is None else exit_code
         self.kind = kind
         self.status = status
         self.hint = hint
@@ -132,10 +133,121 @@ class CLIError(Exception):
 
 
 def usage_error(message, hint=None):
-    return CLIError(message, EXIT_USAGE, kind="usage", hint=hint)
+    return CLIError(message, kind="usage", hint=hint)
 
 
-# --------------------------------------------------------------------------- parser
+def not_agentos(base_url, why):
+    return CLIError(
+        f"{base_url} is not an AgentOS memory API ({why})",
+        kind="not_agentos",
+        hint="check --base-url or $AGENTOS_URL",
+    )
+
+
+def is_json(response):
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False
+
+
+def server_detail(response):
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list):  # FastAPI validation errors: keep the first message
+        first = detail[0] if detail else {}
+        where = ".".join(str(part) for part in first.get("loc", [])[1:]) if isinstance(first, dict) else ""
+        message = first.get("msg", "") if isinstance(first, dict) else str(first)
+        return f"{where}: {message}" if where else message
+    return str(detail) if detail is not None else None
+
+
+# What older servers put in an error's detail: SQLAlchemy's statement and parameters,
+# and pydantic's listing of each invalid field. summarize() keeps what went wrong.
+SQL_DUMP = re.compile(r"\s*(?:\[SQL: |\[parameters: |\(Background on this error at: )")
+VALIDATION_DUMP = re.compile(
+    r"\d+ validation errors? for (?P<model>\w+)\n(?P<field>[^\n]+)\n\s*(?P<message>[^\n\[]*[^\s\[])[^\n]*(?:\n.*)?",
+    re.DOTALL,
+)
+SUMMARY_CHARS = 200
+
+
+def summarize(detail):
+    """A server error's detail as one line: what went wrong, without the dumps around it."""
+    text = SQL_DUMP.split(detail, maxsplit=1)[0]
+    text = VALIDATION_DUMP.sub(lambda found: f"invalid {found['field']} in {found['model']}: {found['message']}", text)
+    line = " ".join(text.split())
+    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"
+
+
+def translate(error, request):
+    """Map anything the client or the network raised to one CLIError."""
+    import httpx
+    from agno.exceptions import RemoteServerUnavailableError
+    from pydantic import ValidationError
+
+    base_url = request.base_url
+    if isinstance(error, CLIError):
+        return error
+    if isinstance(error, RemoteServerUnavailableError):
+        error = error.original_error or error
+    if isinstance(error, httpx.TimeoutException):
+        return CLIError(
+            f"{base_url} did not answer within {request.timeout:g} seconds",
+            kind="unreachable",
+            hint="raise --timeout or check the server",
+        )
+    if isinstance(error, httpx.ConnectError):
+        return CLIError(
+            f"cannot connect to {base_url}: {error or 'connection failed'}",
+            kind="unreachable",
+            hint="is the AgentOS running? see --base-url",
+        )
+    if isinstance(error, httpx.HTTPStatusError):
+        response = error.response
+        status = response.status_code
+        path = response.request.url.path
+        detail = server_detail(response)
+        if status in (401, 403):
+            return auth_failure(status, detail, read_token(request.token))
+        if 300 <= status < 400:
+            location = response.headers.get("location", "elsewhere")
+            return CLIError(
+                f"{base_url} redirects to {location}; use that address as --base-url",
+                kind="not_agentos",
+                status=status,
+            )
+        if detail is None:
+            return not_agentos(base_url, f"HTTP {status} from {path} without an AgentOS error body")
+        if status == 404 and detail == "Not Found":  # FastAPI's answer for a route it does not have
+            return CLIError(f"this AgentOS has no {path} endpoint (404)", kind="not_found", status=404)
+        summary = summarize(detail)
+        whole = detail if summary != detail else None
+        if status == 404:
+            return CLIError(f"not found (404): {summary}", kind="not_found", status=404, detail=whole)
+        if status in (400, 409, 422):
+            return CLIError(
+                f"the server rejected the request ({status}): {summary}", kind="rejected", status=status, detail=whole
+            )
+        return CLIError(f"server error {status}: {summary}", kind="server_error", status=status, detail=whole)
+    if isinstance(error, httpx.TransportError):
+        return CLIError(
+            f"connection to {base_url} failed: {type(error).__name__} {error}".strip(),
+            kind="unreachable",
+        )
+    if isinstance(error, ValidationError):
+        return not_agentos(
+            base_url, f"its answer does not match the memory schema: {error.error_count()} invalid fields"
+        )
+    if isinstance(error, (json.JSONDecodeError, httpx.DecodingError)):
+        return not_agentos(base_url, "it did not answer JSON")
+    return CLIError(f"unexpected {type(error).__name__}: {error}", kind="internal")
+
+
+# === command line =============================================================
 
 EPILOG = """\
 exit codes:
@@ -250,42 +362,9 @@ def build_parser():
     target.add_argument("--team-id", metavar="ID", help="only memories written by this team")
 
     actions = parser.add_argument_group("actions (default: list the user's memories)")
-    actions.add_argument(
-        "--find",
-        metavar="QUERY",
-        help="ranked search by words (word forms, accents, small typos; question words ignored), best "
-        f"first with a score; --user-id's memories, else every user's; --limit results (default {DEFAULT_FIND_LIMIT})",
-    )
-    actions.add_argument("--create", metavar="CONTENT", help="create a memory for --user-id")
-    actions.add_argument(
-        "--update",
-        metavar="CONTENT",
-        help="replace the content of --memory-id (topics are kept unless --topics is given)",
-    )
-    actions.add_argument("--delete", action="store_true", help="delete --memory-id (one or several) and show what went")
-    actions.add_argument(
-        "--delete-all",
-        action="store_true",
-        help="delete every memory of --user-id that matches the filters (needs --yes)",
-    )
-    actions.add_argument("--topics-list", action="store_true", help="list topics (all users, or --user-id's)")
-    actions.add_argument("--stats", action="store_true", help="memories per user: count and last update")
-    actions.add_argument(
-        "--whoami",
-        action="store_true",
-        help="the server's auth mode and user isolation, and the token's user, scopes and expiry",
-    )
-    actions.add_argument(
-        "--export",
-        metavar="FILE",
-        help="write memories as JSON Lines to FILE ('-' for stdout); all users unless --user-id",
-    )
-    actions.add_argument(
-        "--import",
-        dest="import_file",
-        metavar="FILE",
-        help="create or update memories from a JSON Lines file ('-' for stdin)",
-    )
+    for action in ACTIONS.values():
+        if action.flag:
+            actions.add_argument(action.flag, dest=action.name, **action.argument)
 
     output = parser.add_argument_group("listing and output")
     output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout; errors as JSON on stderr")
@@ -325,103 +404,11 @@ def build_parser():
     return parser
 
 
-# ----------------------------------------------------------------------- validation
-
-
-def validate_content(content, flag):
-    if not content.strip():
-        raise usage_error(f"{flag} needs some text: the content is empty")
-    if len(content) > MAX_CONTENT_CHARS:
-        raise usage_error(
-            f"{flag} content is {len(content)} characters; the server accepts at most {MAX_CONTENT_CHARS}"
-        )
-    if "\x00" in content:
-        raise usage_error(f"{flag} content contains a NUL character, which the database cannot store")
-    return content
-
-
-def parse_topics(text):
-    """Split 'a, b,,a' into ['a', 'b']: trimmed, no empties, no duplicates, order kept."""
-    topics = []
-    for topic in text.split(","):
-        topic = topic.strip()
-        if topic and topic not in topics:
-            topics.append(topic)
-    if len(topics) > MAX_TOPICS:
-        raise usage_error(f"--topics has {len(topics)} topics; at most {MAX_TOPICS} are allowed")
-    for topic in topics:
-        validate_plain_text(topic, "topic", MAX_ID_CHARS)
-    return topics
-
-
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def validate_plain_text(value, what, max_chars):
-    """User ids, agent ids and topics: exact strings, no control characters."""
-    if not value.strip():
-        raise usage_error(f"{what} must not be empty")
-    if len(value) > max_chars:
-        raise usage_error(f"{what} is {len(value)} characters; at most {max_chars} are allowed")
-    if CONTROL_CHARACTER.search(value):
-        raise usage_error(f"{what} {value!r} contains a control character")
-    return value
-
-
-def validate_memory_id(memory_id):
-    if len(memory_id) > MAX_ID_CHARS or not MEMORY_ID_PATTERN.fullmatch(memory_id):
-        raise usage_error(
-            f"invalid memory id {memory_id!r}: use letters, digits and - _ . : (ids from this tool are UUIDs)"
-        )
-    return memory_id
-
-
-def validate_base_url(url):
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise usage_error(f"invalid --base-url {url!r}: it must start with http:// or https:// and name a host")
-    if parts.query or parts.fragment:
-        raise usage_error(f"invalid --base-url {url!r}: it must not contain '?' or '#'")
-    return url.rstrip("/")
-
-
-def validate_export_path(target):
-    if target.is_dir():
-        raise usage_error(f"--export {target} is a folder: name a file")
-    if not target.parent.is_dir():
-        raise usage_error(f"--export folder {target.parent} does not exist")
-    if not os.access(target.parent, os.W_OK):
-        raise usage_error(f"--export folder {target.parent} is not writable")
-
-
-def validate_import_path(source):
-    """A missing or unreadable file is a usage error, found before anything is imported or sent."""
-    if not source.exists():
-        raise usage_error(f"--import file not found: {source}")
-    if source.is_dir():
-        raise usage_error(f"--import {source} is a folder: name a file")
-    if not os.access(source, os.R_OK):
-        raise usage_error(f"--import file {source} is not readable")
-
-
-def is_loopback(host):
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass
 class Request:
     """The validated command line: what to do, to whom, and how to print it."""
 
-    action: str
+    action: "Action"  # its row of ACTIONS
     base_url: str
     token: str | None
     timeout: float
@@ -446,37 +433,6 @@ class Request:
     dry_run: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     path: str | None = None
-
-
-ACTION_FLAGS = {
-    "find": "--find",
-    "create": "--create",
-    "update": "--update",
-    "delete": "--delete",
-    "delete_all": "--delete-all",
-    "topics_list": "--topics-list",
-    "stats": "--stats",
-    "whoami": "--whoami",
-    "export": "--export",
-    "import_file": "--import",
-}
-# Which optional flags make sense with which action; anything else is a usage error
-# rather than being silently ignored.
-ALLOWED_FLAGS = {
-    "list": {"--search", "--topics", "--agent-id", "--team-id", "--limit", "--page", "--all", "--sort", "--order"},
-    "find": {"--limit", "--topics", "--agent-id", "--team-id"},
-    "get": set(),
-    "create": {"--topics"},
-    "update": {"--topics"},
-    "delete": {"--dry-run", "--concurrency"},
-    "delete_all": {"--search", "--topics", "--agent-id", "--team-id", "--yes", "--dry-run", "--concurrency"},
-    "topics_list": set(),
-    "stats": {"--limit", "--page", "--all", "--sort", "--order"},
-    "whoami": set(),
-    "export": {"--search", "--topics", "--agent-id", "--team-id", "--sort", "--order", "--concurrency"},
-    "import_file": {"--dry-run", "--concurrency"},
-}
-NEEDS_USER = {"list", "get", "create", "update", "delete", "delete_all"}
 
 
 # Options that only some actions take (argument dest -> flag). Their parser default is
@@ -511,29 +467,29 @@ def given_flags(args):
 
 
 def choose_action(args):
-    chosen = [name for name in ACTION_FLAGS if getattr(args, name) not in (None, False)]
+    """The row of ACTIONS that the flags ask for."""
+    chosen = [action for action in ACTIONS.values() if action.flag and getattr(args, action.name) not in (None, False)]
     if len(chosen) > 1:
-        names = " and ".join(ACTION_FLAGS[name] for name in chosen)
+        names = " and ".join(action.flag for action in chosen)
         raise usage_error(f"choose one action at a time: {names} cannot be combined")
     if chosen:
         return chosen[0]
     if args.memory_id:
         # --memory-id with --topics and no other action changes only the topics.
-        return "update" if args.topics is not None else "get"
-    return "list"
+        return ACTIONS["update" if args.topics is not None else "get"]
+    return ACTIONS["list"]
 
 
-def validate(args, environ):
+def validate(args, environ, as_json):
     """Turn parsed flags into a Request, or raise a usage error. Sends nothing."""
     action = choose_action(args)
     given = given_flags(args)
 
-    unexpected = given - ALLOWED_FLAGS[action]
+    unexpected = given - action.options
     if unexpected:
-        flag = ACTION_FLAGS.get(action, "listing" if action == "list" else "showing one memory")
-        raise usage_error(f"{', '.join(sorted(unexpected))} cannot be used with {flag}")
-    if action == "find" and args.limit is None:
-        args.limit = DEFAULT_FIND_LIMIT
+        raise usage_error(f"{', '.join(sorted(unexpected))} cannot be used with {action.label}")
+    if args.limit is None:
+        args.limit = action.limit
     for dest, value in DEFAULTS.items():
         if getattr(args, dest) is None:
             setattr(args, dest, value)
@@ -543,12 +499,11 @@ def validate(args, environ):
         token = next((environ[name] for name in TOKEN_ENV_VARS if environ.get(name)), None)
     # With a JWT the user can come from the token's subject; that is settled once the
     # server's auth mode is known (identify()).
-    if action in NEEDS_USER and args.user_id is None and not (token and JWT_SHAPE.fullmatch(token)):
-        if action == "list" and not args.memory_id:
-            raise usage_error(
-                "--user-id is required: say whose memories to list", hint="use --stats to see which users have memories"
-            )
-        raise usage_error(f"--user-id is required with {ACTION_FLAGS.get(action, '--memory-id')}")
+    if action.needs_user and args.user_id is None and not (token and JWT_SHAPE.fullmatch(token)):
+        raise usage_error(
+            f"--user-id is required with {action.label}: say whose memories",
+            hint="use --stats to see which users have memories",
+        )
     if args.user_id is not None:
         validate_plain_text(args.user_id, "--user-id", MAX_ID_CHARS)
     for flag, value in (
@@ -562,34 +517,25 @@ def validate(args, environ):
 
     memory_ids = [validate_memory_id(memory_id) for memory_id in args.memory_id or []]
     memory_ids = list(dict.fromkeys(memory_ids))
-    if action in ("update", "delete") and not memory_ids:
-        raise usage_error(f"{ACTION_FLAGS[action]} needs --memory-id")
-    if memory_ids and action not in ("get", "update", "delete"):
-        raise usage_error(f"--memory-id cannot be used with {ACTION_FLAGS.get(action, 'listing')}")
-    if len(memory_ids) > 1 and action != "delete":
-        raise usage_error("only --delete takes several --memory-id")
+    if action.memory_ids == "none" and memory_ids:
+        raise usage_error(f"--memory-id cannot be used with {action.label}")
+    if action.memory_ids != "none" and not memory_ids:
+        raise usage_error(f"{action.label} needs --memory-id")
+    if len(memory_ids) > 1 and action.memory_ids != "several":
+        several = " and ".join(row.label for row in ACTIONS.values() if row.memory_ids == "several")
+        raise usage_error(f"only {several} takes several --memory-id")
 
-    content = None
-    if action == "create":
-        content = validate_content(args.create, "--create")
-    elif action == "update" and args.update is not None:
-        content = validate_content(args.update, "--update")
+    # The action's own value (--create's content, --find's query, --export's file), checked by its row.
+    fields = {}
+    value = getattr(args, action.name, None) if action.value else None
+    if value is not None:
+        fields[action.value] = action.check(value, action.flag) if action.check else value
 
     topics = parse_topics(args.topics) if args.topics is not None else None
-    if topics == [] and action in ("list", "export", "delete_all"):
+    if topics == [] and action.topics == "filter":
         raise usage_error("--topics is empty: name at least one topic to filter by")
     if args.search is not None and not args.search.strip():
         raise usage_error("--search needs some text")
-    query = None
-    if action == "find":
-        query_words = words(args.find)
-        if not query_words:
-            raise usage_error("--find needs some words to look for")
-        if all(word in QUESTION_WORDS for word in query_words):
-            raise usage_error(
-                f"--find {args.find!r} has only common words; name what to look for", hint='e.g. --find "coffee"'
-            )
-        query = args.find
 
     if not 1 <= args.limit <= MAX_LIMIT:
         raise usage_error(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}")
@@ -601,17 +547,11 @@ def validate(args, environ):
         raise usage_error(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {args.concurrency}")
     if not 0 < args.timeout <= 3600:
         raise usage_error(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
-    if action == "stats" and args.sort == "created_at":
-        raise usage_error("--stats sorts by count or updated_at")
-    if action != "stats" and args.sort == "count":
-        raise usage_error("--sort count goes with --stats; memories sort by updated_at or created_at")
+    if args.sort not in action.sorts:
+        takes = " or ".join(row.label for row in ACTIONS.values() if args.sort in row.sorts and "--sort" in row.options)
+        raise usage_error(f"--sort {args.sort} goes with {takes}; {action.label} sorts by {' or '.join(action.sorts)}")
     if args.yes and args.dry_run:
         raise usage_error("--yes and --dry-run contradict each other: choose one")
-
-    if action == "export" and args.export != "-":
-        validate_export_path(Path(args.export))
-    if action == "import_file" and args.import_file != "-":
-        validate_import_path(Path(args.import_file))
 
     base_url = validate_base_url(args.base_url or environ.get("AGENTOS_URL") or DEFAULT_BASE_URL)
 
@@ -620,11 +560,9 @@ def validate(args, environ):
         base_url=base_url,
         token=token,
         timeout=args.timeout,
-        json=args.json,
+        json=as_json,
         user_id=args.user_id,
         memory_ids=memory_ids,
-        query=query,
-        content=content,
         topics=topics,
         search=args.search,
         agent_id=args.agent_id,
@@ -640,225 +578,169 @@ def validate(args, environ):
         yes=args.yes,
         dry_run=args.dry_run,
         concurrency=args.concurrency,
-        path=args.export if action == "export" else args.import_file,
+        **fields,
     )
 
 
-# ----------------------------------------------------------------------- import file
+# === validation ===============================================================
 
 
-@dataclass
-class ImportRecord:
-    line: int
-    memory_id: str
-    user_id: str
-    memory: str
-    topics: list
-    dropped_fields: tuple = ()
-    updated_at: str | None = None  # when the memory was last changed before it was exported
+# Memory ids end up in URL paths (/memories/{id}); anything outside this set could
+# leave that path ("../health", "a/b", "x?y"), so it is refused before sending.
+MEMORY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 
 
-def check_import_lines(lines, default_user_id, index):
-    """First pass: validate every line before anything is sent, and note its id in index.
+# Characters that a terminal obeys instead of showing: C0 controls, DEL, C1 controls
+# (0x9b alone opens a CSI sequence on many terminals) and the bidirectional embeddings,
+# overrides and isolates that make text read in another order than it is stored
+# ("Trojan Source"). Text to be stored may hold none of them but newline and tab;
+# names (user ids, topics) not even those. Text from the server is shown escaped.
+UNSAFE_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+UNSAFE_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+CHARACTER_NAMES = {
+    "\x00": "NUL",
+    "\x07": "BEL",
+    "\x08": "BS",
+    "\t": "TAB",
+    "\n": "newline",
+    "\r": "CR",
+    "\x1b": "ESC",
+    "\x7f": "DEL",
+    "\x9b": "CSI",
+    "\x9d": "OSC",
+}
 
-    Returns (how many lines carry agent_id/team_id, how many lines belong to users other
-    than --user-id); raises a usage error that names the bad lines.
-    """
-    problems, dropped, skipped = [], 0, 0
-    for number, record in read_import_records(lines, default_user_id, problems):
-        if not for_user(record, default_user_id):
-            skipped += 1
-            continue
-        earlier = index.add(record.memory_id, number, content_digest(record.user_id, record.memory, record.topics))
-        if earlier is not None:
-            problems.append(f"line {number}: memory id {record.memory_id} already appears on line {earlier}")
-            continue
-        dropped += bool(record.dropped_fields)
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise usage_error(f"{plural(len(problems), 'bad line')}, nothing imported: {shown}")
-    return dropped, skipped
+
+def character_name(char):
+    """'ESC (U+001B)', 'RIGHT-TO-LEFT OVERRIDE (U+202E)': a character that cannot be shown as itself."""
+    import unicodedata
+
+    name = CHARACTER_NAMES.get(char) or unicodedata.name(char, "control character")
+    return f"{name} (U+{ord(char):04X})"
 
 
-class ImportIndex:
-    """The import file's memory ids and what the server holds under each, kept in a
-    temporary SQLite file: memory stays flat however long the file and however many
-    memories the server holds."""
-
-    def __init__(self):
-        import sqlite3
-        import tempfile
-
-        self.folder = tempfile.TemporaryDirectory(prefix="manage-memories-import-")
-        self.db = sqlite3.connect(os.path.join(self.folder.name, "ids.db"))
-        self.db.execute("PRAGMA journal_mode = OFF")
-        self.db.execute("PRAGMA synchronous = OFF")
-        # file_digest and server_digest: content_digest of the line and of the server's copy.
-        self.db.execute(
-            "CREATE TABLE ids (memory_id TEXT PRIMARY KEY, line INTEGER, user_id TEXT, memory TEXT, topics TEXT, "
-            "updated_at TEXT, file_digest BLOB, server_digest BLOB)"
+def validate_content(content, flag):
+    if not content.strip():
+        raise usage_error(f"{flag} needs some text: the content is empty")
+    if len(content) > MAX_CONTENT_CHARS:
+        raise usage_error(
+            f"{flag} content is {len(content)} characters; the server accepts at most {MAX_CONTENT_CHARS}"
         )
-        self.count = 0
-
-    def add(self, memory_id, line, digest):
-        """Note a line's id; returns the line that already has it, if one does."""
-        import sqlite3
-
-        try:
-            self.db.execute(
-                "INSERT INTO ids (memory_id, line, file_digest) VALUES (?, ?, ?)", (memory_id, line, digest)
-            )
-        except sqlite3.IntegrityError:
-            return self.db.execute("SELECT line FROM ids WHERE memory_id = ?", (memory_id,)).fetchone()[0]
-        self.count += 1
-        return None
-
-    def ids(self):
-        return (memory_id for (memory_id,) in self.db.execute("SELECT memory_id FROM ids"))
-
-    def note_server_copies(self, memories):
-        """Record what the server holds, for the ids that the file has (others change nothing)."""
-        import orjson
-
-        self.db.executemany(
-            "UPDATE ids SET user_id = ?, memory = ?, topics = ?, updated_at = ?, server_digest = ? WHERE memory_id = ?",
-            (
-                (
-                    memory["user_id"],
-                    memory["memory"],
-                    orjson.dumps(memory["topics"] or []).decode(),
-                    memory.get("updated_at"),
-                    content_digest(memory["user_id"], memory["memory"], memory["topics"]),
-                    memory["memory_id"],
-                )
-                for memory in memories
-            ),
+    if "\x00" in content:
+        raise usage_error(f"{flag} content contains a NUL character, which the database cannot store")
+    if unsafe := UNSAFE_IN_TEXT.search(content):
+        raise usage_error(
+            f"{flag} content contains {character_name(unsafe[0])}, which terminals obey instead of showing; "
+            "stored, it would reach everyone who lists it: remove it"
         )
-
-    def unchanged(self):
-        """How many lines the server already holds exactly (same user, memory and topics)."""
-        return self.db.execute("SELECT count(*) FROM ids WHERE server_digest = file_digest").fetchone()[0]
-
-    def lines_to_decide(self):
-        """The numbers of the other lines, in order: those are read and decided again."""
-        rows = self.db.execute("SELECT line FROM ids WHERE server_digest IS NOT file_digest ORDER BY line")
-        return (line for (line,) in rows)
-
-    def server_copy(self, memory_id):
-        import orjson
-
-        row = self.db.execute(
-            "SELECT user_id, memory, topics, updated_at FROM ids WHERE memory_id = ?", (memory_id,)
-        ).fetchone()
-        if row is None or row[1] is None:
-            return None
-        user_id, memory, topics, updated_at = row
-        return ServerCopy(user_id, memory, orjson.loads(topics), updated_at)
-
-    def close(self):
-        self.db.close()
-        self.folder.cleanup()
+    return content
 
 
-def for_user(record, user_id):
-    """With --user-id, an import takes that user's lines and leaves the others' alone."""
-    return user_id is None or record.user_id == user_id
+def parse_topics(text):
+    """Split 'a, b,,a' into ['a', 'b']: trimmed, no empties, no duplicates, order kept."""
+    topics = []
+    for topic in text.split(","):
+        topic = topic.strip()
+        if topic and topic not in topics:
+            topics.append(topic)
+    if len(topics) > MAX_TOPICS:
+        raise usage_error(f"--topics has {len(topics)} topics; at most {MAX_TOPICS} are allowed")
+    for topic in topics:
+        validate_plain_text(topic, "topic", MAX_ID_CHARS)
+    return topics
 
 
-def content_digest(user_id, memory, topics):
-    """What an import compares of a line and the server's copy under its id: a line whose
-    digest matches is unchanged and is not read again (at 1,000,000 lines that second
-    reading cost more than the server's answer did)."""
-    import hashlib
-
-    import orjson
-
-    return hashlib.blake2b(orjson.dumps([user_id, memory, topics or []]), digest_size=16).digest()
-
-
-def numbered(lines, wanted):
-    """(line number, line) for the numbers in wanted, an ascending iterable."""
-    wanted = iter(wanted)
-    target = next(wanted, None)
-    for number, line in enumerate(lines, start=1):
-        if target is None:
-            return
-        if number == target:
-            yield number, line
-            target = next(wanted, None)
+def validate_plain_text(value, what, max_chars):
+    """User ids, agent ids and topics: exact strings on one line, nothing a terminal obeys."""
+    if not value.strip():
+        raise usage_error(f"{what} must not be empty")
+    if len(value) > max_chars:
+        raise usage_error(f"{what} is {len(value)} characters; at most {max_chars} are allowed")
+    if unsafe := UNSAFE_IN_NAME.search(value):
+        raise usage_error(f"{what} {value!r} contains the control character {character_name(unsafe[0])}")
+    return value
 
 
-def read_import_records(lines, default_user_id, problems, only=None):
-    """(line number, ImportRecord) for each good line (of those numbered in only, if
-    given); bad ones are added to problems."""
-    import orjson
-
-    for number, line in enumerate(lines, start=1) if only is None else numbered(lines, only):
-        if not line.strip():
-            continue
-        try:
-            yield number, parse_import_line(orjson.loads(line), default_user_id, number)
-        except orjson.JSONDecodeError as error:
-            problems.append(f"line {number}: not valid JSON ({error.msg})")
-        except CLIError as error:
-            problems.append(f"line {number}: {error.message}")
+def check_query(text, flag):
+    """--find's query: some words that are not all question words."""
+    query_words = words(text)
+    if not query_words:
+        raise usage_error(f"{flag} needs some words to look for")
+    if all(word in QUESTION_WORDS for word in query_words):
+        raise usage_error(f"{flag} {text!r} has only common words; name what to look for", hint='e.g. --find "coffee"')
+    return text
 
 
-def parse_import_line(item, default_user_id, number):
-    if not isinstance(item, dict):
-        raise usage_error("expected a JSON object")
-    memory = item.get("memory")
-    if not isinstance(memory, str):
-        raise usage_error("'memory' must be a string")
-    validate_content(memory, "'memory'")
-
-    user_id = item.get("user_id")
-    if user_id is None:
-        user_id = default_user_id
-    if not isinstance(user_id, str):
-        raise usage_error("no user: give 'user_id' in the line or --user-id")
-    validate_plain_text(user_id, "user_id", MAX_ID_CHARS)
-
-    # Topics are kept exactly as exported (no trimming or splitting), so a round trip
-    # through --export and --import changes nothing.
-    topics = item.get("topics") or []
-    if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
-        raise usage_error("'topics' must be a list of strings")
-
-    memory_id = item.get("memory_id")
-    if memory_id is None:
-        # A stable id from user and content, so importing the same file twice matches.
-        memory_id = str(uuid.uuid5(IMPORT_ID_NAMESPACE, f"{user_id}\n{memory}"))
-    if not isinstance(memory_id, str):
-        raise usage_error("'memory_id' must be a string")
-    validate_memory_id(memory_id)
-
-    dropped = tuple(name for name in ("agent_id", "team_id") if item.get(name))
-    updated_at = item.get("updated_at") if isinstance(item.get("updated_at"), str) else None
-    return ImportRecord(number, memory_id, user_id, memory, topics, dropped, updated_at)
+def validate_memory_id(memory_id):
+    if len(memory_id) > MAX_ID_CHARS or not MEMORY_ID_PATTERN.fullmatch(memory_id):
+        raise usage_error(
+            f"invalid memory id {memory_id!r}: use letters, digits and - _ . : (ids from this tool are UUIDs)"
+        )
+    return memory_id
 
 
-def open_import_file(path):
-    """The import as a file that can be read twice; stdin is spooled to a temporary file."""
-    import shutil
-    import tempfile
+def validate_base_url(url):
+    from urllib.parse import urlsplit
 
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise usage_error(f"invalid --base-url {url!r}: it must start with http:// or https:// and name a host")
+    if parts.query or parts.fragment:
+        raise usage_error(f"invalid --base-url {url!r}: it must not contain '?' or '#'")
+    return url.rstrip("/")
+
+
+def check_export_target(path, flag):
+    """A file --export can write ('-' is stdout), found before anything is read."""
     if path == "-":
-        spool = tempfile.TemporaryFile("w+", encoding="utf-8")
-        shutil.copyfileobj(sys.stdin, spool)
-        spool.seek(0)
-        return spool
+        return path
+    target = Path(path)
+    if target.is_dir():
+        raise usage_error(f"{flag} {target} is a folder: name a file")
+    if not target.parent.is_dir():
+        raise usage_error(f"{flag} folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK):
+        raise usage_error(f"{flag} folder {target.parent} is not writable")
+    return path
+
+
+def check_import_source(path, flag):
+    """A file --import can read ('-' is stdin), found before anything is imported or sent."""
+    if path == "-":
+        return path
+    source = Path(path)
+    if not source.exists():
+        raise usage_error(f"{flag} file not found: {source}")
+    if source.is_dir():
+        raise usage_error(f"{flag} {source} is a folder: name a file")
+    if not os.access(source, os.R_OK):
+        raise usage_error(f"{flag} file {source} is not readable")
+    return path
+
+
+def is_loopback(host):
+    import ipaddress
+
+    if host == "localhost":
+        return True
     try:
-        return open(path, encoding="utf-8-sig")  # a byte-order mark from an editor is not content
-    except FileNotFoundError:
-        raise usage_error(f"--import file not found: {path}") from None
-    except OSError as error:
-        raise usage_error(f"cannot read --import file {path}: {error.strerror}") from None
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
-# --------------------------------------------------------------------------- auth
-# What a token says about itself, and what a server's auth mode makes of it. Pure
-# functions: the token is read locally and never verified (the server does that).
+# === auth =====================================================================
+
+TOKEN_ENV_VARS = ("AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
+TOKEN_HINT = "pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY"
+
+
+# Auth on agno 3.1.10: GET /info (no token needed) says which of three modes a server
+# runs ("none", "security_key", "jwt") and whether user isolation is on.
+ADMIN_SCOPE = "agent_os:admin"
+SERVICE_ACCOUNT_TOKEN_PREFIX = "agno_pat_"  # opaque tokens whose user is "sa:<name>"
+SERVICE_ACCOUNT_USER_PREFIX = "sa:"
+JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 @dataclass
@@ -929,7 +811,7 @@ def missing_scopes(token, auth, action):
     # An empty or absent claim says nothing: servers with managed roles ignore token scopes.
     if token.kind != "jwt" or auth.mode != "jwt" or not token.scopes or token.is_admin:
         return []
-    return [scope for scope in SCOPES_NEEDED[action] if scope not in token.scopes]
+    return [scope for scope in action.scopes if scope not in token.scopes]
 
 
 def auth_failure(status, detail, token):
@@ -941,24 +823,22 @@ def auth_failure(status, detail, token):
             needed = scopes.group(1).strip()
             return CLIError(
                 f"this token lacks {needed} (403)",
-                EXIT_AUTH,
                 kind="auth",
                 status=403,
                 hint=f"ask for a token with {needed} or {ADMIN_SCOPE}",
             )
         if "missing a user identity" in detail:
             message = "the token names no user (no 'sub' claim), which this server needs with user isolation on"
-            return CLIError(f"{message} (403)", EXIT_AUTH, kind="auth", status=403, hint="use a token with a 'sub'")
+            return CLIError(f"{message} (403)", kind="auth", status=403, hint="use a token with a 'sub'")
         if "disabled" in detail.lower():
             who = f"user {token.subject}" if token.subject else "the token's user"
             return CLIError(
                 f"{who} is disabled on this AgentOS (403)",
-                EXIT_AUTH,
                 kind="auth",
                 status=403,
                 hint="ask the AgentOS's administrator to enable the user",
             )
-        return CLIError(f"permission denied (403): {detail}", EXIT_AUTH, kind="auth", status=403)
+        return CLIError(f"permission denied (403): {detail}", kind="auth", status=403)
     if token.kind == "none":
         message, hint = "this AgentOS requires a token", TOKEN_HINT
     elif "expired" in detail.lower() and token.kind == "jwt":
@@ -980,7 +860,7 @@ def auth_failure(status, detail, token):
         hint = "pass the key via --token or $OS_SECURITY_KEY"
     else:
         message, hint = f"authentication failed: {detail}", TOKEN_HINT
-    return CLIError(f"{message} (401)", EXIT_AUTH, kind="auth", status=401, hint=hint)
+    return CLIError(f"{message} (401)", kind="auth", status=401, hint=hint)
 
 
 def wrong_user_answer(asked, owner, token):
@@ -989,22 +869,880 @@ def wrong_user_answer(asked, owner, token):
         return CLIError(
             f"the server limited this token to user {owner}: asked for user {asked}, it answered with "
             f"{owner}'s memories; nothing was changed",
-            EXIT_AUTH,
             kind="wrong_user",
             hint=f"use a token of user {asked}, or one with {ADMIN_SCOPE}",
         )
     return CLIError(
         f"the server answered with memories of user {owner} when asked for user {asked} "
         "(it did not apply user_id); nothing was changed",
+        EXIT_FAILED,
         kind="wrong_user",
     )
 
 
-# ------------------------------------------------------------------------ ranking
-# --find: words, not one substring. A memory's text is normalized (case, accents),
-# split into words (Wi-Fi and wifi alike), reduced to stems (PyStemmer's Snowball
-# English), and scored against the query's terms with BM25; a word one or two
-# letters off a query word counts for less. Pure functions, no server.
+# === warnings, notes and progress =============================================
+
+
+def warn(request, message):
+    """A warning on stderr: JSON with --json, so stderr stays parseable line by line."""
+    if request.json:
+        print(json_safe(json.dumps({"warning": message}, ensure_ascii=False)), file=sys.stderr)
+    else:
+        say(f"warning: {shown(message)}", sys.stderr)
+
+
+def note(request, message):
+    """A line for a person on stderr (not under --json, whose data already says it)."""
+    if not request.json:
+        say(f"note: {shown(message)}", sys.stderr)
+
+
+class Progress:
+    """A progress bar on stderr when a person is watching (count, rate, time left); silent otherwise."""
+
+    def __init__(self, description, enabled):
+        self.description = description
+        self.enabled = enabled
+        self.bar = None
+
+    @classmethod
+    def for_request(cls, description, request):
+        return cls(description, sys.stderr.isatty() and not request.json)
+
+    def start(self, total):
+        if not self.enabled or total < 1 or self.bar is not None:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
+
+        self.bar = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(self.description, total=total, rate="")
+
+    def advance(self, count=1):
+        if self.bar is not None:
+            self.bar.advance(self.task, count)
+            speed = self.bar.tasks[0].speed
+            self.bar.update(self.task, rate=f"{speed:,.0f}/s" if speed else "")
+
+    def stop(self):
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+# === the server ===============================================================
+
+
+class Server:
+    """AgentOSClient plus the arguments every call shares (auth header, db, table)."""
+
+    def __init__(self, request, http):
+        import asyncio
+
+        self.request = request
+        self.http = http
+        self._client = None
+        self.scope = {"db_id": request.db_id, "table": request.table}
+        if request.token:
+            self.scope["headers"] = {"Authorization": f"Bearer {request.token}"}
+        self.in_flight = asyncio.Semaphore(request.concurrency)
+        self.token = read_token(request.token)
+        self.auth = None  # GET /info, asked only where the answer matters (ask_auth)
+        self.limited_to = None  # the one user the server lets this token act on, if it limits it
+        self.release = None  # the agno release, asked only where it matters (ask_release)
+        # What older releases cannot do, learnt from their answers (get_page):
+        self.page_cap = None  # the largest page they serve
+        self.topics_filter_fails = False  # their SQL for the topics filter fails on SQLite
+
+    @property
+    def scope_params(self):
+        """The scope as query parameters, for requests sent without agno's client."""
+        return {key: value for key, value in self.scope.items() if key != "headers" and value is not None}
+
+    @property
+    def client(self):
+        """agno's AgentOSClient, imported on first use: bulk reads do without it (fetch_page)."""
+        if self._client is None:
+            from agno.client import AgentOSClient
+
+            self._client = AgentOSClient(base_url=self.request.base_url, timeout=self.request.timeout)
+        return self._client
+
+    async def bounded(self, coroutine):
+        """Await coroutine once fewer than --concurrency requests are in flight."""
+        async with self.in_flight:
+            return await coroutine
+
+    def owned_by(self, user_id, memories):
+        """The one guard on every memory that comes back for a user: it must be theirs.
+
+        A server may answer for another user than the one asked for (user isolation and
+        service-account tokens bind the answer to the token's user; older releases ignore
+        user_id), so nothing read for user_id is shown, changed or deleted unless it is
+        user_id's.
+        """
+        if user_id is not None:
+            for memory in memories:
+                if memory.get("user_id") != user_id:
+                    raise wrong_user_answer(user_id, memory.get("user_id"), self.token)
+        return memories
+
+
+async def ask_auth(server):
+    """GET /info, once: the server's auth mode, user isolation and agno version (no token sent)."""
+    if server.auth is None:
+        body = await get_json(server, "/info")
+        if not isinstance(body, dict):
+            server.auth = ServerAuth()  # a release without /info, or not an AgentOS: the memory calls will tell
+        else:
+            mode = body.get("auth_mode")
+            server.auth = ServerAuth(
+                mode=mode if mode in ("none", "security_key", "jwt") else None,
+                user_isolation=body.get("user_isolation") is True,
+                agno_version=body.get("agno_version") if isinstance(body.get("agno_version"), str) else None,
+                has_info=True,
+            )
+    return server.auth
+
+
+async def get_json(server, path):
+    """A GET of one of the server's own description endpoints: its JSON, or None."""
+    response = await server.http.get(f"{server.request.base_url}{path}", timeout=server.request.timeout)
+    try:
+        return response.json() if response.status_code == 200 else None
+    except ValueError:
+        return None
+
+
+TOPICS_RIGHT_FROM = (2, 6)  # /memory_topics: SQL for PostgreSQL only before 2.3, the first row's
+
+
+# topics in 2.3 and 2.4 (whatever the user), 500 in 2.5 (it passes a user_id its database cannot take)
+CREATED_AT_FROM = (2, 3)  # the memory table has no created_at before 2.3; sorting by it is ignored
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str  # for messages: "agno 3.1.10", "agno 2.3", "agno 2.0 or 2.1"
+    at_least: tuple  # the oldest release it can be
+
+    def before(self, version):
+        return self.at_least < version
+
+
+async def ask_release(server):
+    """The server's agno release, once: its own word where it gives one (GET /info, 2.6 on),
+    else what its endpoints show, as finely as the script's choices need."""
+    if server.release is None:
+        server.release = await identify_release(server)
+    return server.release
+
+
+async def identify_release(server):
+    auth = await ask_auth(server)
+    version = tuple(int(part) for part in re.findall(r"\d+", auth.agno_version or "")[:3])
+    if version:
+        return Release(f"agno {auth.agno_version}", version)
+    if auth.has_info:
+        return Release("agno 2.5", (2, 5))  # /info without a version
+    health = await get_json(server, "/health")
+    if not isinstance(health, dict):  # not an AgentOS of any release: let the memory calls say so
+        return Release("an unknown release", (999,))
+    started = health.get("instantiated_at")
+    if started is None:
+        return Release("agno 2.0 or 2.1", (2, 0))
+    if "T" in str(started):
+        return Release("agno 2.4", (2, 4))  # an ISO time; before 2.4 a Unix timestamp
+    # 2.3 adds POST /optimize-memories: a GET of it is 405 there and 404 before.
+    optimize = await server.http.get(f"{server.request.base_url}/optimize-memories", timeout=server.request.timeout)
+    return Release("agno 2.3", (2, 3)) if optimize.status_code == 405 else Release("agno 2.2", (2, 2))
+
+
+def unsupported(release, what, first_release, hint=None):
+    return CLIError(
+        f"this AgentOS ({release.name}) cannot {what}; agno {first_release} and later can; nothing was changed",
+        kind="unsupported",
+        hint=hint,
+    )
+
+
+async def identify(server, request):
+    """Settle whom the script acts for, before anything reaches the memory API.
+
+    Asks the server's auth mode only where it changes the answer: for a JWT. Fills in
+    --user-id from the token where it can, and refuses what the server would silently
+    do for another user than the one named. Actions that reach no memories (scopes
+    None: --whoami) act for nobody.
+    """
+    action, token = request.action, server.token
+    if action.scopes is None:
+        return
+    auth = await ask_auth(server) if token.kind == "jwt" else ServerAuth()
+    jwt_server = token.kind == "jwt" and auth.mode == "jwt"
+    if jwt_server and auth.user_isolation and not token.is_admin and token.subject is None:
+        raise auth_failure(403, "missing a user identity", token)
+    limited = limited_user(token, auth)
+    server.limited_to = limited
+    if request.user_id is None and action.needs_user:
+        if not (jwt_server and token.subject):
+            mode = auth.mode or "unknown"
+            raise usage_error(
+                f"--user-id is required with {action.label}: the token's subject "
+                f"names the user only on a JWT server, and this one's auth mode is {mode}"
+            )
+        request.user_id = token.subject
+        note(request, f"acting as user {token.subject}, the subject of the token")
+    elif request.user_id is None and limited:
+        request.user_id = limited
+        note(request, f"only user {limited}'s memories: the server limits this token to its own user")
+    if limited and request.user_id != limited:
+        raise CLIError(
+            f"the server limits this token to user {limited} (user isolation is on), so it cannot act on "
+            f"user {request.user_id}; nothing was sent",
+            kind="wrong_user",
+            hint=f"drop --user-id to act as {limited}, or use a token of {request.user_id}'s or one with {ADMIN_SCOPE}",
+        )
+    missing = missing_scopes(token, auth, action)
+    if missing:
+        needed = ", ".join(missing)
+        raise CLIError(
+            f"this token lacks {needed}, which {action.label} needs; nothing was sent",
+            kind="auth",
+            hint=f"ask for a token with {needed} or {ADMIN_SCOPE}",
+        )
+
+
+# === filters and pages ========================================================
+
+
+# Text the server's SQL LIKE can only over-match, never miss: printable ASCII without
+# the characters that JSON text escapes (" and \\). LIKE's own wildcards (% _) and
+# ASCII case folding only widen the answer, which matches() then narrows.
+SERVER_NARROWABLE_TEXT = re.compile(r"[ !#-\[\]-~]*")
+
+
+def server_filters(request):
+    """Filters for the server: a superset of what matches() accepts, never fewer."""
+    search = request.search if request.search and SERVER_NARROWABLE_TEXT.fullmatch(request.search) else None
+    topics = [topic for topic in request.topics or [] if SERVER_NARROWABLE_TEXT.fullmatch(topic)]
+    return {
+        "user_id": request.user_id,
+        "agent_id": request.agent_id,
+        "team_id": request.team_id,
+        # The server reads only the first 'topics' query value and splits it on commas,
+        # so a list would be sent as topics=a&topics=b and filter by 'a' alone.
+        "topics": [",".join(topics)] if topics else None,
+        "search_content": search,
+        "sort_by": request.sort,
+        "sort_order": request.order,
+    }
+
+
+def matches(memory, request):
+    """The filters as the script promises them: exact topics, case-insensitive search."""
+    if request.topics and not set(request.topics) <= set(memory.get("topics") or []):
+        return False
+    if request.search and request.search.casefold() not in memory["memory"].casefold():
+        return False
+    return True
+
+
+MEMORY_FIELDS = ("memory_id", "memory", "topics", "agent_id", "team_id", "user_id", "updated_at")
+
+
+def memory_dict(memory):
+    return memory.model_dump(mode="json")
+
+
+async def fetch_page(server, filters, page, limit):
+    """One page of GET /memories, as plain JSON through the client's connection pool.
+
+    Pages skip AgentOSClient's pydantic models: on 200,000 memories validating each
+    into a model and dumping it back cost 2.8 s of a 9.1 s read (measured, agno
+    3.1.10), for the same fields. The shape is checked here instead.
+    """
+    return await fetch_rows(server, "/memories", filters, page, limit, lambda body: read_page(server, filters, body))
+
+
+# agno 2.2 caps pages at 100 rows and finds out only after the query: it answers 500.
+PAGE_CAP_ERROR = re.compile(r"\blimit\s+Input should be less than or equal to (\d+)")
+
+
+class PageCapped(Exception):
+    """The server serves pages of at most `cap` rows; ask again in pages that size."""
+
+    def __init__(self, cap):
+        super().__init__(cap)
+        self.cap = cap
+
+
+async def get_page(server, path, filters, page, limit, stream=False):
+    """One page of a list endpoint, with what older releases need: PageCapped where the
+    server refuses a page this large, and no topics filter where its SQL for one fails
+    (agno 2.2 and older on SQLite; the script filters by topics itself in any case).
+    With stream, a successful answer's body is left unread for the caller to parse."""
+    params = {key: value for key, value in filters.items() if value is not None}
+    if server.topics_filter_fails:
+        params.pop("topics", None)
+    params.update(limit=limit, page=page, **server.scope_params)
+    http_request = server.http.build_request(
+        "GET",
+        f"{server.request.base_url}{path}",
+        params=params,
+        headers=server.scope.get("headers"),
+        timeout=server.request.timeout,
+    )
+    response = await send_idempotent(server, http_request, stream)
+    if response.status_code != 200 and stream:
+        await response.aread()  # errors are short: read them as a whole
+    if response.status_code == 500:
+        cap_error = PAGE_CAP_ERROR.search(server_detail(response) or "")
+        if cap_error and limit > int(cap_error[1]):
+            server.page_cap = int(cap_error[1])
+            raise PageCapped(server.page_cap)
+        if "topics" in params and not server.topics_filter_fails:
+            server.topics_filter_fails = True
+            return await get_page(server, path, filters, page, limit, stream)
+    response.raise_for_status()
+    return response
+
+
+async def send_idempotent(server, http_request, stream=False):
+    """A GET, sent once more if the connection it reused was closed under it: uvicorn
+    closes a connection after an app error it answered 500 for (agno 2.2's page cap), and
+    the next request on it fails before reaching the server."""
+    import httpx
+
+    try:
+        return await server.http.send(http_request, stream=stream)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return await server.http.send(http_request, stream=stream)
+
+
+async def fetch_rows(server, path, filters, page, limit, read):
+    """Page `page` of `limit` rows, put together from the server's smaller pages if it caps them."""
+    import asyncio
+
+    cap = server.page_cap
+    if cap is None or limit <= cap:
+        try:
+            return page_of(read(await get_page(server, path, filters, page, limit)), page, limit)
+        except PageCapped as capped:
+            cap = capped.cap
+    start = (page - 1) * limit
+    first, last = start // cap + 1, (start + limit - 1) // cap + 1
+    read_parts = [read(await get_page(server, path, filters, first, cap))]
+    last = min(last, -(-read_parts[0]["total_count"] // cap))  # no requests past the last row
+    rest = await asyncio.gather(
+        *(server.bounded(get_page(server, path, filters, part, cap)) for part in range(first + 1, last + 1))
+    )
+    read_parts += [read(response) for response in rest]
+    rows = [row for part in read_parts for row in part["data"]]
+    skip = start - (first - 1) * cap
+    total = max(part["total_count"] for part in read_parts)  # past the end, some releases say 0
+    return page_of({"data": rows[skip : skip + limit], "total_count": total}, page, limit)
+
+
+def page_of(rows, page, limit):
+    total = rows["total_count"]
+    return {
+        "data": rows["data"],
+        "meta": {"page": page, "limit": limit, "total_pages": -(-total // limit), "total_count": total},
+    }
+
+
+def read_body(server, response, path, row_kind):
+    """{"data": [...], "total_count": n} from a page's JSON, or not_agentos."""
+    import orjson
+
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise not_agentos(server.request.base_url, "it did not answer JSON") from None
+    meta = body.get("meta") if isinstance(body, dict) else None
+    rows = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(rows, list) or not isinstance(meta, dict) or not isinstance(meta.get("total_count"), int):
+        raise not_agentos(server.request.base_url, f"GET {path} did not answer a page of {row_kind}")
+    return {"data": rows, "total_count": meta["total_count"]}
+
+
+def read_page(server, filters, response):
+    page = read_body(server, response, "/memories", "memories")
+    memories = [as_memory(row, server.request.base_url) for row in page["data"]]
+    return {"data": server.owned_by(filters.get("user_id"), memories), "total_count": page["total_count"]}
+
+
+def as_memory(row, base_url):
+    """A memory as every part of the script sees it, from one row of the server's JSON."""
+    if (
+        not isinstance(row, dict)
+        or not isinstance(row.get("memory_id"), str)
+        or not isinstance(row.get("memory"), str)
+        or not isinstance(row.get("topics") or [], list)
+    ):
+        raise not_agentos(base_url, "its answer does not match the memory schema")
+    return {name: row.get(name) for name in MEMORY_FIELDS}
+
+
+# === the walk =================================================================
+
+
+# Bulk reads page through the memories in memory_id order, the one sort key that is
+# unique and never changes; each page re-reads the last WALK_OVERLAP of the one before,
+# to prove that nothing slipped between them. Pages are WALK_PAGE_SIZE rows, or about
+# total / WALK_PAGES on a larger server, up to WALK_PAGE_MAX: each page makes the server
+# skip every row before it (about 3 µs a row on PostgreSQL at 1,000,000, measured), so
+# the walk's cost grows with the square of the number of pages.
+WALK_PAGE_SIZE = 5000
+WALK_PAGES = 4
+WALK_PAGE_MAX = 250_000
+WALK_OVERLAP = 64
+STREAM_CHUNK_BYTES = 1 << 18  # a page is read this much at a time
+
+
+# and parsed this much at a time, letting other requests move on between pieces: with
+# 256 KB pieces a DELETE sent during a parse took 0.24 s instead of 0.04 s (measured).
+PARSE_CHUNK_BYTES = 1 << 15
+MAX_RETREATS = 10  # steps back in a row before a walk gives up on a server changing faster than it reads
+
+
+def slice_at(target, size):
+    """(page, limit) for a slice of at most `size` rows that starts at or a little before
+    row `target`.
+
+    The server reads page p as rows (p - 1) * limit onwards, so a slice can start only
+    at a multiple of its limit: of the limits from size / 2 to size, take the largest
+    whose slice starts at most size / 100 rows before target (re-reading a few rows is
+    cheaper than one more request), or else the one that starts closest below it.
+    """
+    if target < size // 2:
+        return 1, size
+    slack = size // 100
+    limit = min(range(size // 2, size + 1), key=lambda candidate: (max(0, target % candidate - slack), -candidate))
+    return target // limit + 1, limit
+
+
+@dataclass
+class PageRequest:
+    start: int  # the first row it asks for, counting the rows this walk has deleted behind it
+    limit: int
+    page: int
+    removed: int  # rows this walk had deleted when it asked
+    task: object  # the request under way
+
+
+@dataclass
+class WalkSummary:
+    """What a walk saw: how many memories it passed on, and how far the server changed under it."""
+
+    kept: int = 0
+    changed: int = 0  # at least this many memories were created or deleted while it ran
+
+
+class MemoryWalk:
+    """Every memory matching filters, in memory_id order, each passed on exactly once.
+
+    Offset pages over a table that changes can shift: a memory deleted before the
+    current page moves every later one back a row, and one would be skipped. So the
+    pages are ordered by memory_id (unique: no ties to reorder between requests), and
+    each starts WALK_OVERLAP rows before the last one ended. A page is trusted only
+    once it shows one of the ids passed on lately; what it holds after that and has
+    not been passed on is new. Memories that exist for the whole walk are passed on
+    exactly once, whatever is written meanwhile.
+
+    Each page makes the server skip every row before it, so a walk over many memories
+    takes few large pages (about total / WALK_PAGES rows each), read as they arrive:
+    memory holds a chunk of a page and the ids passed on lately, whatever the size
+    of the server.
+
+    Calls on_batch(memories) with the new memories that keep accepts; run() returns a
+    WalkSummary.
+
+    With removing (a BatchDeleter that on_batch feeds), the memories passed on are
+    deleted while the walk still reads: a page is asked only once the deletes sent
+    are answered, and counts the rows deleted before it (all behind the walk, so the
+    rows ahead move back by exactly that many). The deleter keeps the last
+    WALK_OVERLAP memories until the end, for the next page to find its place by. Its
+    pages are as large as they come (WALK_PAGE_MAX): one request for most users, and
+    the deletes overlap the parsing of it instead of waiting for the walk to end.
+    """
+
+    def __init__(self, server, filters, on_batch, progress=None, keep=None, removing=None):
+        from collections import deque
+
+        self.server = server
+        self.user_id = filters.get("user_id")
+        self.filters = dict(filters, sort_by="memory_id", sort_order="asc")
+        self.on_batch, self.progress, self.keep, self.removing = on_batch, progress, keep, removing
+        self.summary = WalkSummary()
+        self.totals = []  # each page's total_count, plus the rows this walk had deleted when it asked
+        self.size, self.overlap = (WALK_PAGE_MAX if removing is not None else WALK_PAGE_SIZE), WALK_OVERLAP
+        # The page size is settled once the first page gives the total (for a deleting walk, from the start).
+        self.settled = removing is not None
+        if server.page_cap:
+            self.resize(server.page_cap)
+        # The last ids passed on: more than a step back reaches, so the page read again after
+        # one finds its place (a step back asks for a page of at most WALK_PAGE_SIZE).
+        self.passed_on = deque(maxlen=2 * WALK_PAGE_SIZE)
+        self.removed = 0  # rows this walk has deleted, all of them behind it
+        self.furthest = 0  # the furthest row any page has reached
+        self.previous_start = 0
+        self.retreats = 0  # steps back in a row without a new memory
+        self.current = self.following = None  # PageRequests: the page being read, the next one asked
+
+    def resize(self, cap):
+        """The server serves at most cap rows a page: ask in pages of that size from now on."""
+        self.size, self.overlap, self.settled = cap, min(WALK_OVERLAP, cap // 4), True
+
+    def settle(self, total):
+        """The first page gives the total: a twentieth more than total / WALK_PAGES a page,
+        since overlaps and slice starts eat into it."""
+        self.size, self.settled = min(max(self.size, -(-total * 21 // (20 * WALK_PAGES))), WALK_PAGE_MAX), True
+
+    def ask(self, target, most=None):
+        """Ask for the slice that starts at or a little before row target."""
+        import asyncio
+
+        page, limit = slice_at(max(0, target - self.removed), most or self.size)
+        task = asyncio.ensure_future(get_page(self.server, "/memories", self.filters, page, limit, stream=True))
+        return PageRequest((page - 1) * limit + self.removed, limit, page, self.removed, task)
+
+    async def ask_next(self, target, most=None):
+        """ask(), once the deletes under way are answered: the server's rows stay put while it serves a page."""
+        if self.removing is not None:
+            self.removed = await self.removing.pause()
+        return self.ask(target, most)
+
+    async def drop_following(self):
+        await drop(self.following)
+        self.following = None
+
+    async def step_back(self):
+        """More memories were deleted before this page than it overlaps: it has lost its
+        place, so read again from a little earlier."""
+        await self.drop_following()
+        self.retreats += 1
+        if self.current.page == 1 or self.retreats > MAX_RETREATS:
+            unchanged = "; nothing was changed" if self.removing is None else ""
+            raise CLIError(
+                f"memories were deleted faster than this could read past them{unchanged}: run it again",
+                kind="changed_underneath",
+            )
+        target = max(0, self.current.start - WALK_PAGE_SIZE)
+        self.current = await self.ask_next(target, min(self.size, WALK_PAGE_SIZE))
+
+    def pass_on(self, memories):
+        self.passed_on.extend(memory["memory_id"] for memory in memories)
+        if self.progress:
+            self.progress.advance(len(memories))
+        kept = [memory for memory in memories if self.keep is None or self.keep(memory)]
+        self.summary.kept += len(kept)
+        if kept:
+            self.on_batch(kept)
+
+    async def run(self):
+        self.current = self.ask(0)
+        try:
+            while await self.read_page():
+                pass
+        finally:  # a request still under way when the walk ends or fails is not needed
+            await drop(self.current)
+            await drop(self.following)
+        self.summary.changed = sum(abs(after - before) for before, after in zip(self.totals, self.totals[1:]))
+        if self.summary.changed:
+            warn(
+                self.server.request,
+                f"at least {plural(self.summary.changed, 'memory')} were created or deleted while this read them; "
+                "those may or may not be included, every other memory is, once",
+            )
+        return self.summary
+
+    async def read_page(self):
+        """Read the current page and pass its new memories on; False once it was the last."""
+        current = self.current
+        try:
+            response = await current.task
+        except PageCapped as capped:  # it refuses pages this large: ask in pages it serves
+            await self.drop_following()
+            self.resize(capped.cap)
+            self.current = await self.ask_next(current.start)
+            return True
+        # The whole answer first, then the next request: the server prepares the next
+        # page while this one is parsed (it cannot send while it prepares). A deleting
+        # walk sends its deletes instead, and asks for the next page after parsing.
+        body = await download(response)
+        if self.removing is not None:
+            expected = (read_meta(body) or {}).get("total_count")  # for the progress bar, before the parse
+            self.removing.resume(expected + current.removed if isinstance(expected, int) else None)
+        elif self.settled and (not self.totals or current.start + current.limit < self.totals[-1]):  # not past the end
+            self.following = self.ask(current.start + current.limit - self.overlap)
+        reading = PageReading(set(self.passed_on), self.pass_on)
+        total = await parse_page(self.server, body, self.user_id, reading.take)
+        if total is None or (reading.known and not reading.anchored):
+            await self.step_back()
+            return True
+        self.totals.append(total + current.removed)
+        seen = reading.seen
+        # Fewer rows than asked though more exist: the server caps its pages.
+        short = seen < current.limit and current.start - current.removed + seen < total
+        if short and seen < 2:
+            raise not_agentos(self.server.request.base_url, "its pages end before the count it gives")
+        if short:
+            await self.drop_following()
+            self.resize(seen)
+            self.following = await self.ask_next(current.start + seen - self.overlap)
+        if not self.settled:
+            self.settle(total)
+        if self.progress and len(self.totals) == 1:
+            self.progress.start(total)
+            self.progress.advance(reading.fresh)
+        at_end = seen < current.limit and not short
+        moving_on = current.start >= self.previous_start  # not a page read again after a step back
+        if not reading.fresh and not at_end and moving_on and current.start + current.limit <= self.furthest:
+            raise not_agentos(self.server.request.base_url, "it answers the same page again for the next one")
+        if reading.fresh:
+            self.retreats = 0
+        self.furthest = max(self.furthest, current.start + seen)
+        self.previous_start = current.start
+        if at_end:
+            return False
+        self.current = self.following or await self.ask_next(current.start + current.limit - self.overlap)
+        self.following = None
+        return True
+
+
+async def walk_memories(server, filters, on_batch, progress=None, keep=None, removing=None):
+    """Every memory matching filters, each passed to on_batch once (MemoryWalk); a WalkSummary."""
+    return await MemoryWalk(server, filters, on_batch, progress, keep, removing).run()
+
+
+class PageReading:
+    """One page of a walk as it arrives: rows up to the first id passed on lately are
+    the overlap (or memories created meanwhile, which may be left out); after it,
+    every row not passed on yet is new and passed on at once."""
+
+    def __init__(self, known, pass_on):
+        self.known = known
+        self.anchored = not known  # the first page has nothing to overlap
+        self.pass_on = pass_on
+        self.seen = 0
+        self.fresh = 0
+
+    def take(self, memories):
+        """False once the page has shown more rows than can come before its place: it has lost it."""
+        self.seen += len(memories)
+        fresh = []
+        for memory in memories:
+            if memory["memory_id"] in self.known:
+                self.anchored = True
+            elif self.anchored:
+                fresh.append(memory)
+        if fresh:
+            self.fresh += len(fresh)
+            self.pass_on(fresh)
+        return self.anchored or self.seen <= len(self.known)
+
+
+async def download(response):
+    """A page's whole answer, in a temporary file once it is large (memory stays flat)."""
+    import tempfile
+
+    body = tempfile.SpooledTemporaryFile(max_size=STREAM_CHUNK_BYTES * 32)
+    try:
+        async for chunk in response.aiter_bytes(STREAM_CHUNK_BYTES):
+            body.write(chunk)
+    except BaseException:
+        body.close()
+        raise
+    finally:
+        await response.aclose()
+    body.seek(0)
+    return body
+
+
+# The key that opens a page's meta object: agno writes it after the rows, last.
+META_KEY = re.compile(rb'[{,]\s*"meta"\s*:')
+META_TAIL_BYTES = 4096
+
+
+def read_meta(body):
+    """A page's meta object, read from the end of its answer, or None if it is not there.
+
+    agno writes meta after the rows, so it is the last value of the answer. Reading it
+    with a second ijson parser cost as much as parsing the rows a second time (0.08 s
+    per 20,000 memories, measured), so only the tail is read. It holds the meta only if
+    what follows the last '"meta":' is one JSON object that closes the answer: anything
+    else (another server's key order, a meta larger than the tail) answers None, and
+    the caller parses the whole answer for it instead.
+    """
+    import orjson
+
+    body.seek(0, os.SEEK_END)
+    body.seek(max(0, body.tell() - META_TAIL_BYTES))
+    tail = body.read()
+    body.seek(0)
+    keys = list(META_KEY.finditer(tail))
+    rest = tail[keys[-1].end() :].rstrip() if keys else b""
+    if not rest.endswith(b"}"):
+        return None
+    try:
+        meta = orjson.loads(rest[:-1])
+    except orjson.JSONDecodeError:
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+async def parse_page(server, body, user_id, take):
+    """A page of GET /memories parsed a chunk at a time, its memories handed to take() as
+    they come; its total_count, or None if take() stopped it. Closes body.
+
+    Between chunks it lets the event loop run, so the request for the next page goes
+    out while this one is parsed."""
+    import asyncio
+
+    import ijson
+
+    base_url = server.request.base_url
+    rows = ijson.sendable_list()
+    parser = ijson.items_coro(rows, "data.item", use_float=True)
+
+    def hand_on():
+        memories = server.owned_by(user_id, [as_memory(row, base_url) for row in rows])
+        del rows[:]
+        return take(memories)
+
+    with body:
+        try:
+            while chunk := body.read(PARSE_CHUNK_BYTES):
+                parser.send(chunk)
+                if rows and hand_on() is False:
+                    return None
+                await asyncio.sleep(0)
+            parser.close()  # the whole answer is well-formed JSON: only then is its tail trusted
+            if rows and hand_on() is False:
+                return None
+            meta = read_meta(body)
+            if meta is None:
+                metas = ijson.sendable_list()
+                meta_parser = ijson.items_coro(metas, "meta", use_float=True)
+                while chunk := body.read(STREAM_CHUNK_BYTES):
+                    meta_parser.send(chunk)
+                meta_parser.close()
+                meta = metas[0] if len(metas) == 1 else None
+        except ijson.JSONError:
+            raise not_agentos(base_url, "it did not answer JSON") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("total_count"), int):
+        raise not_agentos(base_url, "GET /memories did not answer a page of memories")
+    return meta["total_count"]
+
+
+async def drop(page_request):
+    """Stop a page request that is no longer needed, closing its answer if it came."""
+    if page_request is None:
+        return
+    task = page_request.task
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled() and task.exception() is None:
+        await task.result().aclose()
+
+
+async def walk_matching(server, request, on_batch, progress=None):
+    return await walk_memories(server, server_filters(request), on_batch, progress, keep=lambda m: matches(m, request))
+
+
+# === spools ===================================================================
+
+SPOOL_BYTES = 8 << 20  # memories kept for a report stay in memory up to this size, then go to disk
+
+
+class Spool:
+    """Memories kept for an answer outside the heap, read back as JSON text (lines) or
+    as memories: --delete-all of a user with 100,000 memories held them all to print
+    them (218 MB, measured), and a larger user would take more."""
+
+    def __iter__(self):
+        import orjson
+
+        return (orjson.loads(line) for line in self.lines())
+
+
+class MemorySpool(Spool):
+    """Memories in the order they came, as JSON lines in a temporary file once they outgrow SPOOL_BYTES."""
+
+    def __init__(self):
+        import tempfile
+
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        self.count = 0
+
+    def extend(self, memories):
+        import orjson
+
+        self.file.write(b"".join(orjson.dumps(memory) + b"\n" for memory in memories))
+        self.count += len(memories)
+
+    def __len__(self):
+        return self.count
+
+    def lines(self):
+        """Each memory as the JSON text it was kept in."""
+        self.file.seek(0)
+        for line in self.file:
+            yield line.rstrip(b"\n").decode()
+
+
+class SortedSpool(Spool):
+    """Memories in a temporary SQLite file, read back newest (or oldest) first by
+    updated_at, equal times in memory_id order; window() shows one page of them."""
+
+    def __init__(self, descending):
+        import sqlite3
+        import tempfile
+
+        self.folder = tempfile.TemporaryDirectory(prefix="manage-memories-list-")
+        self.db = sqlite3.connect(os.path.join(self.folder.name, "memories.db"))
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute("CREATE TABLE memories (updated_at TEXT, memory_id TEXT, body TEXT)")
+        self.order = f"updated_at {'DESC' if descending else 'ASC'}, memory_id ASC"
+        self.count = 0
+        self.start, self.limit = 0, -1  # SQLite's LIMIT -1: no limit
+
+    def extend(self, memories):
+        import orjson
+
+        self.db.executemany(
+            "INSERT INTO memories VALUES (?, ?, ?)",
+            ((memory["updated_at"] or "", memory["memory_id"], orjson.dumps(memory).decode()) for memory in memories),
+        )
+        self.count += len(memories)
+
+    def window(self, start, limit):
+        self.start, self.limit = start, limit
+        return self
+
+    def __len__(self):
+        shown = max(0, self.count - self.start)
+        return shown if self.limit < 0 else min(shown, self.limit)
+
+    def lines(self):
+        query = f"SELECT body FROM memories ORDER BY {self.order} LIMIT ? OFFSET ?"
+        return (body for (body,) in self.db.execute(query, (self.limit, self.start)))
+
+
+# === ranking ==================================================================
+
 
 # Words that carry no meaning in a question about a user ("what does the user like").
 QUESTION_WORDS = frozenset(
@@ -1162,9 +1900,7 @@ class Ranking:
         return ranked[: self.limit]
 
 
-# ----------------------------------------------------------------------- operations
-# Each talks to the AgentOS through AgentOSClient and returns an Outcome; none prints,
-# except warnings and progress, which go to stderr.
+# === operations that read =====================================================
 
 
 @dataclass
@@ -1172,779 +1908,9 @@ class Outcome:
     data: object  # what --json prints
     exit_code: int = EXIT_OK
     error: CLIError | None = None  # printed after the data, when work was left undone
-    note: str | None = None  # extra human line
+    note: str | None = None  # a line for a person: what was done (create, update), or what went to stdout
     hint: str | None = None  # what to try next when the answer is empty: a human line, and "hint" in JSON
-
-
-def warn(request, message):
-    """A warning on stderr: JSON with --json, so stderr stays parseable line by line."""
-    if request.json:
-        print(json.dumps({"warning": message}, ensure_ascii=False), file=sys.stderr)
-    else:
-        print(f"warning: {message}", file=sys.stderr)
-
-
-class Progress:
-    """A progress bar on stderr when a person is watching (count, rate, time left); silent otherwise."""
-
-    def __init__(self, description, enabled):
-        self.description = description
-        self.enabled = enabled
-        self.bar = None
-
-    @classmethod
-    def for_request(cls, description, request):
-        return cls(description, sys.stderr.isatty() and not request.json)
-
-    def start(self, total):
-        if not self.enabled or total < 1 or self.bar is not None:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import Progress as RichProgress
-
-        self.bar = RichProgress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(file=sys.stderr),
-            transient=True,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task(self.description, total=total, rate="")
-
-    def advance(self, count=1):
-        if self.bar is not None:
-            self.bar.advance(self.task, count)
-            speed = self.bar.tasks[0].speed
-            self.bar.update(self.task, rate=f"{speed:,.0f}/s" if speed else "")
-
-    def stop(self):
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
-def note(request, message):
-    """A line for a person on stderr (not under --json, whose data already says it)."""
-    if not request.json:
-        print(f"note: {message}", file=sys.stderr)
-
-
-class Server:
-    """AgentOSClient plus the arguments every call shares (auth header, db, table)."""
-
-    def __init__(self, request, http):
-        import asyncio
-
-        self.request = request
-        self.http = http
-        self._client = None
-        self.scope = {"db_id": request.db_id, "table": request.table}
-        if request.token:
-            self.scope["headers"] = {"Authorization": f"Bearer {request.token}"}
-        self.in_flight = asyncio.Semaphore(request.concurrency)
-        self.token = read_token(request.token)
-        self.auth = None  # GET /info, asked only where the answer matters (ask_auth)
-        self.limited_to = None  # the one user the server lets this token act on, if it limits it
-        self.release = None  # the agno release, asked only where it matters (ask_release)
-        # What older releases cannot do, learnt from their answers (get_page):
-        self.page_cap = None  # the largest page they serve
-        self.topics_filter_fails = False  # their SQL for the topics filter fails on SQLite
-
-    @property
-    def scope_params(self):
-        """The scope as query parameters, for requests sent without agno's client."""
-        return {key: value for key, value in self.scope.items() if key != "headers" and value is not None}
-
-    @property
-    def client(self):
-        """agno's AgentOSClient, imported on first use: bulk reads do without it (fetch_page)."""
-        if self._client is None:
-            from agno.client import AgentOSClient
-
-            self._client = AgentOSClient(base_url=self.request.base_url, timeout=self.request.timeout)
-        return self._client
-
-    async def bounded(self, coroutine):
-        """Await coroutine once fewer than --concurrency requests are in flight."""
-        async with self.in_flight:
-            return await coroutine
-
-    def owned_by(self, user_id, memories):
-        """The one guard on every memory that comes back for a user: it must be theirs.
-
-        A server may answer for another user than the one asked for (user isolation and
-        service-account tokens bind the answer to the token's user; older releases ignore
-        user_id), so nothing read for user_id is shown, changed or deleted unless it is
-        user_id's.
-        """
-        if user_id is not None:
-            for memory in memories:
-                if memory.get("user_id") != user_id:
-                    raise wrong_user_answer(user_id, memory.get("user_id"), self.token)
-        return memories
-
-
-async def ask_auth(server):
-    """GET /info, once: the server's auth mode, user isolation and agno version (no token sent)."""
-    if server.auth is None:
-        body = await get_json(server, "/info")
-        if not isinstance(body, dict):
-            server.auth = ServerAuth()  # a release without /info, or not an AgentOS: the memory calls will tell
-        else:
-            mode = body.get("auth_mode")
-            server.auth = ServerAuth(
-                mode=mode if mode in ("none", "security_key", "jwt") else None,
-                user_isolation=body.get("user_isolation") is True,
-                agno_version=body.get("agno_version") if isinstance(body.get("agno_version"), str) else None,
-                has_info=True,
-            )
-    return server.auth
-
-
-async def get_json(server, path):
-    """A GET of one of the server's own description endpoints: its JSON, or None."""
-    response = await server.http.get(f"{server.request.base_url}{path}", timeout=server.request.timeout)
-    try:
-        return response.json() if response.status_code == 200 else None
-    except ValueError:
-        return None
-
-
-# ---------------------------------------------------------------------- releases
-# Servers run whatever agno their owners deployed. Releases before 2.6 answer some
-# memory requests wrongly or not at all; the script adapts where it can still give the
-# right answer and refuses where it cannot, naming the release that can.
-
-TOPICS_RIGHT_FROM = (2, 6)  # /memory_topics: SQL for PostgreSQL only before 2.3, the first row's
-# topics in 2.3 and 2.4 (whatever the user), 500 in 2.5 (it passes a user_id its database cannot take)
-CREATED_AT_FROM = (2, 3)  # the memory table has no created_at before 2.3; sorting by it is ignored
-
-
-@dataclass(frozen=True)
-class Release:
-    name: str  # for messages: "agno 3.1.10", "agno 2.3", "agno 2.0 or 2.1"
-    at_least: tuple  # the oldest release it can be
-
-    def before(self, version):
-        return self.at_least < version
-
-
-async def ask_release(server):
-    """The server's agno release, once: its own word where it gives one (GET /info, 2.6 on),
-    else what its endpoints show, as finely as the script's choices need."""
-    if server.release is None:
-        server.release = await identify_release(server)
-    return server.release
-
-
-async def identify_release(server):
-    auth = await ask_auth(server)
-    version = tuple(int(part) for part in re.findall(r"\d+", auth.agno_version or "")[:3])
-    if version:
-        return Release(f"agno {auth.agno_version}", version)
-    if auth.has_info:
-        return Release("agno 2.5", (2, 5))  # /info without a version
-    health = await get_json(server, "/health")
-    if not isinstance(health, dict):  # not an AgentOS of any release: let the memory calls say so
-        return Release("an unknown release", (999,))
-    started = health.get("instantiated_at")
-    if started is None:
-        return Release("agno 2.0 or 2.1", (2, 0))
-    if "T" in str(started):
-        return Release("agno 2.4", (2, 4))  # an ISO time; before 2.4 a Unix timestamp
-    # 2.3 adds POST /optimize-memories: a GET of it is 405 there and 404 before.
-    optimize = await server.http.get(f"{server.request.base_url}/optimize-memories", timeout=server.request.timeout)
-    return Release("agno 2.3", (2, 3)) if optimize.status_code == 405 else Release("agno 2.2", (2, 2))
-
-
-def unsupported(release, what, first_release, hint=None):
-    return CLIError(
-        f"this AgentOS ({release.name}) cannot {what}; agno {first_release} and later can; nothing was changed",
-        kind="unsupported",
-        hint=hint,
-    )
-
-
-async def identify(server, request):
-    """Settle whom the script acts for, before anything reaches the memory API.
-
-    Asks the server's auth mode only where it changes the answer: for a JWT, and for
-    --whoami. Fills in --user-id from the token where it can, and refuses what the
-    server would silently do for another user than the one named.
-    """
-    token = server.token
-    auth = await ask_auth(server) if token.kind == "jwt" or request.action == "whoami" else ServerAuth()
-    if request.action == "whoami":
-        return
-    jwt_server = token.kind == "jwt" and auth.mode == "jwt"
-    if jwt_server and auth.user_isolation and not token.is_admin and token.subject is None:
-        raise auth_failure(403, "missing a user identity", token)
-    limited = limited_user(token, auth)
-    server.limited_to = limited
-    if request.user_id is None and request.action in NEEDS_USER:
-        if not (jwt_server and token.subject):
-            mode = auth.mode or "unknown"
-            raise usage_error(
-                f"--user-id is required with {ACTION_FLAGS.get(request.action, 'listing')}: the token's subject "
-                f"names the user only on a JWT server, and this one's auth mode is {mode}"
-            )
-        request.user_id = token.subject
-        note(request, f"acting as user {token.subject}, the subject of the token")
-    elif request.user_id is None and limited:
-        request.user_id = limited
-        note(request, f"only user {limited}'s memories: the server limits this token to its own user")
-    if limited and request.user_id != limited:
-        raise CLIError(
-            f"the server limits this token to user {limited} (user isolation is on), so it cannot act on "
-            f"user {request.user_id}; nothing was sent",
-            EXIT_AUTH,
-            kind="wrong_user",
-            hint=f"drop --user-id to act as {limited}, or use a token of {request.user_id}'s or one with {ADMIN_SCOPE}",
-        )
-    missing = missing_scopes(token, auth, request.action)
-    if missing:
-        needed = ", ".join(missing)
-        raise CLIError(
-            f"this token lacks {needed}, which {ACTION_FLAGS.get(request.action, 'listing')} needs; nothing was sent",
-            EXIT_AUTH,
-            kind="auth",
-            hint=f"ask for a token with {needed} or {ADMIN_SCOPE}",
-        )
-
-
-async def warn_if_hidden(server, request):
-    """An empty answer for a user, to a service-account token, may only mean 'not yours'.
-
-    agno limits such a token to its own memories (user sa:<name>) unless it holds
-    agent_os:admin, which only the server knows; one look at the users it can see
-    tells the two apart, unless it sees service accounts alone.
-    """
-    user_id = request.user_id
-    if server.token.kind != "service_account" or user_id is None or user_id.startswith(SERVICE_ACCOUNT_USER_PREFIX):
-        return
-    stats = await fetch_stats(server, 1, 100)
-    if any(not (row["user_id"] or "").startswith(SERVICE_ACCOUNT_USER_PREFIX) for row in stats["data"]):
-        return  # it sees other users' memories, so it is not limited: the empty answer is true
-    warn(
-        request,
-        f"a service-account token sees only its own memories (user sa:<name>) unless it holds {ADMIN_SCOPE}: "
-        f"user {user_id} may have memories this token cannot see",
-    )
-
-
-async def whoami(server, request):
-    import time
-
-    token, auth = server.token, await ask_auth(server)
-    limited = limited_user(token, auth)
-    return Outcome(
-        {
-            "server": {
-                "url": request.base_url,
-                "agno_version": auth.agno_version,
-                "auth_mode": auth.mode,
-                "user_isolation": auth.user_isolation,
-            },
-            "token": {
-                "kind": token.kind,
-                "subject": token.subject,
-                "scopes": token.scopes,
-                "admin": token.is_admin,
-                "expires_at": token.expiry(),
-                "expired": token.expires_at is not None and token.expires_at < time.time(),
-                "audience": token.audience,
-            },
-            "limited_to_user": limited,
-        }
-    )
-
-
-def memory_dict(memory):
-    return memory.model_dump(mode="json")
-
-
-# Text the server's SQL LIKE can only over-match, never miss: printable ASCII without
-# the characters that JSON text escapes (" and \\). LIKE's own wildcards (% _) and
-# ASCII case folding only widen the answer, which matches() then narrows.
-SERVER_NARROWABLE_TEXT = re.compile(r"[ !#-\[\]-~]*")
-
-
-def server_filters(request):
-    """Filters for the server: a superset of what matches() accepts, never fewer."""
-    search = request.search if request.search and SERVER_NARROWABLE_TEXT.fullmatch(request.search) else None
-    topics = [topic for topic in request.topics or [] if SERVER_NARROWABLE_TEXT.fullmatch(topic)]
-    return {
-        "user_id": request.user_id,
-        "agent_id": request.agent_id,
-        "team_id": request.team_id,
-        # The server reads only the first 'topics' query value and splits it on commas,
-        # so a list would be sent as topics=a&topics=b and filter by 'a' alone.
-        "topics": [",".join(topics)] if topics else None,
-        "search_content": search,
-        "sort_by": request.sort,
-        "sort_order": request.order,
-    }
-
-
-def matches(memory, request):
-    """The filters as the script promises them: exact topics, case-insensitive search."""
-    if request.topics and not set(request.topics) <= set(memory.get("topics") or []):
-        return False
-    if request.search and request.search.casefold() not in memory["memory"].casefold():
-        return False
-    return True
-
-
-# ----------------------------------------------------------------------- bulk reads
-# One page of memories, and the one walk over them that every bulk path shares:
-# --all, --find, --export, --delete-all and the import's existence check.
-
-MEMORY_FIELDS = ("memory_id", "memory", "topics", "agent_id", "team_id", "user_id", "updated_at")
-
-
-async def fetch_page(server, filters, page, limit):
-    """One page of GET /memories, as plain JSON through the client's connection pool.
-
-    Pages skip AgentOSClient's pydantic models: on 200,000 memories validating each
-    into a model and dumping it back cost 2.8 s of a 9.1 s read (measured, agno
-    3.1.10), for the same fields. The shape is checked here instead.
-    """
-    return await fetch_rows(server, "/memories", filters, page, limit, lambda body: read_page(server, filters, body))
-
-
-# agno 2.2 caps pages at 100 rows and finds out only after the query: it answers 500.
-PAGE_CAP_ERROR = re.compile(r"\blimit\s+Input should be less than or equal to (\d+)")
-
-
-class PageCapped(Exception):
-    """The server serves pages of at most `cap` rows; ask again in pages that size."""
-
-    def __init__(self, cap):
-        super().__init__(cap)
-        self.cap = cap
-
-
-async def get_page(server, path, filters, page, limit, stream=False):
-    """One page of a list endpoint, with what older releases need: PageCapped where the
-    server refuses a page this large, and no topics filter where its SQL for one fails
-    (agno 2.2 and older on SQLite; the script filters by topics itself in any case).
-    With stream, a successful answer's body is left unread for the caller to parse."""
-    params = {key: value for key, value in filters.items() if value is not None}
-    if server.topics_filter_fails:
-        params.pop("topics", None)
-    params.update(limit=limit, page=page, **server.scope_params)
-    request = server.http.build_request(
-        "GET",
-        f"{server.request.base_url}{path}",
-        params=params,
-        headers=server.scope.get("headers"),
-        timeout=server.request.timeout,
-    )
-    response = await send_idempotent(server, request, stream)
-    if response.status_code != 200 and stream:
-        await response.aread()  # errors are short: read them as a whole
-    if response.status_code == 500:
-        capped = PAGE_CAP_ERROR.search(server_detail(response) or "")
-        if capped and limit > int(capped[1]):
-            server.page_cap = int(capped[1])
-            raise PageCapped(server.page_cap)
-        if "topics" in params and not server.topics_filter_fails:
-            server.topics_filter_fails = True
-            return await get_page(server, path, filters, page, limit, stream)
-    response.raise_for_status()
-    return response
-
-
-async def send_idempotent(server, request, stream=False):
-    """A GET, sent once more if the connection it reused was closed under it: uvicorn
-    closes a connection after an app error it answered 500 for (agno 2.2's page cap), and
-    the next request on it fails before reaching the server."""
-    import httpx
-
-    try:
-        return await server.http.send(request, stream=stream)
-    except (httpx.ReadError, httpx.RemoteProtocolError):
-        return await server.http.send(request, stream=stream)
-
-
-async def fetch_rows(server, path, filters, page, limit, read):
-    """Page `page` of `limit` rows, put together from the server's smaller pages if it caps them."""
-    import asyncio
-
-    cap = server.page_cap
-    if cap is None or limit <= cap:
-        try:
-            return page_of(read(await get_page(server, path, filters, page, limit)), page, limit)
-        except PageCapped as capped:
-            cap = capped.cap
-    start = (page - 1) * limit
-    first, last = start // cap + 1, (start + limit - 1) // cap + 1
-    read_parts = [read(await get_page(server, path, filters, first, cap))]
-    last = min(last, -(-read_parts[0]["total_count"] // cap))  # no requests past the last row
-    rest = await asyncio.gather(
-        *(server.bounded(get_page(server, path, filters, part, cap)) for part in range(first + 1, last + 1))
-    )
-    read_parts += [read(response) for response in rest]
-    rows = [row for part in read_parts for row in part["data"]]
-    skip = start - (first - 1) * cap
-    total = max(part["total_count"] for part in read_parts)  # past the end, some releases say 0
-    return page_of({"data": rows[skip : skip + limit], "total_count": total}, page, limit)
-
-
-def page_of(rows, page, limit):
-    total = rows["total_count"]
-    return {
-        "data": rows["data"],
-        "meta": {"page": page, "limit": limit, "total_pages": -(-total // limit), "total_count": total},
-    }
-
-
-def read_body(server, response, path, row_kind):
-    """{"data": [...], "total_count": n} from a page's JSON, or not_agentos."""
-    import orjson
-
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise not_agentos(server.request.base_url, "it did not answer JSON") from None
-    meta = body.get("meta") if isinstance(body, dict) else None
-    rows = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(rows, list) or not isinstance(meta, dict) or not isinstance(meta.get("total_count"), int):
-        raise not_agentos(server.request.base_url, f"GET {path} did not answer a page of {row_kind}")
-    return {"data": rows, "total_count": meta["total_count"]}
-
-
-def read_page(server, filters, response):
-    page = read_body(server, response, "/memories", "memories")
-    memories = [as_memory(row, server.request.base_url) for row in page["data"]]
-    return {"data": server.owned_by(filters.get("user_id"), memories), "total_count": page["total_count"]}
-
-
-def as_memory(row, base_url):
-    """A memory as every part of the script sees it, from one row of the server's JSON."""
-    if (
-        not isinstance(row, dict)
-        or not isinstance(row.get("memory_id"), str)
-        or not isinstance(row.get("memory"), str)
-        or not isinstance(row.get("topics") or [], list)
-    ):
-        raise not_agentos(base_url, "its answer does not match the memory schema")
-    return {name: row.get(name) for name in MEMORY_FIELDS}
-
-
-def slice_at(target, size):
-    """(page, limit) for a slice of at most `size` rows that starts at or a little before
-    row `target`.
-
-    The server reads page p as rows (p - 1) * limit onwards, so a slice can start only
-    at a multiple of its limit: of the limits from size / 2 to size, take the largest
-    whose slice starts at most size / 100 rows before target (re-reading a few rows is
-    cheaper than one more request), or else the one that starts closest below it.
-    """
-    if target < size // 2:
-        return 1, size
-    slack = size // 100
-    limit = min(range(size // 2, size + 1), key=lambda candidate: (max(0, target % candidate - slack), -candidate))
-    return target // limit + 1, limit
-
-
-@dataclass
-class PageRequest:
-    start: int  # the first row it asks for, counting the rows this walk has deleted behind it
-    limit: int
-    page: int
-    removed: int  # rows this walk had deleted when it asked
-    task: object  # the request under way
-
-
-@dataclass
-class Walk:
-    """What a walk saw: how many memories it passed on, and how far the server changed under it."""
-
-    kept: int = 0
-    changed: int = 0  # at least this many memories were created or deleted while it ran
-
-
-async def walk_memories(server, filters, on_batch, progress=None, keep=None, removing=None):
-    """Every memory matching filters, in memory_id order, each passed on exactly once.
-
-    Offset pages over a table that changes can shift: a memory deleted before the
-    current page moves every later one back a row, and one would be skipped. So the
-    pages are ordered by memory_id (unique: no ties to reorder between requests), and
-    each starts WALK_OVERLAP rows before the last one ended. A page is trusted only
-    once it shows one of the ids passed on lately; what it holds after that and has
-    not been passed on is new. Memories that exist for the whole walk are passed on
-    exactly once, whatever is written meanwhile.
-
-    Each page makes the server skip every row before it, so a walk over many memories
-    takes few large pages (about total / WALK_PAGES rows each), read as they arrive:
-    memory holds a chunk of a page and the ids passed on lately, whatever the size
-    of the server.
-
-    Calls on_batch(memories) with the new memories that keep accepts; returns a Walk.
-
-    With removing (a BatchDeleter that on_batch feeds), the memories passed on are
-    deleted while the walk still reads: a page is asked only once the deletes sent
-    are answered, and counts the rows deleted before it (all behind the walk, so the
-    rows ahead move back by exactly that many). The deleter keeps the last
-    WALK_OVERLAP memories until the end, for the next page to find its place by. Its
-    pages are as large as they come (WALK_PAGE_MAX): one request for most users, and
-    the deletes overlap the parsing of it instead of waiting for the walk to end.
-    """
-    import asyncio
-    from collections import deque
-
-    ordered = dict(filters, sort_by="memory_id", sort_order="asc")
-    walk = Walk()
-    totals = []  # each page's total_count, plus the rows this walk had deleted when it asked
-    size, overlap = WALK_PAGE_SIZE, WALK_OVERLAP  # smaller if the server caps its pages
-    if removing is not None:
-        size = WALK_PAGE_MAX
-    if server.page_cap:
-        size, overlap = server.page_cap, min(WALK_OVERLAP, server.page_cap // 4)
-    # The page size, once the first page gives the total (for a deleting walk, from the start).
-    settled = server.page_cap is not None or removing is not None
-    # The last ids passed on: more than a step back reaches, so the page read again after
-    # one finds its place (a step back asks for a page of at most WALK_PAGE_SIZE).
-    passed_on = deque(maxlen=2 * WALK_PAGE_SIZE)
-
-    removed = 0  # rows this walk has deleted, all of them behind it
-
-    def ask(target, most=None):
-        page, limit = slice_at(max(0, target - removed), most or size)
-        task = asyncio.ensure_future(get_page(server, "/memories", ordered, page, limit, stream=True))
-        return PageRequest((page - 1) * limit + removed, limit, page, removed, task)
-
-    async def ask_next(target, most=None):
-        """ask(), once the deletes under way are answered: the server's rows stay put while it serves a page."""
-        nonlocal removed
-        if removing is not None:
-            removed = await removing.pause()
-        return ask(target, most)
-
-    def pass_on(memories):
-        passed_on.extend(memory["memory_id"] for memory in memories)
-        if progress:
-            progress.advance(len(memories))
-        kept = [memory for memory in memories if keep is None or keep(memory)]
-        walk.kept += len(kept)
-        if kept:
-            on_batch(kept)
-
-    current, following = ask(0), None
-    walk_end = 0  # the furthest row any page has reached
-    previous_start = 0
-    retreats = 0  # steps back in a row without a new memory
-    try:
-        while True:
-            try:
-                response = await current.task
-            except PageCapped as capped:  # it refuses pages this large: ask in pages it serves
-                await drop(following)
-                size, overlap, settled = capped.cap, min(WALK_OVERLAP, capped.cap // 4), True
-                current, following = await ask_next(current.start), None
-                continue
-            # The whole answer first, then the next request: the server prepares the next
-            # page while this one is parsed (it cannot send while it prepares). A deleting
-            # walk sends its deletes instead, and asks for the next page after parsing.
-            body = await download(response)
-            if removing is not None:
-                expected = (read_meta(body) or {}).get("total_count")  # for the progress bar, before the parse
-                removing.resume(expected + current.removed if isinstance(expected, int) else None)
-            elif settled and (not totals or current.start + current.limit < totals[-1]):  # not past the end
-                following = ask(current.start + current.limit - overlap)
-            reading = PageReading(set(passed_on), pass_on)
-            total = await parse_page(server, body, filters.get("user_id"), reading.take)
-            if total is None or (reading.known and not reading.anchored):
-                # More memories were deleted before this page than it overlaps: step back.
-                await drop(following)
-                retreats += 1
-                if current.page == 1 or retreats > MAX_RETREATS:
-                    unchanged = "; nothing was changed" if removing is None else ""
-                    raise CLIError(
-                        f"memories were deleted faster than this could read past them{unchanged}: run it again",
-                        kind="changed_underneath",
-                    )
-                step_back = max(0, current.start - WALK_PAGE_SIZE)
-                current, following = await ask_next(step_back, min(size, WALK_PAGE_SIZE)), None
-                continue
-            totals.append(total + current.removed)
-            seen = reading.seen
-            capped = seen < current.limit and current.start - current.removed + seen < total
-            if capped and seen < 2:
-                raise not_agentos(server.request.base_url, "its pages end before the count it gives")
-            if capped:
-                # The server answered fewer rows than asked though more exist: it caps
-                # its pages. Ask for pages of that size from here on.
-                await drop(following)
-                size, overlap, settled = seen, min(WALK_OVERLAP, seen // 4), True
-                following = await ask_next(current.start + seen - overlap)
-            if not settled:  # a twentieth more than total / WALK_PAGES: overlaps and slice starts eat into it
-                size, settled = min(max(size, -(-total * 21 // (20 * WALK_PAGES))), WALK_PAGE_MAX), True
-            if progress and len(totals) == 1:
-                progress.start(total)
-                progress.advance(reading.fresh)
-            at_end = seen < current.limit and not capped
-            moving_on = current.start >= previous_start  # not a page read again after a step back
-            if not reading.fresh and not at_end and moving_on and current.start + current.limit <= walk_end:
-                raise not_agentos(server.request.base_url, "it answers the same page again for the next one")
-            if reading.fresh:
-                retreats = 0
-            walk_end = max(walk_end, current.start + seen)
-            previous_start = current.start
-            if at_end:
-                break
-            current, following = following or await ask_next(current.start + current.limit - overlap), None
-    finally:  # a request still under way when the walk ends or fails is not needed
-        await drop(current)
-        await drop(following)
-    walk.changed = sum(abs(after - before) for before, after in zip(totals, totals[1:]))
-    if walk.changed:
-        warn(
-            server.request,
-            f"at least {plural(walk.changed, 'memory')} were created or deleted while this read them; "
-            "those may or may not be included, every other memory is, once",
-        )
-    return walk
-
-
-class PageReading:
-    """One page of a walk as it arrives: rows up to the first id passed on lately are
-    the overlap (or memories created meanwhile, which may be left out); after it,
-    every row not passed on yet is new and passed on at once."""
-
-    def __init__(self, known, pass_on):
-        self.known = known
-        self.anchored = not known  # the first page has nothing to overlap
-        self.pass_on = pass_on
-        self.seen = 0
-        self.fresh = 0
-
-    def take(self, memories):
-        """False once the page has shown more rows than can come before its place: it has lost it."""
-        self.seen += len(memories)
-        fresh = []
-        for memory in memories:
-            if memory["memory_id"] in self.known:
-                self.anchored = True
-            elif self.anchored:
-                fresh.append(memory)
-        if fresh:
-            self.fresh += len(fresh)
-            self.pass_on(fresh)
-        return self.anchored or self.seen <= len(self.known)
-
-
-async def download(response):
-    """A page's whole answer, in a temporary file once it is large (memory stays flat)."""
-    import tempfile
-
-    body = tempfile.SpooledTemporaryFile(max_size=STREAM_CHUNK_BYTES * 32)
-    try:
-        async for chunk in response.aiter_bytes(STREAM_CHUNK_BYTES):
-            body.write(chunk)
-    except BaseException:
-        body.close()
-        raise
-    finally:
-        await response.aclose()
-    body.seek(0)
-    return body
-
-
-# The key that opens a page's meta object: agno writes it after the rows, last.
-META_KEY = re.compile(rb'[{,]\s*"meta"\s*:')
-META_TAIL_BYTES = 4096
-
-
-def read_meta(body):
-    """A page's meta object, read from the end of its answer, or None if it is not there.
-
-    agno writes meta after the rows, so it is the last value of the answer. Reading it
-    with a second ijson parser cost as much as parsing the rows a second time (0.08 s
-    per 20,000 memories, measured), so only the tail is read. It holds the meta only if
-    what follows the last '"meta":' is one JSON object that closes the answer: anything
-    else (another server's key order, a meta larger than the tail) answers None, and
-    the caller parses the whole answer for it instead.
-    """
-    import orjson
-
-    body.seek(0, os.SEEK_END)
-    body.seek(max(0, body.tell() - META_TAIL_BYTES))
-    tail = body.read()
-    body.seek(0)
-    keys = list(META_KEY.finditer(tail))
-    rest = tail[keys[-1].end() :].rstrip() if keys else b""
-    if not rest.endswith(b"}"):
-        return None
-    try:
-        meta = orjson.loads(rest[:-1])
-    except orjson.JSONDecodeError:
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
-async def parse_page(server, body, user_id, take):
-    """A page of GET /memories parsed a chunk at a time, its memories handed to take() as
-    they come; its total_count, or None if take() stopped it. Closes body.
-
-    Between chunks it lets the event loop run, so the request for the next page goes
-    out while this one is parsed."""
-    import asyncio
-
-    import ijson
-
-    base_url = server.request.base_url
-    rows = ijson.sendable_list()
-    parser = ijson.items_coro(rows, "data.item", use_float=True)
-
-    def hand_on():
-        memories = server.owned_by(user_id, [as_memory(row, base_url) for row in rows])
-        del rows[:]
-        return take(memories)
-
-    with body:
-        try:
-            while chunk := body.read(PARSE_CHUNK_BYTES):
-                parser.send(chunk)
-                if rows and hand_on() is False:
-                    return None
-                await asyncio.sleep(0)
-            parser.close()  # the whole answer is well-formed JSON: only then is its tail trusted
-            if rows and hand_on() is False:
-                return None
-            meta = read_meta(body)
-            if meta is None:
-                metas = ijson.sendable_list()
-                meta_parser = ijson.items_coro(metas, "meta", use_float=True)
-                while chunk := body.read(STREAM_CHUNK_BYTES):
-                    meta_parser.send(chunk)
-                meta_parser.close()
-                meta = metas[0] if len(metas) == 1 else None
-        except ijson.JSONError:
-            raise not_agentos(base_url, "it did not answer JSON") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("total_count"), int):
-        raise not_agentos(base_url, "GET /memories did not answer a page of memories")
-    return meta["total_count"]
-
-
-async def drop(page_request):
-    """Stop a page request that is no longer needed, closing its answer if it came."""
-    if page_request is None:
-        return
-    task = page_request.task
-    if not task.done():
-        task.cancel()
-    elif not task.cancelled() and task.exception() is None:
-        await task.result().aclose()
-
-
-async def walk_matching(server, request, on_batch, progress=None):
-    return await walk_memories(server, server_filters(request), on_batch, progress, keep=lambda m: matches(m, request))
+    streamed: bool = False  # the answer went to stdout as it came (--export -): nothing more to print
 
 
 async def list_memories(server, request):
@@ -1965,7 +1931,7 @@ async def list_memories(server, request):
         hint = None
         if not result["meta"]["total_count"]:
             unfiltered = not request.agent_id and not request.team_id
-            hint = await empty_answer_hint(server, request, held=0 if unfiltered else None)
+            hint = await empty_answer_hint(server, request, user_total=0 if unfiltered else None)
         return Outcome(result, hint=hint)
     # Search and topic filters are SQL LIKE on the server: wildcards, case folding of
     # topics on SQLite and JSON escapes on PostgreSQL can widen its answer, so the
@@ -2055,34 +2021,36 @@ async def find_memories(server, request):
     if not best:
         # Without filters, the walk read every memory the user has.
         unfiltered = not request.topics and not request.agent_id and not request.team_id
-        hint = await empty_answer_hint(server, request, held=ranking.scanned if unfiltered else None)
+        looked_for = ", ".join(word for word in words(request.query) if word not in QUESTION_WORDS)
+        hint = await empty_answer_hint(
+            server, request, user_total=ranking.scanned if unfiltered else None, looked_for=looked_for
+        )
     return Outcome(result, hint=hint)
 
 
-async def empty_answer_hint(server, request, held=None):
+async def empty_answer_hint(server, request, user_total=None, looked_for=None):
     """What to try when an answer is empty, so that it is never read as 'this user has nothing'.
 
-    held: how many memories the user has, where the caller already knows.
+    user_total: how many memories the user has, where the caller already knows;
+    looked_for: the words --find looked for.
     """
     if request.user_id is None:
         return None
-    if held is None:
-        held = (await fetch_page(server, {"user_id": request.user_id}, 1, 1))["meta"]["total_count"]
-    if not held:
+    if user_total is None:
+        user_total = (await fetch_page(server, {"user_id": request.user_id}, 1, 1))["meta"]["total_count"]
+    if not user_total:
         await warn_if_hidden(server, request)
         return await similar_users_hint(server, request.user_id)
     listing = f"list them with --user-id {request.user_id} --all"
-    if request.action == "find":
-        looked_for = ", ".join(word for word in words(request.query) if word not in QUESTION_WORDS)
-        return (
-            f"no memory of user {request.user_id} mentions {looked_for} ({plural(held, 'memory')} searched); {listing}"
-        )
+    if looked_for is not None:
+        searched = plural(user_total, "memory")
+        return f"no memory of user {request.user_id} mentions {looked_for} ({searched} searched); {listing}"
     if request.search and not request.topics and not request.agent_id and not request.team_id:
         return (
-            f"no memory of user {request.user_id} contains {request.search!r} literally ({plural(held, 'memory')} "
+            f"no memory of user {request.user_id} contains {request.search!r} literally ({plural(user_total, 'memory')} "
             f"in all); --find {json.dumps(request.search, ensure_ascii=False)} matches words, word forms and typos"
         )
-    return f"user {request.user_id} has {plural(held, 'memory')}, none matching these filters; {listing}"
+    return f"user {request.user_id} has {plural(user_total, 'memory')}, none matching these filters; {listing}"
 
 
 async def similar_users_hint(server, user_id):
@@ -2096,6 +2064,26 @@ async def similar_users_hint(server, user_id):
         return f"user {user_id} has no memories; --stats lists the users that have some"
     named = ", ".join(f"{other} ({plural(counts[other], 'memory')})" for other, _, _ in close)
     return f"user {user_id} has no memories; did you mean {named}?"
+
+
+async def warn_if_hidden(server, request):
+    """An empty answer for a user, to a service-account token, may only mean 'not yours'.
+
+    agno limits such a token to its own memories (user sa:<name>) unless it holds
+    agent_os:admin, which only the server knows; one look at the users it can see
+    tells the two apart, unless it sees service accounts alone.
+    """
+    user_id = request.user_id
+    if server.token.kind != "service_account" or user_id is None or user_id.startswith(SERVICE_ACCOUNT_USER_PREFIX):
+        return
+    stats = await fetch_stats(server, 1, 100)
+    if any(not (row["user_id"] or "").startswith(SERVICE_ACCOUNT_USER_PREFIX) for row in stats["data"]):
+        return  # it sees other users' memories, so it is not limited: the empty answer is true
+    warn(
+        request,
+        f"a service-account token sees only its own memories (user sa:<name>) unless it holds {ADMIN_SCOPE}: "
+        f"user {user_id} may have memories this token cannot see",
+    )
 
 
 async def get_memory(server, request, memory_id):
@@ -2114,6 +2102,117 @@ async def get_memory(server, request, memory_id):
 
 async def show_memory(server, request):
     return Outcome(await get_memory(server, request, request.memory_ids[0]))
+
+
+async def list_topics(server, request):
+    release = await ask_release(server)
+    if release.before(TOPICS_RIGHT_FROM):
+        topics = set()
+        await walk_memories(
+            server,
+            {"user_id": request.user_id},
+            lambda memories: topics.update(topic for memory in memories for topic in memory["topics"] or []),
+        )
+        note(request, f"topics read from the memories: /memory_topics of {release.name} is wrong (right from agno 2.6)")
+        return Outcome(sorted(topics))
+    topics = await server.client.get_memory_topics(user_id=request.user_id, **server.scope)
+    if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
+        raise not_agentos(server.request.base_url, "/memory_topics did not answer a list of topics")
+    return Outcome(sorted(topics))
+
+
+STATS_PAGE_SIZE = 50_000  # /user_memory_stats rows are small; each page regroups every memory
+STATS_FIELDS = ("user_id", "total_memories", "last_memory_updated_at")
+
+
+async def fetch_stats(server, page, limit, user_id=None):
+    """One page of /user_memory_stats: a row per user, newest activity first."""
+
+    def read(response):
+        rows = read_body(server, response, "/user_memory_stats", "user stats")
+        for row in rows["data"]:
+            if not isinstance(row, dict) or not isinstance(row.get("total_memories"), int):
+                raise not_agentos(server.request.base_url, "its user stats do not match the schema")
+        rows["data"] = [{name: row.get(name) for name in STATS_FIELDS} for row in rows["data"]]
+        return rows
+
+    return await fetch_rows(server, "/user_memory_stats", {"user_id": user_id}, page, limit, read)
+
+
+async def all_user_stats(server, user_id=None):
+    """Every user's row of /user_memory_stats (user_id's alone, if given), page by page."""
+    rows, page = [], 1
+    while True:
+        result = await fetch_stats(server, page, STATS_PAGE_SIZE, user_id)
+        # Releases before 2.5 ignore user_id here and list every user: keep the row asked for.
+        rows.extend(row for row in result["data"] if user_id is None or row["user_id"] == user_id)
+        if page >= result["meta"]["total_pages"] or not result["data"]:
+            return rows
+        page += 1
+
+
+async def user_stats(server, request):
+    """--stats: the server's pages (newest activity first), or every user ordered here."""
+    if not request.sort_given and not request.all_pages and request.user_id is None:
+        result = await fetch_stats(server, request.page, request.limit)
+        rows = result["data"]
+        total = result["meta"]["total_count"]
+    else:
+        rows = await all_user_stats(server, request.user_id)
+        total = len(rows)
+        if request.sort_given:
+            # The server orders by last update and pages; "who has the most" needs every row.
+            descending = request.order == "desc"
+            rows.sort(key=lambda row: row["user_id"] or "")
+            if request.sort == "count":
+                rows.sort(key=lambda row: row["total_memories"], reverse=descending)
+            else:
+                rows.sort(key=lambda row: row.get("last_memory_updated_at") or "", reverse=descending)
+        if not request.all_pages:
+            start = (request.page - 1) * request.limit
+            rows = rows[start : start + request.limit]
+    limit = total if request.all_pages else request.limit
+    result = {
+        "data": rows,
+        "meta": {
+            "page": 1 if request.all_pages else request.page,
+            "limit": limit,
+            "total_pages": -(-total // limit) if limit else 0,
+            "total_count": total,
+        },
+    }
+    hint = await similar_users_hint(server, request.user_id) if request.user_id and not total else None
+    return Outcome(result, hint=hint)
+
+
+async def whoami(server, request):
+    import time
+
+    token, auth = server.token, await ask_auth(server)
+    limited = limited_user(token, auth)
+    return Outcome(
+        {
+            "server": {
+                "url": request.base_url,
+                "agno_version": auth.agno_version,
+                "auth_mode": auth.mode,
+                "user_isolation": auth.user_isolation,
+            },
+            "token": {
+                "kind": token.kind,
+                "subject": token.subject,
+                "scopes": token.scopes,
+                "admin": token.is_admin,
+                "expires_at": token.expiry(),
+                "expired": token.expires_at is not None and token.expires_at < time.time(),
+                "audience": token.audience,
+            },
+            "limited_to_user": limited,
+        }
+    )
+
+
+# === operations that write ====================================================
 
 
 def check_written(server, memory, user_id, memory_id, content, topics):
@@ -2137,7 +2236,7 @@ async def create_memory(server, request):
     if memory["user_id"] != request.user_id:
         await take_back(server, request, memory)
     check_written(server, memory, request.user_id, None, request.content, topics)
-    return Outcome(memory)
+    return Outcome(memory, note=f"created memory of user {request.user_id}")
 
 
 async def take_back(server, request, memory):
@@ -2152,7 +2251,6 @@ async def take_back(server, request, memory):
             raise CLIError(
                 f"the server limited this token to user {owner}: it wrote the memory for {owner} instead of "
                 f"{request.user_id}, and it was removed again; nothing was changed",
-                EXIT_AUTH,
                 kind="wrong_user",
                 hint=f"use a token of user {request.user_id}, or one with {ADMIN_SCOPE}",
             ) from None
@@ -2162,7 +2260,6 @@ async def take_back(server, request, memory):
     raise CLIError(
         f"the server wrote the memory for user {owner} instead of {request.user_id} (memory {memory_id}) "
         f"and it could not be removed: {problem}",
-        EXIT_AUTH,
         kind="wrong_user",
         hint=f"remove it with a token that may: --user-id {owner} --memory-id {memory_id} --delete",
     )
@@ -2186,7 +2283,7 @@ async def update_memory(server, request):
             request,
             f"the AgentOS API cleared {' and '.join(cleared)} of memory {memory_id} on update (it cannot keep them)",
         )
-    return Outcome(memory)
+    return Outcome(memory, note=f"updated memory of user {request.user_id}")
 
 
 async def delete_memories(server, request):
@@ -2318,6 +2415,9 @@ async def delete_all(server, request):
     return Outcome(deletion(matching, [], dry_run=False))
 
 
+DELETE_BATCH_SIZE = 5000  # memory ids per bulk DELETE request, at most (BatchDeleter)
+
+
 class BatchDeleter:
     """Bulk DELETEs of the memories a walk passes on, sent while it still reads.
 
@@ -2328,13 +2428,10 @@ class BatchDeleter:
     the walk's next page finds its place by them. A batch that fails stops the
     sending; the walk reads on, so the error can say how many of how many went.
 
-    No two requests of a run carry the same number of ids. agno's PostgreSQL backend
-    sends each batch as one statement whose text depends only on that number; psycopg
-    prepares a statement on its sixth run on a connection, and PostgreSQL then plans
-    it once for any ids: through the user_id index, testing every row of the user
-    against every id. Measured at 1,000,000 memories (agno 3.1.10, PostgreSQL 15):
-    from the eleventh DELETE of 5,000 ids of a user with 100,000 memories on, each took
-    7 s instead of 0.03 s. Numbers drawn at random also keep separate runs apart.
+    No two requests of a run carry the same number of ids: agno's PostgreSQL backend
+    turns a number of ids into one statement text, which PostgreSQL comes to plan once
+    for any ids, badly (the measurements are in the README, "Bulk work at scale").
+    Numbers drawn at random also keep separate runs apart.
     """
 
     def __init__(self, server, request):
@@ -2346,7 +2443,7 @@ class BatchDeleter:
         self.waiting = deque()  # ids not sent yet: at most about a page of them
         self.sizes = random.sample(range(DELETE_BATCH_SIZE // 2, DELETE_BATCH_SIZE + 1), DELETE_BATCH_SIZE // 2 + 1)
         self.used = set()  # the numbers of ids sent so far
-        self.held = WALK_OVERLAP
+        self.held_back = WALK_OVERLAP  # ids kept for the walk's next page to find its place by
         self.sending = set()
         self.open = False
         self.deleted = 0  # ids in batches the server has answered for
@@ -2375,10 +2472,10 @@ class BatchDeleter:
         return self.deleted
 
     async def finish(self):
-        """Sends every id left, the held ones too, and waits; raises the error of a batch that failed."""
+        """Sends every id left, those held back too, and waits; raises the error of a batch that failed."""
         import asyncio
 
-        self.held = 0
+        self.held_back = 0
         self.resume()
         while self.sending:
             await asyncio.wait(self.sending)
@@ -2390,10 +2487,10 @@ class BatchDeleter:
         import functools
 
         while self.open and self.failure is None and len(self.sending) < self.request.concurrency:
-            ready = len(self.waiting) - self.held
+            ready = len(self.waiting) - self.held_back
             count = self.sizes[len(self.used) % len(self.sizes)]
             if ready < count:
-                if self.held or ready <= 0:
+                if self.held_back or ready <= 0:
                     return
                 count = ready  # the last batch: a number of its own too
                 while count in self.used and count > 1:
@@ -2420,81 +2517,6 @@ class BatchDeleter:
         self.pump()
 
 
-class Spool:
-    """Memories kept for an answer outside the heap, read back as JSON text (lines) or
-    as memories: --delete-all of a user with 100,000 memories held them all to print
-    them (218 MB, measured), and a larger user would take more."""
-
-    def __iter__(self):
-        import orjson
-
-        return (orjson.loads(line) for line in self.lines())
-
-
-class MemorySpool(Spool):
-    """Memories in the order they came, as JSON lines in a temporary file once they outgrow SPOOL_BYTES."""
-
-    def __init__(self):
-        import tempfile
-
-        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
-        self.count = 0
-
-    def extend(self, memories):
-        import orjson
-
-        self.file.write(b"".join(orjson.dumps(memory) + b"\n" for memory in memories))
-        self.count += len(memories)
-
-    def __len__(self):
-        return self.count
-
-    def lines(self):
-        """Each memory as the JSON text it was kept in."""
-        self.file.seek(0)
-        for line in self.file:
-            yield line.rstrip(b"\n").decode()
-
-
-class SortedSpool(Spool):
-    """Memories in a temporary SQLite file, read back newest (or oldest) first by
-    updated_at, equal times in memory_id order; window() shows one page of them."""
-
-    def __init__(self, descending):
-        import sqlite3
-        import tempfile
-
-        self.folder = tempfile.TemporaryDirectory(prefix="manage-memories-list-")
-        self.db = sqlite3.connect(os.path.join(self.folder.name, "memories.db"))
-        self.db.execute("PRAGMA journal_mode = OFF")
-        self.db.execute("PRAGMA synchronous = OFF")
-        self.db.execute("CREATE TABLE memories (updated_at TEXT, memory_id TEXT, body TEXT)")
-        self.order = f"updated_at {'DESC' if descending else 'ASC'}, memory_id ASC"
-        self.count = 0
-        self.start, self.limit = 0, -1  # SQLite's LIMIT -1: no limit
-
-    def extend(self, memories):
-        import orjson
-
-        self.db.executemany(
-            "INSERT INTO memories VALUES (?, ?, ?)",
-            ((memory["updated_at"] or "", memory["memory_id"], orjson.dumps(memory).decode()) for memory in memories),
-        )
-        self.count += len(memories)
-
-    def window(self, start, limit):
-        self.start, self.limit = start, limit
-        return self
-
-    def __len__(self):
-        shown = max(0, self.count - self.start)
-        return shown if self.limit < 0 else min(shown, self.limit)
-
-    def lines(self):
-        query = f"SELECT body FROM memories ORDER BY {self.order} LIMIT ? OFFSET ?"
-        return (body for (body,) in self.db.execute(query, (self.limit, self.start)))
-
-
 async def delete_batch(server, memory_ids, user_id):
     """One DELETE /memories as agno's client sends it, without loading the client."""
     import orjson
@@ -2511,84 +2533,7 @@ async def delete_batch(server, memory_ids, user_id):
     response.raise_for_status()
 
 
-async def list_topics(server, request):
-    release = await ask_release(server)
-    if release.before(TOPICS_RIGHT_FROM):
-        topics = set()
-        await walk_memories(
-            server,
-            {"user_id": request.user_id},
-            lambda memories: topics.update(topic for memory in memories for topic in memory["topics"] or []),
-        )
-        note(request, f"topics read from the memories: /memory_topics of {release.name} is wrong (right from agno 2.6)")
-        return Outcome(sorted(topics))
-    topics = await server.client.get_memory_topics(user_id=request.user_id, **server.scope)
-    if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
-        raise not_agentos(server.request.base_url, "/memory_topics did not answer a list of topics")
-    return Outcome(sorted(topics))
-
-
-STATS_FIELDS = ("user_id", "total_memories", "last_memory_updated_at")
-
-
-async def fetch_stats(server, page, limit, user_id=None):
-    """One page of /user_memory_stats: a row per user, newest activity first."""
-
-    def read(response):
-        rows = read_body(server, response, "/user_memory_stats", "user stats")
-        for row in rows["data"]:
-            if not isinstance(row, dict) or not isinstance(row.get("total_memories"), int):
-                raise not_agentos(server.request.base_url, "its user stats do not match the schema")
-        rows["data"] = [{name: row.get(name) for name in STATS_FIELDS} for row in rows["data"]]
-        return rows
-
-    return await fetch_rows(server, "/user_memory_stats", {"user_id": user_id}, page, limit, read)
-
-
-async def all_user_stats(server, user_id=None):
-    """Every user's row of /user_memory_stats (user_id's alone, if given), page by page."""
-    rows, page = [], 1
-    while True:
-        result = await fetch_stats(server, page, STATS_PAGE_SIZE, user_id)
-        # Releases before 2.5 ignore user_id here and list every user: keep the row asked for.
-        rows.extend(row for row in result["data"] if user_id is None or row["user_id"] == user_id)
-        if page >= result["meta"]["total_pages"] or not result["data"]:
-            return rows
-        page += 1
-
-
-async def user_stats(server, request):
-    """--stats: the server's pages (newest activity first), or every user ordered here."""
-    if not request.sort_given and not request.all_pages and request.user_id is None:
-        result = await fetch_stats(server, request.page, request.limit)
-        rows = result["data"]
-        total = result["meta"]["total_count"]
-    else:
-        rows = await all_user_stats(server, request.user_id)
-        total = len(rows)
-        if request.sort_given:
-            # The server orders by last update and pages; "who has the most" needs every row.
-            descending = request.order == "desc"
-            rows.sort(key=lambda row: row["user_id"] or "")
-            if request.sort == "count":
-                rows.sort(key=lambda row: row["total_memories"], reverse=descending)
-            else:
-                rows.sort(key=lambda row: row.get("last_memory_updated_at") or "", reverse=descending)
-        if not request.all_pages:
-            start = (request.page - 1) * request.limit
-            rows = rows[start : start + request.limit]
-    limit = total if request.all_pages else request.limit
-    result = {
-        "data": rows,
-        "meta": {
-            "page": 1 if request.all_pages else request.page,
-            "limit": limit,
-            "total_pages": -(-total // limit) if limit else 0,
-            "total_count": total,
-        },
-    }
-    hint = await similar_users_hint(server, request.user_id) if request.user_id and not total else None
-    return Outcome(result, hint=hint)
+# === export and import ========================================================
 
 
 def json_lines(memories):
@@ -2602,11 +2547,11 @@ async def export_memories(server, request):
     if request.path == "-":
 
         def write_lines(memories):
-            sys.stdout.write(json_lines(memories))
+            sys.stdout.write(json_safe(json_lines(memories)))
 
         count = (await walk_matching(server, request, write_lines)).kept
         sys.stdout.flush()
-        return Outcome(None, note=f"exported {plural(count, 'memory')}")
+        return Outcome(None, note=f"exported {plural(count, 'memory')}", streamed=True)
 
     import tempfile
 
@@ -2621,7 +2566,7 @@ async def export_memories(server, request):
         with handle:
 
             def write_lines(memories):
-                handle.write(json_lines(memories))
+                handle.write(json_safe(json_lines(memories)))
 
             try:
                 walk = await walk_matching(server, request, write_lines, progress)
@@ -2634,6 +2579,235 @@ async def export_memories(server, request):
         Path(handle.name).unlink(missing_ok=True)
         raise
     return Outcome({"exported": walk.kept, "file": str(target), "changed_underneath": walk.changed})
+
+
+# Ids this script derives for imported lines that carry none, so re-imports match.
+IMPORT_ID_NAMESPACE = uuid.UUID("6f1c44a6-1b49-4a4c-9a8e-4d3b7f0c2a51")
+
+
+# Measured on agno 3.1.10: serving one page of WALK_PAGE_SIZE memories costs the server
+# about as much as this many GETs of one memory (the import's existence check).
+GETS_PER_PAGE = 40
+
+
+@dataclass
+class ImportRecord:
+    line: int
+    memory_id: str
+    user_id: str
+    memory: str
+    topics: list
+    dropped_fields: tuple = ()
+    updated_at: str | None = None  # when the memory was last changed before it was exported
+
+
+@dataclass(slots=True)
+class ServerCopy:
+    """What the server holds under an id that an import file also has."""
+
+    user_id: str
+    memory: str
+    topics: list
+    updated_at: str | None
+
+
+class ImportIndex:
+    """The import file's memory ids and what the server holds under each, kept in a
+    temporary SQLite file: memory stays flat however long the file and however many
+    memories the server holds."""
+
+    def __init__(self):
+        import sqlite3
+        import tempfile
+
+        self.folder = tempfile.TemporaryDirectory(prefix="manage-memories-import-")
+        self.db = sqlite3.connect(os.path.join(self.folder.name, "ids.db"))
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        # file_digest and server_digest: content_digest of the line and of the server's copy.
+        self.db.execute(
+            "CREATE TABLE ids (memory_id TEXT PRIMARY KEY, line INTEGER, user_id TEXT, memory TEXT, topics TEXT, "
+            "updated_at TEXT, file_digest BLOB, server_digest BLOB)"
+        )
+        self.count = 0
+
+    def add(self, memory_id, line, digest):
+        """Note a line's id; returns the line that already has it, if one does."""
+        import sqlite3
+
+        try:
+            self.db.execute(
+                "INSERT INTO ids (memory_id, line, file_digest) VALUES (?, ?, ?)", (memory_id, line, digest)
+            )
+        except sqlite3.IntegrityError:
+            return self.db.execute("SELECT line FROM ids WHERE memory_id = ?", (memory_id,)).fetchone()[0]
+        self.count += 1
+        return None
+
+    def ids(self):
+        return (memory_id for (memory_id,) in self.db.execute("SELECT memory_id FROM ids"))
+
+    def note_server_copies(self, memories):
+        """Record what the server holds, for the ids that the file has (others change nothing)."""
+        import orjson
+
+        self.db.executemany(
+            "UPDATE ids SET user_id = ?, memory = ?, topics = ?, updated_at = ?, server_digest = ? WHERE memory_id = ?",
+            (
+                (
+                    memory["user_id"],
+                    memory["memory"],
+                    orjson.dumps(memory["topics"] or []).decode(),
+                    memory.get("updated_at"),
+                    content_digest(memory["user_id"], memory["memory"], memory["topics"]),
+                    memory["memory_id"],
+                )
+                for memory in memories
+            ),
+        )
+
+    def unchanged(self):
+        """How many lines the server already holds exactly (same user, memory and topics)."""
+        return self.db.execute("SELECT count(*) FROM ids WHERE server_digest = file_digest").fetchone()[0]
+
+    def lines_to_decide(self):
+        """The numbers of the other lines, in order: those are read and decided again."""
+        rows = self.db.execute("SELECT line FROM ids WHERE server_digest IS NOT file_digest ORDER BY line")
+        return (line for (line,) in rows)
+
+    def server_copy(self, memory_id):
+        import orjson
+
+        row = self.db.execute(
+            "SELECT user_id, memory, topics, updated_at FROM ids WHERE memory_id = ?", (memory_id,)
+        ).fetchone()
+        if row is None or row[1] is None:
+            return None
+        user_id, memory, topics, updated_at = row
+        return ServerCopy(user_id, memory, orjson.loads(topics), updated_at)
+
+    def close(self):
+        self.db.close()
+        self.folder.cleanup()
+
+
+def check_import_lines(lines, default_user_id, index):
+    """First pass: validate every line before anything is sent, and note its id in index.
+
+    Returns (how many lines carry agent_id/team_id, how many lines belong to users other
+    than --user-id); raises a usage error that names the bad lines.
+    """
+    problems, dropped, skipped = [], 0, 0
+    for number, record in read_import_records(lines, default_user_id, problems):
+        if not for_user(record, default_user_id):
+            skipped += 1
+            continue
+        earlier = index.add(record.memory_id, number, content_digest(record.user_id, record.memory, record.topics))
+        if earlier is not None:
+            problems.append(f"line {number}: memory id {record.memory_id} already appears on line {earlier}")
+            continue
+        dropped += bool(record.dropped_fields)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise usage_error(f"{plural(len(problems), 'bad line')}, nothing imported: {shown}")
+    return dropped, skipped
+
+
+def for_user(record, user_id):
+    """With --user-id, an import takes that user's lines and leaves the others' alone."""
+    return user_id is None or record.user_id == user_id
+
+
+def content_digest(user_id, memory, topics):
+    """What an import compares of a line and the server's copy under its id: a line whose
+    digest matches is unchanged and is not read again (at 1,000,000 lines that second
+    reading cost more than the server's answer did)."""
+    import hashlib
+
+    import orjson
+
+    return hashlib.blake2b(orjson.dumps([user_id, memory, topics or []]), digest_size=16).digest()
+
+
+def numbered(lines, wanted):
+    """(line number, line) for the numbers in wanted, an ascending iterable."""
+    wanted = iter(wanted)
+    target = next(wanted, None)
+    for number, line in enumerate(lines, start=1):
+        if target is None:
+            return
+        if number == target:
+            yield number, line
+            target = next(wanted, None)
+
+
+def read_import_records(lines, default_user_id, problems, only=None):
+    """(line number, ImportRecord) for each good line (of those numbered in only, if
+    given); bad ones are added to problems."""
+    import orjson
+
+    for number, line in enumerate(lines, start=1) if only is None else numbered(lines, only):
+        if not line.strip():
+            continue
+        try:
+            yield number, parse_import_line(orjson.loads(line), default_user_id, number)
+        except orjson.JSONDecodeError as error:
+            problems.append(f"line {number}: not valid JSON ({error.msg})")
+        except CLIError as error:
+            problems.append(f"line {number}: {error.message}")
+
+
+def parse_import_line(item, default_user_id, number):
+    if not isinstance(item, dict):
+        raise usage_error("expected a JSON object")
+    memory = item.get("memory")
+    if not isinstance(memory, str):
+        raise usage_error("'memory' must be a string")
+    validate_content(memory, "'memory'")
+
+    user_id = item.get("user_id")
+    if user_id is None:
+        user_id = default_user_id
+    if not isinstance(user_id, str):
+        raise usage_error("no user: give 'user_id' in the line or --user-id")
+    validate_plain_text(user_id, "user_id", MAX_ID_CHARS)
+
+    # Topics are kept exactly as exported (no trimming or splitting), so a round trip
+    # through --export and --import changes nothing.
+    topics = item.get("topics") or []
+    if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
+        raise usage_error("'topics' must be a list of strings")
+    for topic in topics:
+        if unsafe := UNSAFE_IN_NAME.search(topic):
+            raise usage_error(f"topic {topic!r} contains the control character {character_name(unsafe[0])}")
+
+    memory_id = item.get("memory_id")
+    if memory_id is None:
+        # A stable id from user and content, so importing the same file twice matches.
+        memory_id = str(uuid.uuid5(IMPORT_ID_NAMESPACE, f"{user_id}\n{memory}"))
+    if not isinstance(memory_id, str):
+        raise usage_error("'memory_id' must be a string")
+    validate_memory_id(memory_id)
+
+    dropped = tuple(name for name in ("agent_id", "team_id") if item.get(name))
+    updated_at = item.get("updated_at") if isinstance(item.get("updated_at"), str) else None
+    return ImportRecord(number, memory_id, user_id, memory, topics, dropped, updated_at)
+
+
+def open_import_file(path):
+    """The import as a file that can be read twice; stdin is spooled to a temporary file."""
+    import shutil
+    import tempfile
+
+    if path == "-":
+        spool = tempfile.TemporaryFile("w+", encoding="utf-8")
+        shutil.copyfileobj(sys.stdin, spool)
+        spool.seek(0)
+        return spool
+    try:
+        return open(path, encoding="utf-8-sig")  # a byte-order mark from an editor is not content
+    except OSError as error:  # checked by check_import_source, but it may have gone since
+        raise usage_error(f"cannot read --import file {path}: {error.strerror}") from None
 
 
 async def import_memories(server, request):
@@ -2656,14 +2830,14 @@ async def import_memories(server, request):
         # through POST, which picks a new id; such lines are then matched by content.
         # The token sees its own user's memories alone, so one walk over them does both.
         new_ids = server.limited_to is not None
-        held = set()
+        present = set()  # what the user's memories say, for lines that come with no id of theirs
         if new_ids:
 
-            def note_held(memories):
+            def note_present(memories):
                 index.note_server_copies(memories)
-                held.update(fingerprint(memory["memory"], memory["topics"]) for memory in memories)
+                present.update(fingerprint(memory["memory"], memory["topics"]) for memory in memories)
 
-            await walk_memories(server, {"user_id": request.user_id}, note_held)
+            await walk_memories(server, {"user_id": request.user_id}, note_present)
         else:
             await find_existing(server, index)
 
@@ -2724,7 +2898,7 @@ async def import_memories(server, request):
             lines.seek(0)
             for _, record in read_import_records(lines, request.user_id, problems=[], only=index.lines_to_decide()):
                 current = index.server_copy(record.memory_id)
-                if current is None and held and fingerprint(record.memory, record.topics) in held:
+                if current is None and present and fingerprint(record.memory, record.topics) in present:
                     summary["unchanged"] += 1  # created by an earlier run under a new id
                     progress.advance()
                     continue
@@ -2760,6 +2934,36 @@ async def import_memories(server, request):
     summary["failed"].sort(key=lambda failure: failure["line"])
     summary["changes"].sort(key=lambda change: change["line"])
     return import_outcome(summary, request)
+
+
+async def find_existing(server, index):
+    """Note in index what the server already holds under the file's ids, for any user.
+
+    Whichever needs less of the server: reading every memory page by page, or one GET per id.
+    """
+    import asyncio
+    import httpx
+
+    probe = await fetch_page(server, {}, 1, 1)
+    pages = -(-probe["meta"]["total_count"] // WALK_PAGE_SIZE)
+    if pages * GETS_PER_PAGE <= index.count:
+        checking = Progress.for_request("checking ids", server.request)
+        try:
+            await walk_memories(server, {}, index.note_server_copies, checking)
+        finally:
+            checking.stop()
+        return
+
+    async def lookup(memory_id):
+        try:
+            return memory_dict(await server.client.get_memory(memory_id, **server.scope))
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code != 404 or not is_json(error.response):
+                raise
+            return None
+
+    found = await asyncio.gather(*(server.bounded(lookup(memory_id)) for memory_id in list(index.ids())))
+    index.note_server_copies([memory for memory in found if memory is not None])
 
 
 def import_decision(record, current, dry_run):
@@ -2829,214 +3033,7 @@ def import_outcome(summary, request):
     return Outcome(summary)
 
 
-async def find_existing(server, index):
-    """Note in index what the server already holds under the file's ids, for any user.
-
-    Whichever needs less of the server: reading every memory page by page, or one GET per id.
-    """
-    import asyncio
-    import httpx
-
-    probe = await fetch_page(server, {}, 1, 1)
-    pages = -(-probe["meta"]["total_count"] // WALK_PAGE_SIZE)
-    if pages * GETS_PER_PAGE <= index.count:
-        checking = Progress.for_request("checking ids", server.request)
-        try:
-            await walk_memories(server, {}, index.note_server_copies, checking)
-        finally:
-            checking.stop()
-        return
-
-    async def lookup(memory_id):
-        try:
-            return memory_dict(await server.client.get_memory(memory_id, **server.scope))
-        except httpx.HTTPStatusError as error:
-            if error.response.status_code != 404 or not is_json(error.response):
-                raise
-            return None
-
-    found = await asyncio.gather(*(server.bounded(lookup(memory_id)) for memory_id in list(index.ids())))
-    index.note_server_copies([memory for memory in found if memory is not None])
-
-
-@dataclass(slots=True)
-class ServerCopy:
-    """What the server holds under an id that an import file also has."""
-
-    user_id: str
-    memory: str
-    topics: list
-    updated_at: str | None
-
-
-OPERATIONS = {
-    "list": list_memories,
-    "find": find_memories,
-    "get": show_memory,
-    "create": create_memory,
-    "update": update_memory,
-    "delete": delete_memories,
-    "delete_all": delete_all,
-    "topics_list": list_topics,
-    "stats": user_stats,
-    "whoami": whoami,
-    "export": export_memories,
-    "import_file": import_memories,
-}
-
-
-# ------------------------------------------------------------------ errors from below
-
-
-def is_json(response):
-    try:
-        return isinstance(response.json(), dict)
-    except ValueError:
-        return False
-
-
-def server_detail(response):
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, list):  # FastAPI validation errors: keep the first message
-        first = detail[0] if detail else {}
-        where = ".".join(str(part) for part in first.get("loc", [])[1:]) if isinstance(first, dict) else ""
-        message = first.get("msg", "") if isinstance(first, dict) else str(first)
-        return f"{where}: {message}" if where else message
-    return str(detail) if detail is not None else None
-
-
-# What older servers put in an error's detail: SQLAlchemy's statement and parameters,
-# and pydantic's listing of each invalid field. summarize() keeps what went wrong.
-SQL_DUMP = re.compile(r"\s*(?:\[SQL: |\[parameters: |\(Background on this error at: )")
-VALIDATION_DUMP = re.compile(
-    r"\d+ validation errors? for (?P<model>\w+)\n(?P<field>[^\n]+)\n\s*(?P<message>[^\n\[]*[^\s\[])[^\n]*(?:\n.*)?",
-    re.DOTALL,
-)
-SUMMARY_CHARS = 200
-
-
-def summarize(detail):
-    """A server error's detail as one line: what went wrong, without the dumps around it."""
-    text = SQL_DUMP.split(detail, maxsplit=1)[0]
-    text = VALIDATION_DUMP.sub(lambda found: f"invalid {found['field']} in {found['model']}: {found['message']}", text)
-    line = " ".join(text.split())
-    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"
-
-
-def not_agentos(base_url, why):
-    return CLIError(
-        f"{base_url} is not an AgentOS memory API ({why})",
-        EXIT_UNREACHABLE,
-        kind="not_agentos",
-        hint="check --base-url or $AGENTOS_URL",
-    )
-
-
-def translate(error, request):
-    """Map anything the client or the network raised to one CLIError."""
-    import httpx
-    from agno.exceptions import RemoteServerUnavailableError
-    from pydantic import ValidationError
-
-    base_url = request.base_url
-    if isinstance(error, CLIError):
-        return error
-    if isinstance(error, RemoteServerUnavailableError):
-        error = error.original_error or error
-    if isinstance(error, httpx.TimeoutException):
-        return CLIError(
-            f"{base_url} did not answer within {request.timeout:g} seconds",
-            EXIT_UNREACHABLE,
-            kind="unreachable",
-            hint="raise --timeout or check the server",
-        )
-    if isinstance(error, httpx.ConnectError):
-        return CLIError(
-            f"cannot connect to {base_url}: {error or 'connection failed'}",
-            EXIT_UNREACHABLE,
-            kind="unreachable",
-            hint="is the AgentOS running? see --base-url",
-        )
-    if isinstance(error, httpx.HTTPStatusError):
-        response = error.response
-        status = response.status_code
-        path = response.request.url.path
-        detail = server_detail(response)
-        if status in (401, 403):
-            return auth_failure(status, detail, read_token(request.token))
-        if 300 <= status < 400:
-            location = response.headers.get("location", "elsewhere")
-            return CLIError(
-                f"{base_url} redirects to {location}; use that address as --base-url",
-                EXIT_UNREACHABLE,
-                kind="not_agentos",
-                status=status,
-            )
-        if detail is None:
-            return not_agentos(base_url, f"HTTP {status} from {path} without an AgentOS error body")
-        if status == 404 and detail == "Not Found":  # FastAPI's answer for a route it does not have
-            return CLIError(f"this AgentOS has no {path} endpoint (404)", kind="not_found", status=404)
-        summary = summarize(detail)
-        whole = detail if summary != detail else None
-        if status == 404:
-            return CLIError(f"not found (404): {summary}", kind="not_found", status=404, detail=whole)
-        if status in (400, 409, 422):
-            return CLIError(
-                f"the server rejected the request ({status}): {summary}", kind="rejected", status=status, detail=whole
-            )
-        return CLIError(f"server error {status}: {summary}", kind="server_error", status=status, detail=whole)
-    if isinstance(error, httpx.TransportError):
-        return CLIError(
-            f"connection to {base_url} failed: {type(error).__name__} {error}".strip(),
-            EXIT_UNREACHABLE,
-            kind="unreachable",
-        )
-    if isinstance(error, ValidationError):
-        return not_agentos(
-            base_url, f"its answer does not match the memory schema: {error.error_count()} invalid fields"
-        )
-    if isinstance(error, (json.JSONDecodeError, httpx.DecodingError)):
-        return not_agentos(base_url, "it did not answer JSON")
-    return CLIError(f"unexpected {type(error).__name__}: {error}", kind="internal")
-
-
-async def run_operation(request):
-    import httpx
-    from agno.utils.http import set_default_async_client
-
-    # Our own connection pool: no redirects followed (a token must not travel to
-    # wherever a server points), and no more connections than requests in flight.
-    http = httpx.AsyncClient(
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=request.concurrency, max_keepalive_connections=request.concurrency),
-    )
-    set_default_async_client(http)
-    try:
-        server = Server(request, http)
-        try:
-            await identify(server, request)
-            return await OPERATIONS[request.action](server, request)
-        except Exception as error:
-            raise translate(error, request) from None
-    finally:
-        await http.aclose()
-
-
-def run(request):
-    import asyncio
-    from urllib.parse import urlsplit
-
-    host = urlsplit(request.base_url).hostname
-    if request.token and request.base_url.startswith("http://") and not is_loopback(host):
-        warn(request, f"sending the token over plain http to {host}: anyone on the network path can read it; use https")
-    return asyncio.run(run_operation(request))
-
-
-# ------------------------------------------------------------------------ rendering
+# === rendering ================================================================
 
 
 def plural(count, word):
@@ -3052,19 +3049,66 @@ def format_time(timestamp):
     return timestamp.replace("T", " ") if timestamp else "unknown time"
 
 
+# Text from the server is shown, never obeyed: what a terminal would act on (UNSAFE_IN_TEXT,
+# and the line and paragraph separators that would break the layout) is written as an
+# escape, \x1b or \u202e, in every line for a person. --json keeps the exact text: JSON
+# encoders escape C0 controls themselves, and the rest is written as \u escapes, which
+# parse back to the same text.
+ESCAPED_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+ESCAPED_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape(match):
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(name):
+    """A value that is one line (an id, a topic, a user id) as a terminal can show it."""
+    return ESCAPED_IN_NAMES.sub(escape, name) if name else name
+
+
+def shown_text(text):
+    """Text for a person with its newlines and tabs, and nothing a terminal would obey."""
+    return ESCAPED_IN_TEXT.sub(escape, text)
+
+
+def json_safe(text):
+    """JSON text with the characters a terminal obeys written as \\u escapes: the same JSON value."""
+    if text.isascii():  # most text; CPython knows it without reading the text
+        return text
+    return RAW_IN_JSON.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
+
+
+def say(text, file=None):
+    """Print a line for a person: the one way human output reaches a terminal."""
+    print(shown_text(text), file=file or sys.stdout)
+
+
+def text_lines(text):
+    """The lines of a text, as str.splitlines() gives them, split at newlines only: any
+    other line break was escaped by shown_text, so a line cannot start a fake header."""
+    lines = text.split("\n")
+    if len(lines) > 1 and not lines[-1]:
+        lines.pop()
+    return lines
+
+
 def format_memory(memory, show_user=False):
-    header = memory["memory_id"]
+    header = shown(memory["memory_id"])
     if "score" in memory:
         header += f"  score {memory['score']:.2f}"
     if show_user:
-        header += f"  user {memory['user_id']}"
+        header += f"  user {shown(memory['user_id'])}"
     header += f"  updated {format_time(memory.get('updated_at'))}"
     for name in ("agent_id", "team_id"):
         if memory.get(name):
-            header += f"  {name.split('_')[0]} {memory[name]}"
+            header += f"  {name.split('_')[0]} {shown(memory[name])}"
     lines = [header]
-    lines += ["  " + line for line in memory["memory"].splitlines() or [""]]
-    lines.append("  topics: " + (", ".join(memory.get("topics") or []) or "(none)"))
+    # Every line of the text is indented, so none can pass for the header of a memory.
+    lines += ["  " + line for line in text_lines(shown_text(memory["memory"]))]
+    lines.append("  topics: " + (", ".join(shown(topic) for topic in memory.get("topics") or []) or "(none)"))
     return "\n".join(lines)
 
 
@@ -3081,9 +3125,9 @@ def describe_filters(request):
     return " ".join(parts)
 
 
-def render_list(request, result):
+def render_list(request, outcome):
     """Line by line: --all can list many memories, read back from a spool."""
-    memories, meta = result["data"], result["meta"]
+    memories, meta = outcome.data["data"], outcome.data["meta"]
     total = meta["total_count"]
     whose = f"of user {request.user_id}" + (f" {describe_filters(request)}" if describe_filters(request) else "")
     if not memories:
@@ -3105,43 +3149,44 @@ def render_list(request, result):
         yield f"more: --page {meta['page'] + 1} for the next {request.limit}, or --all for all {total}"
 
 
-def render_find(request, result):
-    memories, meta = result["data"], result["meta"]
+def render_find(request, outcome):
+    memories, meta = outcome.data["data"], outcome.data["meta"]
     whose = f"user {request.user_id}" if request.user_id else "all users"
     searched = f"{plural(meta['searched'], 'memory')} of {whose}"
     if not memories:
         return f"no match for {request.query!r} among {searched}"
-    shown = "" if meta["matched"] == len(memories) else f"best {len(memories)} of "
-    lines = [f"{shown}{plural(meta['matched'], 'match')} for {request.query!r} among {searched} (best first)", ""]
+    best = "" if meta["matched"] == len(memories) else f"best {len(memories)} of "
+    lines = [f"{best}{plural(meta['matched'], 'match')} for {request.query!r} among {searched} (best first)", ""]
     lines += [format_memory(memory, show_user=request.user_id is None) + "\n" for memory in memories]
     if meta["matched"] > len(memories):
         lines.append(f"more: --limit {min(meta['matched'], MAX_LIMIT)} for all {plural(meta['matched'], 'match')}")
     return "\n".join(lines).rstrip()
 
 
-def render_stats(request, result):
-    rows, meta = result["data"], result["meta"]
+def render_stats(request, outcome):
+    rows, meta = outcome.data["data"], outcome.data["meta"]
     if not rows:
         return "no memories stored" if request.user_id is None else f"user {request.user_id} has no memories"
-    width = max(len("user"), *(len(row["user_id"]) for row in rows))
+    users = [shown(row["user_id"]) or "" for row in rows]
+    width = max(len("user"), *(len(user) for user in users))
     lines = [
         f"{len(rows)} of {plural(meta['total_count'], 'user')} with memories",
         "",
         f"{'user':<{width}}  {'memories':>8}  last updated",
     ]
     lines += [
-        f"{row['user_id']:<{width}}  {row['total_memories']:>8}  {format_time(row.get('last_memory_updated_at'))}"
-        for row in rows
+        f"{user:<{width}}  {row['total_memories']:>8}  {format_time(row.get('last_memory_updated_at'))}"
+        for user, row in zip(users, rows, strict=True)
     ]
     if not request.all_pages and meta["page"] < meta["total_pages"]:
         lines.append(f"more: --page {meta['page'] + 1}, or --all")
     return "\n".join(lines)
 
 
-def render_delete(request, result):
+def render_delete(request, outcome):
     """Line by line: a --delete-all report can list many memories, read back from a spool."""
-    memories = result["deleted"]
-    if result["dry_run"]:
+    memories = outcome.data["deleted"]
+    if outcome.data["dry_run"]:
         yield f"would delete {plural(len(memories), 'memory')} of user {request.user_id} (dry run: nothing deleted)"
     else:
         yield f"deleted {plural(len(memories), 'memory')} of user {request.user_id}"
@@ -3153,7 +3198,8 @@ def render_delete(request, result):
 IMPORT_LISTING = 50  # changes a person sees; --json lists them all
 
 
-def render_import(request, summary):
+def render_import(request, outcome):
+    summary = outcome.data
     verb = "would import" if summary["dry_run"] else "imported"
     whose = f" for user {request.user_id}" if request.user_id else ""
     lines = [
@@ -3215,57 +3261,47 @@ AUTH_MODES = {
 }
 
 
-def render_whoami(identity):
+def render_whoami(request, outcome):
+    identity = outcome.data
     server, token = identity["server"], identity["token"]
-    version = f" (agno {server['agno_version']})" if server["agno_version"] else ""
+    version = f" (agno {shown(server['agno_version'])})" if server["agno_version"] else ""
     mode = AUTH_MODES[server["auth_mode"]]
     if server["auth_mode"] == "jwt":
         mode += ", user isolation " + ("on" if server["user_isolation"] else "off")
     lines = [f"server: {server['url']}{version}", f"auth:   {mode}", f"token:  {TOKEN_KINDS[token['kind']]}"]
     if token["kind"] == "jwt":
-        lines.append(f"  user:    {token['subject'] or '(no sub claim)'}")
+        lines.append(f"  user:    {shown(token['subject']) or '(no sub claim)'}")
         scopes = token["scopes"]
-        lines.append(f"  scopes:  {', '.join(scopes) if scopes else '(none in the token)'}")
+        lines.append(f"  scopes:  {', '.join(map(shown, scopes)) if scopes else '(none in the token)'}")
         if token["expires_at"]:
             expired = " (expired)" if token["expired"] else ""
             lines.append(f"  expires: {format_time(token['expires_at'])}{expired}")
         if token["audience"]:
-            lines.append(f"  audience: {token['audience']}")
+            lines.append(f"  audience: {shown(str(token['audience']))}")
     if identity["limited_to_user"]:
-        lines.append(f"acts on: user {identity['limited_to_user']} only (the server limits this token to its own user)")
+        limited = shown(identity["limited_to_user"])
+        lines.append(f"acts on: user {limited} only (the server limits this token to its own user)")
     return "\n".join(lines)
 
 
-def render_human(request, outcome):
-    data = outcome.data
-    action = request.action
-    if action == "list":
-        return render_list(request, data)
-    if action == "find":
-        return render_find(request, data)
-    if action == "stats":
-        return render_stats(request, data)
-    if action == "topics_list":
-        whose = f"user {request.user_id}" if request.user_id else "all users"
-        return "\n".join(data) if data else f"no topics for {whose}"
-    if action in ("delete", "delete_all"):
-        return render_delete(request, data)
-    if action == "import_file":
-        return render_import(request, data)
-    if action == "export":
-        return f"exported {plural(data['exported'], 'memory')} to {data['file']}"
-    if action == "whoami":
-        return render_whoami(data)
-    title = {"create": "created", "update": "updated", "get": None}[action]
-    if outcome.note:
-        return f"{outcome.note}\n\n{format_memory(data)}"
-    return f"{title} memory of user {request.user_id}\n\n{format_memory(data)}" if title else format_memory(data)
+def render_topics(request, outcome):
+    whose = f"user {request.user_id}" if request.user_id else "all users"
+    return "\n".join(map(shown, outcome.data)) if outcome.data else f"no topics for {whose}"
+
+
+def render_memory(request, outcome):
+    """show, create and update: the memory, under what was done to it (the outcome's note)."""
+    return f"{outcome.note}\n\n{format_memory(outcome.data)}" if outcome.note else format_memory(outcome.data)
+
+
+def render_export(request, outcome):
+    return f"exported {plural(outcome.data['exported'], 'memory')} to {outcome.data['file']}"
 
 
 def emit(request, outcome):
-    if request.action == "export" and request.path == "-":
+    if outcome.streamed:  # the memories went to stdout as they came
         if outcome.note and sys.stderr.isatty():
-            print(outcome.note, file=sys.stderr)
+            say(outcome.note, sys.stderr)
         return
     if request.json:
         data = outcome.data
@@ -3274,11 +3310,11 @@ def emit(request, outcome):
         write_json(data, sys.stdout)
         print()
     else:
-        rendered = render_human(request, outcome)
+        rendered = request.action.render(request, outcome)
         for line in [rendered] if isinstance(rendered, str) else rendered:
-            print(line)
+            say(line)
         if outcome.hint:
-            print(f"hint: {outcome.hint}")
+            say(f"hint: {outcome.hint}")
 
 
 def write_json(value, out):
@@ -3286,16 +3322,16 @@ def write_json(value, out):
     if isinstance(value, Spool):
         out.write("[")
         for number, line in enumerate(value.lines()):
-            out.write(f", {line}" if number else line)
+            out.write(json_safe(f", {line}" if number else line))
         out.write("]")
     elif isinstance(value, dict):
         out.write("{")
         for number, (key, item) in enumerate(value.items()):
-            out.write(f"{', ' if number else ''}{json.dumps(key, ensure_ascii=False)}: ")
+            out.write(f"{', ' if number else ''}{json_safe(json.dumps(key, ensure_ascii=False))}: ")
             write_json(item, out)
         out.write("}")
     else:
-        out.write(json.dumps(value, ensure_ascii=False))
+        out.write(json_safe(json.dumps(value, ensure_ascii=False)))
 
 
 def report(error, as_json, verbose):
@@ -3303,24 +3339,206 @@ def report(error, as_json, verbose):
         body = {"type": error.kind, "message": error.message, "status": error.status, "hint": error.hint}
         if error.detail is not None:
             body["detail"] = error.detail
-        print(json.dumps({"error": body}, ensure_ascii=False), file=sys.stderr)
+        print(json_safe(json.dumps({"error": body}, ensure_ascii=False)), file=sys.stderr)
     else:
         hint = f" ({error.hint})" if error.hint else ""
-        print(f"error: {error.message}{hint}", file=sys.stderr)
+        say(f"error: {shown(error.message)}{hint}", sys.stderr)
         if verbose and error.detail is not None:
-            print("\n".join(f"  {line}" for line in error.detail.splitlines()), file=sys.stderr)
+            say("\n".join(f"  {line}" for line in text_lines(shown_text(error.detail))), sys.stderr)
 
 
-# ----------------------------------------------------------------------------- main
+# === actions and main =========================================================
+# ACTIONS is the map of what the script does. validate() reads it to choose an action
+# and to refuse the options it does not take, identify() for the user and scopes it
+# needs, run_operation() for what to call and emit() for how to show it. A new action
+# is a row here, its operation and its renderer.
+
+FILTERS = frozenset({"--search", "--topics", "--agent-id", "--team-id"})
+PAGES = frozenset({"--limit", "--page", "--all", "--sort", "--order"})
+MEMORY_SORTS = ("updated_at", "created_at")
+READ = ("memories:read",)
+READ_WRITE = ("memories:read", "memories:write")  # writes look first, so they read too
+READ_DELETE = ("memories:read", "memories:delete")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing the script does, and all that the rest of it needs to know of it."""
+
+    name: str  # the key of ACTIONS, and the argparse dest of its flag
+    flag: str | None  # the flag that asks for it; None: chosen by what else is given
+    argument: dict  # the flag's add_argument options (help, metavar, action)
+    _: KW_ONLY
+    options: frozenset  # the optional flags it takes; any other is refused
+    needs_user: bool  # it acts on one user's memories: --user-id, or a JWT's subject
+    scopes: tuple | None  # what a JWT must allow; None: it reaches no memories, so it acts for nobody
+    operation: object  # async (server, request) -> Outcome
+    render: object  # (request, outcome) -> text or lines, for a person
+    value: str | None = None  # the Request field that the flag's value fills
+    check: object = None  # (value, flag) -> value, or raises a usage error
+    called: str | None = None  # what messages call an action without a flag
+    memory_ids: str = "none"  # how many --memory-id it takes: "none", "one" or "several"
+    topics: str | None = None  # what --topics means: "set" (the memory's topics) or "filter"
+    sorts: tuple = MEMORY_SORTS  # what --sort may name
+    limit: int = DEFAULT_LIMIT  # the default --limit
+
+    @property
+    def label(self):
+        return self.flag or self.called
+
+
+# A table reads better in rows than one argument a line.
+# fmt: off
+ACTIONS = {
+    action.name: action
+    for action in (
+        Action(
+            "list", None, {}, called="listing",
+            options=FILTERS | PAGES, needs_user=True, scopes=READ, topics="filter",
+            operation=list_memories, render=render_list,
+        ),
+        Action(
+            "find", "--find",
+            {
+                "metavar": "QUERY",
+                "help": "ranked search by words (word forms, accents, small typos; question words ignored), best "
+                "first with a score; --user-id's memories, else every user's; --limit results "
+                f"(default {DEFAULT_FIND_LIMIT})",
+            },
+            options=FILTERS - {"--search"} | {"--limit"}, needs_user=False, scopes=READ,
+            value="query", check=check_query, topics="filter", limit=DEFAULT_FIND_LIMIT,
+            operation=find_memories, render=render_find,
+        ),
+        Action(
+            "get", None, {}, called="--memory-id",
+            options=frozenset(), needs_user=True, scopes=READ, memory_ids="one",
+            operation=show_memory, render=render_memory,
+        ),
+        Action(
+            "create", "--create", {"metavar": "CONTENT", "help": "create a memory for --user-id"},
+            options=frozenset({"--topics"}), needs_user=True, scopes=("memories:write",),
+            value="content", check=validate_content, topics="set",
+            operation=create_memory, render=render_memory,
+        ),
+        Action(
+            "update", "--update",
+            {
+                "metavar": "CONTENT",
+                "help": "replace the content of --memory-id (topics are kept unless --topics is given)",
+            },
+            options=frozenset({"--topics"}), needs_user=True, scopes=READ_WRITE,
+            value="content", check=validate_content, memory_ids="one", topics="set",
+            operation=update_memory, render=render_memory,
+        ),
+        Action(
+            "delete", "--delete",
+            {"action": "store_true", "help": "delete --memory-id (one or several) and show what went"},
+            options=frozenset({"--dry-run", "--concurrency"}), needs_user=True, scopes=READ_DELETE,
+            memory_ids="several",
+            operation=delete_memories, render=render_delete,
+        ),
+        Action(
+            "delete_all", "--delete-all",
+            {"action": "store_true", "help": "delete every memory of --user-id that matches the filters (needs --yes)"},
+            options=FILTERS | {"--yes", "--dry-run", "--concurrency"}, needs_user=True, scopes=READ_DELETE,
+            topics="filter",
+            operation=delete_all, render=render_delete,
+        ),
+        Action(
+            "topics_list", "--topics-list", {"action": "store_true", "help": "list topics (all users, or --user-id's)"},
+            options=frozenset(), needs_user=False, scopes=READ,
+            operation=list_topics, render=render_topics,
+        ),
+        Action(
+            "stats", "--stats", {"action": "store_true", "help": "memories per user: count and last update"},
+            options=PAGES, needs_user=False, scopes=READ, sorts=("count", "updated_at"),
+            operation=user_stats, render=render_stats,
+        ),
+        Action(
+            "whoami", "--whoami",
+            {
+                "action": "store_true",
+                "help": "the server's auth mode and user isolation, and the token's user, scopes and expiry",
+            },
+            options=frozenset(), needs_user=False, scopes=None,
+            operation=whoami, render=render_whoami,
+        ),
+        Action(
+            "export", "--export",
+            {"metavar": "FILE", "help": "write memories as JSON Lines to FILE ('-' for stdout); all users unless --user-id"},
+            options=FILTERS | {"--sort", "--order", "--concurrency"}, needs_user=False, scopes=READ,
+            value="path", check=check_export_target, topics="filter",
+            operation=export_memories, render=render_export,
+        ),
+        Action(
+            "import_file", "--import",
+            {"metavar": "FILE", "help": "create or update memories from a JSON Lines file ('-' for stdin)"},
+            options=frozenset({"--dry-run", "--concurrency"}), needs_user=False, scopes=READ_WRITE,
+            value="path", check=check_import_source,
+            operation=import_memories, render=render_import,
+        ),
+    )
+}
+# fmt: on
+
+
+async def run_operation(request):
+    import httpx
+    from agno.utils.http import set_default_async_client
+
+    # Our own connection pool: no redirects followed (a token must not travel to
+    # wherever a server points), and no more connections than requests in flight.
+    http = httpx.AsyncClient(
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=request.concurrency, max_keepalive_connections=request.concurrency),
+    )
+    set_default_async_client(http)
+    try:
+        server = Server(request, http)
+        try:
+            await identify(server, request)
+            return await request.action.operation(server, request)
+        except Exception as error:
+            raise translate(error, request) from None
+    finally:
+        await http.aclose()
+
+
+def run(request):
+    import asyncio
+    from urllib.parse import urlsplit
+
+    host = urlsplit(request.base_url).hostname
+    if request.token and request.base_url.startswith("http://") and not is_loopback(host):
+        warn(request, f"sending the token over plain http to {host}: anyone on the network path can read it; use https")
+    return asyncio.run(run_operation(request))
+
+
+def flags_given(parser, argv, wanted):
+    """Which of the wanted flags argv gives, abbreviated or not, as argparse will read
+    them: known before parsing, so that even a parse error comes in the form asked for."""
+    options = list(parser._option_string_actions)
+    found = set()
+    for arg in argv:
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        named = [name] if name in options else [option for option in options if option.startswith(name)]
+        if len(named) == 1 and named[0] in wanted:
+            found.add(named[0])
+    return found
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    as_json = "--json" in argv
-    verbose = "--verbose" in argv
+    parser = build_parser()
+    given = flags_given(parser, argv, {"--json", "--verbose"})
+    as_json, verbose = "--json" in given, "--verbose" in given
     try:
-        args = build_parser().parse_args(argv)
-        request = validate(args, os.environ)
+        args = parser.parse_args(argv)
+        request = validate(args, os.environ, as_json)
         outcome = run(request)
         emit(request, outcome)
         if outcome.error is not None:

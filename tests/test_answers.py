@@ -189,8 +189,11 @@ def test_find_without_user_names_each_results_user(people):
 def test_find_is_read_only(people):
     server, _ = people
     before = len(server.requests())
-    run_script("--base-url", server.url, "--user-id", "bob", "--find", "coffee")
-    assert all(line.startswith("GET ") for line in server.requests()[before:])
+    result = run_script("--base-url", server.url, "--user-id", "bob", "--find", "coffee")
+    assert result.code == 0 and "coffee" in result.stdout.lower(), result.stderr
+    sent = server.requests()[before:]
+    assert any(line.startswith("GET /memories") for line in sent)
+    assert all(line.startswith("GET ") for line in sent)
 
 
 def test_find_with_no_match_says_how_many_memories_there_are(people):

@@ -245,11 +245,29 @@ def test_topics_list_for_all_users_and_for_one(fresh_agentos):
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_sends_nothing(agentos, user, args, message):
+    # Tests on one worker run one at a time, so what the access log gains is this run's.
+    before = len(agentos.requests())
     result = run_script("--base-url", agentos.url, "--user-id", user, *args)
+    assert agentos.requests()[before:] == []
     assert result.code == 2, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and message in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
-    assert agentos.memories(user) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--jso", "--user-id", "a", "--limit", "0"],
+        ["--js", "--limit", "ten"],
+        ["--json", "--no-such-flag"],
+        ["--user-id", "a", "--create", " ", "--json"],
+    ],
+    ids=["abbreviated, bad value", "abbreviated, parse error", "parse error", "bad content"],
+)
+def test_json_mode_is_decided_once_even_for_a_parse_error(agentos, args):
+    result = run_script("--base-url", agentos.url, *args)
+    assert result.code == 2 and result.stdout == ""
+    assert result.error()["type"] == "usage"
 
 
 @pytest.mark.parametrize("args", [[], ["--create", "x"], ["--memory-id", "m1"], ["--memory-id", "m1", "--delete"]])

@@ -158,3 +158,21 @@ def test_skill_passes_the_agent_skills_validator(tmp_path):
 
 def test_skill_md_stays_lean():
     assert len((ROOT / "SKILL.md").read_text().splitlines()) < 250
+
+
+def declared_error_types():
+    """ERROR_TYPES as the script declares it: type -> its usual exit code."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import manage_memories
+
+    return {kind: code for kind, (code, _meaning) in manage_memories.ERROR_TYPES.items()}
+
+
+def test_every_error_type_the_script_raises_is_declared():
+    raised = set(re.findall(r'kind="([a-z_]+)"', SCRIPT.read_text()))
+    assert raised and raised <= set(declared_error_types()), sorted(raised - set(declared_error_types()))
+
+
+def test_skill_md_lists_every_error_type_with_its_exit_code():
+    rows = re.findall(r"^\| (\d+) \| `([a-z_]+)` \|", (ROOT / "SKILL.md").read_text(), re.MULTILINE)
+    assert {kind: int(code) for code, kind in rows} == declared_error_types()
