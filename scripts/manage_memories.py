@@ -90,6 +90,9 @@ MAX_TOPICS = 50
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
 SORT_FIELDS = ("updated_at", "created_at", "count")  # count: --stats only
+JOURNAL_DIR_ENV = "AGENTOS_MEMORY_JOURNAL"  # the journal's folder; else under $XDG_STATE_HOME
+JOURNAL_DAYS_ENV = "AGENTOS_MEMORY_JOURNAL_DAYS"
+JOURNAL_DAYS = 30  # how long the journal keeps a copy of what a change replaced
 
 
 # === errors ===================================================================
@@ -115,6 +118,7 @@ ERROR_TYPES = {
     "changed_underneath": (EXIT_FAILED, "memories were deleted faster than a bulk read could pass them"),
     "conflict": (EXIT_FAILED, "import lines whose ids belong to another user were left alone"),
     "incomplete": (EXIT_FAILED, "some writes of an import failed; the exit code is the worst failure's"),
+    "journal": (EXIT_FAILED, "the journal cannot be written; nothing was changed"),
     "internal": (EXIT_FAILED, "a fault in this script"),
 }
 
@@ -265,6 +269,9 @@ json (--json on stdout; one shape per kind of result):
   --find:         {"data": [memory + "score"], "meta": {"query", "words", "user_id", "searched", "matched", "limit"}}
   every delete:   {"deleted": [memory...], "count", "not_found": [id...], "dry_run"}
   --import:       {"created", "updated", "unchanged", "skipped", "conflicts", "failed", "changes", "dry_run"}
+  --history:      {"data": [{"operation", "time", "action", "user_id", "counts", "status", "undone_by", ...}], "meta"}
+  --undo:         {"undoes", "recreated", "reverted", "removed", "unchanged", "conflicts", "failed", "new_ids", ...}
+  a change adds "operation" (the id --undo takes); --erase adds "erased_copies"
   an empty answer adds "hint" (what to try next); errors go to stderr as
   {"error": {"type", "message", "status", "hint", "detail"}}, warnings as {"warning": "..."};
   "detail" is the server's whole error text where the one-line message summarises it
@@ -280,6 +287,14 @@ environment:
   AGENTOS_URL                      default for --base-url (then http://localhost:7777)
   AGNO_ADMIN_TOKEN, OS_SECURITY_KEY  default for --token, in that order: a static key, a JWT
                                    or a service-account token (agno_pat_...)
+
+journal (undo):
+  Before a change is sent, what it replaces is written to the journal: $AGENTOS_MEMORY_JOURNAL,
+  else $XDG_STATE_HOME/agentos-api-memory/journal (~/.local/state/... when unset); folder 0700,
+  files 0600; entries are kept $AGENTOS_MEMORY_JOURNAL_DAYS days (default 30). Every change ends
+  with "undo with: ... --undo ID". --history lists this server's operations; --undo takes the latest
+  (or ID) back, leaving memories changed since alone (exit 1). --no-journal skips the journal;
+  --erase (with --delete or --delete-all) keeps no copy and removes the journal's copies of them.
 
 auth:
   --whoami shows the server's auth mode and the token's user, scopes and expiry. With a JWT,
@@ -396,6 +411,17 @@ def build_parser():
         help="with --delete, --delete-all or --import: show what would change, change nothing",
     )
     bulk.add_argument(
+        "--no-journal",
+        action="store_true",
+        help="change without writing the journal first: the change cannot be undone",
+    )
+    bulk.add_argument(
+        "--erase",
+        action="store_true",
+        help="with --delete or --delete-all: keep no copy, and remove the journal's copies of what is deleted "
+        "(for a request to be forgotten)",
+    )
+    bulk.add_argument(
         "--concurrency",
         metavar="N",
         type=whole_number,
@@ -433,6 +459,11 @@ class Request:
     dry_run: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     path: str | None = None
+    undo: str | None = None  # --undo: an operation id, or LATEST
+    no_journal: bool = False
+    erase: bool = False
+    journal_folder: Path | None = None
+    journal_days: float = JOURNAL_DAYS
 
 
 # Options that only some actions take (argument dest -> flag). Their parser default is
@@ -450,6 +481,8 @@ ACTION_OPTIONS = {
     "yes": "--yes",
     "dry_run": "--dry-run",
     "concurrency": "--concurrency",
+    "no_journal": "--no-journal",
+    "erase": "--erase",
 }
 DEFAULTS = {
     "limit": DEFAULT_LIMIT,
@@ -552,6 +585,8 @@ def validate(args, environ, as_json):
         raise usage_error(f"--sort {args.sort} goes with {takes}; {action.label} sorts by {' or '.join(action.sorts)}")
     if args.yes and args.dry_run:
         raise usage_error("--yes and --dry-run contradict each other: choose one")
+    if args.erase and args.no_journal:
+        raise usage_error("--erase keeps no journal already: drop --no-journal")
 
     base_url = validate_base_url(args.base_url or environ.get("AGENTOS_URL") or DEFAULT_BASE_URL)
 
@@ -578,6 +613,10 @@ def validate(args, environ, as_json):
         yes=args.yes,
         dry_run=args.dry_run,
         concurrency=args.concurrency,
+        no_journal=args.no_journal,
+        erase=args.erase,
+        journal_folder=journal_folder(environ),
+        journal_days=journal_days(environ),
         **fields,
     )
 
@@ -961,6 +1000,7 @@ class Server:
         self.limited_to = None  # the one user the server lets this token act on, if it limits it
         self.release = None  # the agno release, asked only where it matters (ask_release)
         # What older releases cannot do, learnt from their answers (get_page):
+        self.journal = NoJournal()  # the operation's journal, once identify() has settled whom it acts for
         self.page_cap = None  # the largest page they serve
         self.topics_filter_fails = False  # their SQL for the topics filter fails on SQLite
 
@@ -1702,19 +1742,28 @@ class MemorySpool(Spool):
             yield line.rstrip(b"\n").decode()
 
 
+def scratch_database(prefix, schema):
+    """(folder, connection): a SQLite file in a temporary folder, for state too large to
+    hold in memory. Neither journaled nor synced: it goes with the command."""
+    import sqlite3
+    import tempfile
+
+    folder = tempfile.TemporaryDirectory(prefix=prefix)
+    db = sqlite3.connect(os.path.join(folder.name, "scratch.db"))
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    db.execute(schema)
+    return folder, db
+
+
 class SortedSpool(Spool):
     """Memories in a temporary SQLite file, read back newest (or oldest) first by
     updated_at, equal times in memory_id order; window() shows one page of them."""
 
     def __init__(self, descending):
-        import sqlite3
-        import tempfile
-
-        self.folder = tempfile.TemporaryDirectory(prefix="manage-memories-list-")
-        self.db = sqlite3.connect(os.path.join(self.folder.name, "memories.db"))
-        self.db.execute("PRAGMA journal_mode = OFF")
-        self.db.execute("PRAGMA synchronous = OFF")
-        self.db.execute("CREATE TABLE memories (updated_at TEXT, memory_id TEXT, body TEXT)")
+        self.folder, self.db = scratch_database(
+            "manage-memories-list-", "CREATE TABLE memories (updated_at TEXT, memory_id TEXT, body TEXT)"
+        )
         self.order = f"updated_at {'DESC' if descending else 'ASC'}, memory_id ASC"
         self.count = 0
         self.start, self.limit = 0, -1  # SQLite's LIMIT -1: no limit
@@ -1739,6 +1788,383 @@ class SortedSpool(Spool):
     def lines(self):
         query = f"SELECT body FROM memories ORDER BY {self.order} LIMIT ? OFFSET ?"
         return (body for (body,) in self.db.execute(query, (self.limit, self.start)))
+
+
+# === the journal ==============================================================
+# The AgentOS keeps no copy of what it deletes or overwrites, so the script keeps
+# one: before a command sends a change, it writes down what each memory it will
+# touch holds now (flushed and fsynced), and adds what became of it as the answers
+# come. --undo reads that back, --history lists it. One file per operation, so two
+# commands at once never write to the same file; private to the user (0700 folder,
+# 0600 files), pruned after JOURNAL_DAYS.
+
+JOURNAL_FORMAT = 1
+JOURNAL_AHEAD = 512  # import lines journaled ahead of their writes, so one fsync covers many
+# What the API cannot put back when an undo restores a memory.
+NOT_RESTORED = ["agent_id", "team_id", "updated_at"]
+
+
+def journal_folder(environ):
+    if environ.get(JOURNAL_DIR_ENV):
+        return Path(environ[JOURNAL_DIR_ENV]).expanduser()
+    state = environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return Path(state) / "agentos-api-memory" / "journal"
+
+
+def journal_days(environ):
+    text = environ.get(JOURNAL_DAYS_ENV)
+    if text is None:
+        return JOURNAL_DAYS
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1
+    if days <= 0:
+        raise usage_error(f"${JOURNAL_DAYS_ENV} must be a number of days above 0, got {text!r}")
+    return days
+
+
+def journal_error(error, folder):
+    return CLIError(
+        f"cannot write the journal in {folder}: {error.strerror or error}; nothing was changed",
+        kind="journal",
+        hint=f"free space or fix the folder (or set ${JOURNAL_DIR_ENV}), or add --no-journal to change without a way back",
+    )
+
+
+def open_private_folder(folder):
+    """The journal's folder, made 0700 if new: it holds copies of memories."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+    return folder
+
+
+class Journal:
+    """The record of one operation, written as it happens.
+
+    A header line, then for each memory, before its request is sent, what it held
+    ({"before": memory, or null for one about to be created} with what is sent in
+    its place), then what became of it ({"result": "changed" | "created" | "deleted"
+    | "failed" | "not_found" | "unknown", "ids": [...]}), and an end line with the
+    counts. A line cut short by a crash is ignored when read back.
+    """
+
+    def __init__(self, folder, header):
+        self.folder = folder
+        self.header = header  # the operation may complete it (an undo names what it undoes) until the first record
+        self.operation = header["operation"]
+        self.path = folder / f"{header['time'].replace(':', '').replace('-', '')}-{self.operation}.jsonl"
+        self.file = None  # opened with the first record: an operation that changes nothing leaves no entry
+        self.counts = {}
+        self.pending = 0  # lines written since the last fsync
+        self.touched = False
+
+    def write(self, lines):
+        import orjson
+
+        try:
+            if self.file is None:
+                descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+                self.file = os.fdopen(descriptor, "ab")
+                lines = [orjson.dumps(self.header) + b"\n", *lines]
+            self.file.write(b"".join(lines))
+        except OSError as error:
+            raise journal_error(error, self.folder) from None
+        self.pending += len(lines)
+
+    def before(self, memories, sent=None):
+        """What memories hold before a change (None: the id is about to be created);
+        sent: what will be sent in their place, memory_id -> {"memory", "topics"} or None (a delete)."""
+        import orjson
+
+        self.touched = True
+        self.write(
+            [
+                orjson.dumps({"before": memory, "sent": (sent or {}).get(memory["memory_id"])}) + b"\n"
+                for memory in memories
+            ]
+        )
+
+    def creating(self, memory_id, user_id, sent):
+        """A memory about to be created under a known id: there is nothing before it."""
+        import orjson
+
+        self.touched = True
+        record = {"before": None, "memory_id": memory_id, "user_id": user_id, "sent": sent}
+        self.write([orjson.dumps(record) + b"\n"])
+
+    def created(self, memory):
+        """A memory the server created under an id of its own, known only now."""
+        self.creating(memory["memory_id"], memory["user_id"], {"memory": memory["memory"], "topics": memory["topics"]})
+        self.result("created", [memory["memory_id"]])
+
+    def result(self, outcome, memory_ids):
+        import orjson
+
+        if not memory_ids:
+            return
+        self.counts[outcome] = self.counts.get(outcome, 0) + len(memory_ids)
+        self.write([orjson.dumps({"result": outcome, "ids": list(memory_ids)}) + b"\n"])
+
+    def mark(self):
+        """Keep the entry though it may record no change: an undo that met only conflicts
+        still took its operation back as far as it could."""
+        self.touched = True
+        self.write([])
+
+    def sync(self):
+        """What is written is on disk: called before a change is sent."""
+        if not self.pending:
+            return
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        except OSError as error:
+            raise journal_error(error, self.folder) from None
+        self.pending = 0
+
+    def close(self, status):
+        """End the entry; an operation that recorded no change leaves none."""
+        import orjson
+
+        if self.file is None:
+            return False
+        try:
+            self.file.write(orjson.dumps({"end": {"status": status, "counts": self.counts}}) + b"\n")
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        except OSError:
+            pass  # the entry reads as unfinished, which --undo handles
+        finally:
+            self.file.close()
+        return True
+
+
+class NoJournal:
+    """--no-journal, --erase and dry runs: the same calls, nothing kept."""
+
+    operation = None
+    touched = False
+
+    def before(self, memories, sent=None):
+        pass
+
+    def creating(self, memory_id, user_id, sent):
+        pass
+
+    def created(self, memory):
+        pass
+
+    def result(self, outcome, memory_ids):
+        pass
+
+    def mark(self):
+        pass
+
+    def sync(self):
+        pass
+
+    def close(self, status):
+        return False
+
+
+async def journaled(journal, memory_ids, change, done="changed"):
+    """Await change, recording what became of memory_ids: done (changed, created or
+    deleted), failed (the server said no) or unknown (no answer came: it may have been
+    applied)."""
+    import httpx
+
+    try:
+        result = await change
+    except httpx.HTTPStatusError as error:
+        journal.result("not_found" if error.response.status_code == 404 else "failed", memory_ids)
+        raise
+    except BaseException:
+        journal.result("unknown", memory_ids)
+        raise
+    journal.result(done, memory_ids)
+    return result
+
+
+def start_journal(request, server):
+    """The journal of a command that changes memories, pruned of old entries first."""
+    import secrets
+    from datetime import UTC, datetime
+
+    if request.dry_run or request.no_journal or request.erase or not request.action.journaled:
+        return NoJournal()
+    folder = request.journal_folder
+    try:
+        open_private_folder(folder)
+    except OSError as error:
+        raise journal_error(error, folder) from None
+    prune_journal(folder, request.journal_days)
+    header = {
+        "journal": JOURNAL_FORMAT,
+        "operation": secrets.token_hex(4),
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "base_url": request.base_url,
+        "db_id": request.db_id,
+        "table": request.table,
+        "subject": server.token.subject,
+        "user_id": request.user_id,
+        "action": request.action.label,
+        "undoes": None,
+    }
+    return Journal(folder, header)
+
+
+def prune_journal(folder, days):
+    """Remove entries older than days: a copy of a memory is kept only as long as it can help."""
+    import time
+
+    limit = time.time() - days * 86400
+    for path in folder.glob("*.jsonl"):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+        except OSError:
+            pass
+
+
+def read_entry(path, records=False):
+    """(header, end, records): an entry's first and last lines, and its records if asked
+    (an iterator; a line cut short by a crash is skipped)."""
+    import orjson
+
+    def lines():
+        with open(path, "rb") as entry:
+            next(entry, None)
+            for line in entry:
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+
+    with open(path, "rb") as entry:
+        try:
+            header = orjson.loads(entry.readline())
+        except orjson.JSONDecodeError:
+            return None, None, iter(())
+        entry.seek(0, os.SEEK_END)
+        entry.seek(max(0, entry.tell() - 4096))
+        tail = entry.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        last = orjson.loads(tail)
+    except orjson.JSONDecodeError:
+        last = {}
+    end = last.get("end") if isinstance(last, dict) else None
+    return header, end, lines() if records else iter(())
+
+
+def erase_copies(request, memory_ids=(), user_id=None):
+    """Remove from this server's journal entries every record of the memories in
+    memory_ids (and, with user_id, every record of that user): after an erasure the
+    journal holds no copy of them. An entry left with no copy goes whole. Returns how
+    many copies were removed."""
+    import orjson
+
+    folder = request.journal_folder
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.glob("*.jsonl"):
+        header, _, _ = read_entry(path)
+        if not header or header.get("base_url") != request.base_url:
+            continue
+        kept, copies_left, erased = [], 0, 0
+        with open(path, "rb") as entry:
+            kept.append(entry.readline())
+            for line in entry:
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    erased += 1  # a line cut short: it may hold part of a copy
+                    continue
+                before = record.get("before")
+                if "before" in record:
+                    memory_id = before["memory_id"] if before else record.get("memory_id")
+                    owner = before["user_id"] if before else record.get("user_id")
+                    if memory_id in memory_ids or (user_id is not None and owner == user_id):
+                        erased += 1
+                        continue
+                    copies_left += 1
+                elif "result" in record and memory_ids:
+                    record["ids"] = [memory_id for memory_id in record["ids"] if memory_id not in memory_ids]
+                    if not record["ids"]:
+                        continue
+                    line = orjson.dumps(record) + b"\n"
+                kept.append(line)
+        if not erased:
+            continue
+        removed += erased
+        if not copies_left:
+            path.unlink(missing_ok=True)
+            continue
+        rewritten = path.with_suffix(".erasing")
+        descriptor = os.open(rewritten, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(b"".join(kept))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(rewritten, path)
+    return removed
+
+
+@dataclass
+class Entry:
+    """One operation in the journal, as --history shows it."""
+
+    path: Path
+    header: dict
+    end: dict | None  # None: it never finished (the command was killed, or the server died)
+    undone_by: str | None = None
+
+    @property
+    def operation(self):
+        return self.header["operation"]
+
+    def summary(self):
+        return {
+            "operation": self.operation,
+            "time": self.header["time"],
+            "action": self.header["action"],
+            "user_id": self.header["user_id"],
+            "subject": self.header["subject"],
+            "base_url": self.header["base_url"],
+            "undoes": self.header.get("undoes"),
+            "status": self.end["status"] if self.end else "unfinished",
+            "counts": self.end["counts"] if self.end else None,
+            "undone_by": self.undone_by,
+        }
+
+
+def journal_entries(request):
+    """This server's entries, newest first, each knowing which undo took it back."""
+    folder = request.journal_folder
+    if not folder.is_dir():
+        return []
+    prune_journal(folder, request.journal_days)
+    entries = []
+    for path in sorted(folder.glob("*.jsonl"), reverse=True):
+        header, end, _ = read_entry(path)
+        if not header or header.get("journal") != JOURNAL_FORMAT:
+            continue
+        if (header["base_url"], header.get("db_id"), header.get("table")) != (
+            request.base_url,
+            request.db_id,
+            request.table,
+        ):
+            continue
+        entries.append(Entry(path, header, end))
+    by_id = {entry.operation: entry for entry in entries}
+    for entry in reversed(entries):  # oldest first, so a later undo of an undo counts last
+        undone = by_id.get(entry.header.get("undoes") or "")
+        # An undo that left conflicts counts: they were reported, and undoing again would meet them again.
+        if undone is not None and entry.end and entry.end["status"] in ("done", "partial") and entry.undone_by is None:
+            undone.undone_by = entry.operation
+    return entries
 
 
 # === ranking ==================================================================
@@ -1911,6 +2337,7 @@ class Outcome:
     note: str | None = None  # a line for a person: what was done (create, update), or what went to stdout
     hint: str | None = None  # what to try next when the answer is empty: a human line, and "hint" in JSON
     streamed: bool = False  # the answer went to stdout as it came (--export -): nothing more to print
+    operation: str | None = None  # the journal's id for the change: --undo takes it back
 
 
 async def list_memories(server, request):
@@ -2235,6 +2662,7 @@ async def create_memory(server, request):
     memory = memory_dict(created)
     if memory["user_id"] != request.user_id:
         await take_back(server, request, memory)
+    server.journal.created(memory)
     check_written(server, memory, request.user_id, None, request.content, topics)
     return Outcome(memory, note=f"created memory of user {request.user_id}")
 
@@ -2274,7 +2702,13 @@ async def update_memory(server, request):
     topics = request.topics if request.topics is not None else (current["topics"] or [])
     if content == current["memory"] and topics == (current["topics"] or []):
         return Outcome(current, note=f"memory {memory_id} unchanged: it already has this content and these topics")
-    updated = await server.client.update_memory(memory_id, content, request.user_id, topics=topics, **server.scope)
+    server.journal.before([current], sent={memory_id: {"memory": content, "topics": topics}})
+    server.journal.sync()
+    updated = await journaled(
+        server.journal,
+        [memory_id],
+        server.client.update_memory(memory_id, content, request.user_id, topics=topics, **server.scope),
+    )
     memory = memory_dict(updated)
     check_written(server, memory, request.user_id, memory_id, content, topics)
     cleared = [name for name in ("agent_id", "team_id") if current.get(name) and not memory.get(name)]
@@ -2310,13 +2744,19 @@ async def delete_memories(server, request):
         return partial_outcome(deletion(found, missing, dry_run=True), missing, request)
     if found:
         ids = [memory["memory_id"] for memory in found]
+        server.journal.before(found)
+        server.journal.sync()
         if len(ids) == 1:
-            await server.client.delete_memory(ids[0], user_id=request.user_id, **server.scope)
+            deleting = server.client.delete_memory(ids[0], user_id=request.user_id, **server.scope)
         else:
-            await server.client.delete_memories(ids, user_id=request.user_id, **server.scope)
+            deleting = server.client.delete_memories(ids, user_id=request.user_id, **server.scope)
+        await journaled(server.journal, ids, deleting, done="deleted")
         # ...and check afterwards that they are really gone.
         await confirm_deleted(server, request, ids)
-    return partial_outcome(deletion(found, missing, dry_run=False), missing, request)
+    result = deletion(found, missing, dry_run=False)
+    if request.erase:
+        result["erased_copies"] = erase_copies(request, memory_ids={memory["memory_id"] for memory in found})
+    return partial_outcome(result, missing, request)
 
 
 def deletion(memories, not_found, dry_run):
@@ -2400,7 +2840,7 @@ async def delete_all(server, request):
     # DELETE answers 204 whatever it did. Nothing left that the filters' request could
     # return proves it in one request; otherwise look for the deleted ids themselves.
     if (await fetch_page(server, server_filters(request), 1, 1))["meta"]["total_count"] == 0:
-        return Outcome(deletion(matching, [], dry_run=False))
+        return deleted_all(request, matching)
     survivors = []
     deleted_ids = {memory["memory_id"] for memory in matching}
     await walk_matching(
@@ -2412,7 +2852,21 @@ async def delete_all(server, request):
         raise CLIError(
             f"the server reported success but {plural(len(survivors), 'memory')} still exist", kind="server_error"
         )
-    return Outcome(deletion(matching, [], dry_run=False))
+    return deleted_all(request, matching)
+
+
+def deleted_all(request, memories):
+    """The answer of a --delete-all that deleted memories; with --erase, their journal copies are gone too:
+    every copy of the user's, when no filter narrowed the delete (a request to be forgotten)."""
+    result = deletion(memories, [], dry_run=False)
+    if request.erase:
+        unfiltered = not (request.search or request.topics or request.agent_id or request.team_id)
+        result["erased_copies"] = erase_copies(
+            request,
+            memory_ids={memory["memory_id"] for memory in memories},
+            user_id=request.user_id if unfiltered else None,
+        )
+    return Outcome(result)
 
 
 DELETE_BATCH_SIZE = 5000  # memory ids per bulk DELETE request, at most (BatchDeleter)
@@ -2452,6 +2906,7 @@ class BatchDeleter:
         self.progress = Progress.for_request("deleting", request)
 
     def take(self, memories):
+        self.server.journal.before(memories)
         self.memories.extend(memories)
         self.waiting.extend(memory["memory_id"] for memory in memories)
         self.pump()
@@ -2497,22 +2952,29 @@ class BatchDeleter:
                     count -= 1
             self.used.add(count)
             batch = [self.waiting.popleft() for _ in range(count)]
+            self.server.journal.sync()  # what the batch deletes is on disk before it goes
             task = asyncio.ensure_future(delete_batch(self.server, batch, self.request.user_id))
-            task.add_done_callback(functools.partial(self.answered, len(batch)))
+            task.add_done_callback(functools.partial(self.answered, batch))
             self.sending.add(task)
 
-    def answered(self, count, task):
+    def answered(self, batch, task):
         import httpx
 
         self.sending.discard(task)
+        journal, count = self.server.journal, len(batch)
         if task.cancelled():
+            journal.result("unknown", batch)
             return
         if task.exception() is not None:
             self.failure = self.failure or task.exception()
-            if not isinstance(task.exception(), httpx.HTTPStatusError):
+            if isinstance(task.exception(), httpx.HTTPStatusError):
+                journal.result("failed", batch)
+            else:
                 self.unanswered += count  # the request may have reached the server: its ids may be gone
+                journal.result("unknown", batch)
         else:
             self.deleted += count
+            journal.result("deleted", batch)
             self.progress.advance(count)
         self.pump()
 
@@ -2605,10 +3067,16 @@ class ImportRecord:
 class ServerCopy:
     """What the server holds under an id that an import file also has."""
 
+    memory_id: str
     user_id: str
     memory: str
     topics: list
     updated_at: str | None
+    agent_id: str | None = None
+    team_id: str | None = None
+
+    def as_memory(self):
+        return {name: getattr(self, name) for name in MEMORY_FIELDS}
 
 
 class ImportIndex:
@@ -2617,17 +3085,11 @@ class ImportIndex:
     memories the server holds."""
 
     def __init__(self):
-        import sqlite3
-        import tempfile
-
-        self.folder = tempfile.TemporaryDirectory(prefix="manage-memories-import-")
-        self.db = sqlite3.connect(os.path.join(self.folder.name, "ids.db"))
-        self.db.execute("PRAGMA journal_mode = OFF")
-        self.db.execute("PRAGMA synchronous = OFF")
         # file_digest and server_digest: content_digest of the line and of the server's copy.
-        self.db.execute(
+        self.folder, self.db = scratch_database(
+            "manage-memories-import-",
             "CREATE TABLE ids (memory_id TEXT PRIMARY KEY, line INTEGER, user_id TEXT, memory TEXT, topics TEXT, "
-            "updated_at TEXT, file_digest BLOB, server_digest BLOB)"
+            "updated_at TEXT, agent_id TEXT, team_id TEXT, file_digest BLOB, server_digest BLOB)",
         )
         self.count = 0
 
@@ -2652,13 +3114,16 @@ class ImportIndex:
         import orjson
 
         self.db.executemany(
-            "UPDATE ids SET user_id = ?, memory = ?, topics = ?, updated_at = ?, server_digest = ? WHERE memory_id = ?",
+            "UPDATE ids SET user_id = ?, memory = ?, topics = ?, updated_at = ?, agent_id = ?, team_id = ?, "
+            "server_digest = ? WHERE memory_id = ?",
             (
                 (
                     memory["user_id"],
                     memory["memory"],
                     orjson.dumps(memory["topics"] or []).decode(),
                     memory.get("updated_at"),
+                    memory.get("agent_id"),
+                    memory.get("team_id"),
                     content_digest(memory["user_id"], memory["memory"], memory["topics"]),
                     memory["memory_id"],
                 )
@@ -2679,12 +3144,12 @@ class ImportIndex:
         import orjson
 
         row = self.db.execute(
-            "SELECT user_id, memory, topics, updated_at FROM ids WHERE memory_id = ?", (memory_id,)
+            "SELECT user_id, memory, topics, updated_at, agent_id, team_id FROM ids WHERE memory_id = ?", (memory_id,)
         ).fetchone()
         if row is None or row[1] is None:
             return None
-        user_id, memory, topics, updated_at = row
-        return ServerCopy(user_id, memory, orjson.loads(topics), updated_at)
+        user_id, memory, topics, updated_at, agent_id, team_id = row
+        return ServerCopy(memory_id, user_id, memory, orjson.loads(topics), updated_at, agent_id, team_id)
 
     def close(self):
         self.db.close()
@@ -2811,7 +3276,6 @@ def open_import_file(path):
 
 
 async def import_memories(server, request):
-    import asyncio
     import contextlib
 
     index = ImportIndex()
@@ -2825,115 +3289,168 @@ async def import_memories(server, request):
                 request,
                 f"{dropped} lines carry agent_id or team_id, which the AgentOS API cannot set; they are imported without",
             )
-        record_count = index.count
-        # Under user isolation the server lets a non-admin token create memories only
-        # through POST, which picks a new id; such lines are then matched by content.
-        # The token sees its own user's memories alone, so one walk over them does both.
-        new_ids = server.limited_to is not None
-        present = set()  # what the user's memories say, for lines that come with no id of theirs
-        if new_ids:
-
-            def note_present(memories):
-                index.note_server_copies(memories)
-                present.update(fingerprint(memory["memory"], memory["topics"]) for memory in memories)
-
-            await walk_memories(server, {"user_id": request.user_id}, note_present)
-        else:
-            await find_existing(server, index)
-
-        summary = {
-            "created": 0,
-            "updated": 0,
-            "unchanged": 0,
-            "skipped": skipped,
-            "conflicts": [],
-            "failed": [],
-            "changes": [],
-        }
-        progress = Progress("importing", sys.stderr.isatty() and not request.json and not request.dry_run)
-
-        async def write(record, outcome, change):
-            # Both go through PATCH, the one call that keeps the memory id: for 'created'
-            # the id was just shown to be free, for 'updated' to belong to this user.
-            try:
-                if outcome == "created" and new_ids:
-                    written = await server.client.create_memory(
-                        record.memory, record.user_id, topics=record.topics, **server.scope
-                    )
-                    kept_id = None
-                else:
-                    written = await server.client.update_memory(
-                        record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
-                    )
-                    kept_id = record.memory_id
-                memory = memory_dict(written)
-                check_written(server, memory, record.user_id, kept_id, record.memory, record.topics)
-                summary[outcome] += 1
-                summary["changes"].append(dict(change, memory_id=memory["memory_id"]))
-            except Exception as error:  # one failed line must not stop the others
-                failure = translate(error, request)
-                summary["failed"].append(
-                    {
-                        "line": record.line,
-                        "memory_id": record.memory_id,
-                        "error": failure.message,
-                        "exit_code": failure.exit_code,
-                    }
-                )
-
-        # A fixed pool of writers fed through a short queue: memory stays flat however
-        # long the file is, and at most --concurrency requests are in flight.
-        queue = asyncio.Queue(maxsize=request.concurrency * 2)
-
-        async def writer():
-            while (job := await queue.get()) is not None:
-                await write(*job)
-                progress.advance()
-
-        writers = [asyncio.create_task(writer()) for _ in range(request.concurrency)]
-        progress.start(record_count)
+        present = await note_what_the_server_holds(server, request, index)
+        writer = ImportWriter(server, request, new_ids=server.limited_to is not None)
+        writer.summary["skipped"] = skipped
+        writer.progress.start(index.count)
         try:
-            summary["unchanged"] = index.unchanged()
-            progress.advance(summary["unchanged"])
+            writer.count_unchanged(index.unchanged())
             lines.seek(0)
             for _, record in read_import_records(lines, request.user_id, problems=[], only=index.lines_to_decide()):
                 current = index.server_copy(record.memory_id)
                 if current is None and present and fingerprint(record.memory, record.topics) in present:
-                    summary["unchanged"] += 1  # created by an earlier run under a new id
-                    progress.advance()
+                    writer.count_unchanged()  # created by an earlier run under a new id
                     continue
-                outcome, change = import_decision(record, current, request.dry_run)
-                if outcome == "conflict":
-                    summary["conflicts"].append(change)
-                elif outcome == "unchanged":
-                    summary["unchanged"] += 1
-                elif request.dry_run:
-                    summary[outcome] += 1
-                    summary["changes"].append(change)
-                else:
-                    await queue.put((record, outcome, change))
-                    continue
-                progress.advance()
-            for _ in writers:
-                await queue.put(None)
-            await asyncio.gather(*writers)
+                await writer.take(record, current, *import_decision(record, current, request.dry_run))
+            await writer.finish()
         finally:
-            for task in writers:
-                task.cancel()
-            progress.stop()
-    if new_ids and summary["created"]:
-        warn(
-            request,
-            f"user isolation: the {summary['created']} new memories got new ids (the server lets this token create "
-            "only through POST); importing the same file again matches them by content",
+            writer.stop()
+    return writer.outcome()
+
+
+async def note_what_the_server_holds(server, request, index):
+    """Note in index what the server holds under the file's ids; under user isolation,
+    also the user's memories by content (returned as a set of fingerprints).
+
+    Under user isolation the server lets a non-admin token create memories only
+    through POST, which picks a new id; such lines are then matched by content. The
+    token sees its own user's memories alone, so one walk over them does both.
+    """
+    present = set()
+    if server.limited_to is None:
+        await find_existing(server, index)
+        return present
+
+    def note_present(memories):
+        index.note_server_copies(memories)
+        present.update(fingerprint(memory["memory"], memory["topics"]) for memory in memories)
+
+    await walk_memories(server, {"user_id": request.user_id}, note_present)
+    return present
+
+
+class ImportWriter:
+    """Writes the lines an import decides to change, --concurrency at a time, through a
+    short queue (memory stays flat however long the file), journaling each before it
+    is sent; and keeps the summary."""
+
+    def __init__(self, server, request, new_ids):
+        import asyncio
+
+        self.server, self.request, self.new_ids = server, request, new_ids
+        self.journal = server.journal
+        self.summary = {
+            "created": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "skipped": 0,
+            "conflicts": [],
+            "failed": [],
+            "changes": [],
+        }
+        self.progress = Progress("importing", sys.stderr.isatty() and not request.json and not request.dry_run)
+        # Lines are journaled as they are queued; a longer queue lets one fsync cover many.
+        ahead = max(request.concurrency * 2, JOURNAL_AHEAD if self.journal.operation else 0)
+        self.queue = asyncio.Queue(maxsize=ahead)
+        self.writers = [asyncio.create_task(self.write_queued()) for _ in range(request.concurrency)]
+
+    def count_unchanged(self, count=1):
+        self.summary["unchanged"] += count
+        self.progress.advance(count)
+
+    async def take(self, record, current, outcome, change):
+        if outcome == "conflict":
+            self.summary["conflicts"].append(change)
+        elif outcome == "unchanged":
+            self.summary["unchanged"] += 1
+        elif self.request.dry_run:
+            self.summary[outcome] += 1
+            self.summary["changes"].append(change)
+        else:
+            sent = {"memory": record.memory, "topics": record.topics}
+            if current is not None:
+                self.journal.before([current.as_memory()], sent={record.memory_id: sent})
+            elif not self.new_ids:
+                self.journal.creating(record.memory_id, record.user_id, sent)
+            await self.queue.put((record, outcome, change))
+            return
+        self.progress.advance()
+
+    async def write_queued(self):
+        while (job := await self.queue.get()) is not None:
+            await self.write(*job)
+            self.progress.advance()
+
+    async def write(self, record, outcome, change):
+        server = self.server
+        try:
+            if outcome == "created" and self.new_ids:
+                written = await server.client.create_memory(
+                    record.memory, record.user_id, topics=record.topics, **server.scope
+                )
+                self.journal.created(memory_dict(written))
+                kept_id = None
+            else:
+                # PATCH, the one call that keeps the memory id: for 'created' the id was
+                # just shown to be free, for 'updated' to belong to this user.
+                self.journal.sync()
+                written = await journaled(
+                    self.journal,
+                    [record.memory_id],
+                    server.client.update_memory(
+                        record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
+                    ),
+                    "changed" if outcome == "updated" else "created",
+                )
+                kept_id = record.memory_id
+            memory = memory_dict(written)
+            check_written(server, memory, record.user_id, kept_id, record.memory, record.topics)
+            self.summary[outcome] += 1
+            self.summary["changes"].append(dict(change, memory_id=memory["memory_id"]))
+        except CLIError as error:
+            if error.kind == "journal":
+                raise
+            self.failed(record, error)
+        except Exception as error:  # one failed line must not stop the others
+            self.failed(record, translate(error, self.request))
+
+    def failed(self, record, failure):
+        self.summary["failed"].append(
+            {
+                "line": record.line,
+                "memory_id": record.memory_id,
+                "error": failure.message,
+                "exit_code": failure.exit_code,
+            }
         )
-    newer = [change for change in summary["changes"] if change.get("server_newer")]
-    if newer and not request.dry_run:
-        warn(request, f"{plural(len(newer), 'update')} replaced a server copy newer than the file's line")
-    summary["dry_run"] = request.dry_run
-    summary["failed"].sort(key=lambda failure: failure["line"])
-    summary["changes"].sort(key=lambda change: change["line"])
-    return import_outcome(summary, request)
+
+    async def finish(self):
+        import asyncio
+
+        for _ in self.writers:
+            await self.queue.put(None)
+        await asyncio.gather(*self.writers)
+
+    def stop(self):
+        for task in self.writers:
+            task.cancel()
+        self.progress.stop()
+
+    def outcome(self):
+        summary, request = self.summary, self.request
+        if self.new_ids and summary["created"]:
+            warn(
+                request,
+                f"user isolation: the {summary['created']} new memories got new ids (the server lets this token "
+                "create only through POST); importing the same file again matches them by content",
+            )
+        newer = [change for change in summary["changes"] if change.get("server_newer")]
+        if newer and not request.dry_run:
+            warn(request, f"{plural(len(newer), 'update')} replaced a server copy newer than the file's line")
+        summary["dry_run"] = request.dry_run
+        summary["failed"].sort(key=lambda failure: failure["line"])
+        summary["changes"].sort(key=lambda change: change["line"])
+        return import_outcome(summary, request)
 
 
 async def find_existing(server, index):
@@ -3027,6 +3544,298 @@ def import_outcome(summary, request):
     if conflicts:
         error = CLIError(
             f"{plural(len(conflicts), 'memory id')} already belong to another user and were left alone",
+            kind="conflict",
+        )
+        return Outcome(summary, exit_code=EXIT_FAILED, error=error)
+    return Outcome(summary)
+
+
+# === operations on the journal ================================================
+# --history lists what the journal holds for this server; --undo takes an operation
+# back from it. An undo compares each memory the operation touched with what it held
+# before and with what was sent in its place: a memory that holds neither was changed
+# since, and is a conflict, left alone. The undo is journaled like any change.
+
+LATEST = "latest"  # --undo without an id
+OPERATION_ID = re.compile(r"[0-9a-f]{8}")
+
+
+def check_operation_id(value, flag):
+    if value != LATEST and not OPERATION_ID.fullmatch(value):
+        raise usage_error(f"{flag} {value!r} is not an operation id (8 hex digits)", hint="--history lists them")
+    return value
+
+
+async def history(server, request):
+    entries = journal_entries(request)
+    if request.user_id is not None:
+        entries = [entry for entry in entries if entry.header["user_id"] == request.user_id]
+    total = len(entries)
+    shown = entries if request.all_pages else entries[: request.limit]
+    data = {
+        "data": [entry.summary() for entry in shown],
+        "meta": {"total_count": total, "journal": str(request.journal_folder), "keep_days": request.journal_days},
+    }
+    hint = None
+    if not total:
+        hint = f"the journal in {request.journal_folder} holds no operation on {request.base_url}"
+    return Outcome(data, hint=hint)
+
+
+def pick_entry(request, entries):
+    """The entry --undo names, or the newest on this server that is not undone and not an undo."""
+    if request.undo == LATEST:
+        for entry in entries:
+            if not entry.header.get("undoes") and entry.undone_by is None:
+                return entry
+        raise CLIError(
+            f"nothing to undo: the journal holds no operation on {request.base_url} that is not undone",
+            kind="not_found",
+            hint="--history lists this server's operations; an undo itself is undone by naming its id",
+        )
+    for entry in entries:
+        if entry.operation == request.undo:
+            if entry.undone_by is not None:
+                raise CLIError(
+                    f"operation {request.undo} was undone already, by {entry.undone_by}",
+                    kind="conflict",
+                    hint=f"to put its changes back, undo the undo: --undo {entry.undone_by}",
+                )
+            return entry
+    raise CLIError(
+        f"no operation {request.undo} in the journal for {request.base_url}",
+        kind="not_found",
+        hint="--history lists this server's operations (and --base-url chooses the server)",
+    )
+
+
+class UndoPlan:
+    """What an operation changed, one row per memory, in a temporary SQLite file (memory
+    stays flat however many it deleted), and what the server holds under each id now.
+    Has the interface find_existing() fills: count, ids(), note_server_copies()."""
+
+    def __init__(self):
+        import sqlite3
+        import tempfile
+
+        self.folder = tempfile.TemporaryDirectory(prefix="manage-memories-undo-")
+        self.db = sqlite3.connect(os.path.join(self.folder.name, "undo.db"))
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute(
+            "CREATE TABLE plan (memory_id TEXT PRIMARY KEY, user_id TEXT, before TEXT, sent TEXT, outcome TEXT, "
+            "current TEXT, seen INTEGER DEFAULT 0)"
+        )
+        self.count = 0
+
+    def read(self, records):
+        import orjson
+
+        for record in records:
+            if "before" in record:
+                before = record["before"]
+                memory_id = before["memory_id"] if before else record.get("memory_id")
+                user_id = before["user_id"] if before else record.get("user_id")
+                if memory_id is None:
+                    continue
+                inserted = self.db.execute(
+                    "INSERT OR IGNORE INTO plan (memory_id, user_id, before, sent) VALUES (?, ?, ?, ?)",
+                    (memory_id, user_id, orjson.dumps(before).decode(), orjson.dumps(record.get("sent")).decode()),
+                ).rowcount
+                self.count += inserted
+            elif "result" in record:
+                self.db.executemany(
+                    "UPDATE plan SET outcome = ? WHERE memory_id = ?",
+                    ((record["result"], id_) for id_ in record["ids"]),
+                )
+
+    def ids(self):
+        return (memory_id for (memory_id,) in self.db.execute("SELECT memory_id FROM plan"))
+
+    def users(self):
+        return [user for (user,) in self.db.execute("SELECT DISTINCT user_id FROM plan")]
+
+    def note_server_copies(self, memories):
+        import orjson
+
+        self.db.executemany(
+            "UPDATE plan SET current = ? WHERE memory_id = ?",
+            ((orjson.dumps(memory).decode(), memory["memory_id"]) for memory in memories),
+        )
+
+    def rows(self):
+        """(memory_id, user_id, before, sent, outcome, current), decoded, in id order."""
+        import orjson
+
+        for memory_id, user_id, before, sent, outcome, current in self.db.execute(
+            "SELECT memory_id, user_id, before, sent, outcome, current FROM plan ORDER BY memory_id"
+        ):
+            yield (
+                memory_id,
+                user_id,
+                orjson.loads(before),
+                orjson.loads(sent),
+                outcome,
+                current and orjson.loads(current),
+            )
+
+    def close(self):
+        self.db.close()
+        self.folder.cleanup()
+
+
+def holds(memory, user_id, content):
+    """Whether memory (None: absent) is user_id's and holds content ({"memory", "topics"}; None: absent)."""
+    if memory is None or content is None:
+        return memory is None and content is None
+    return (
+        memory["user_id"] == user_id
+        and memory["memory"] == content["memory"]
+        and (memory.get("topics") or []) == (content.get("topics") or [])
+    )
+
+
+def undo_decision(user_id, before, sent, outcome, current):
+    """What undoing one change does to a memory: ("recreate" | "revert" | "remove" |
+    "unchanged" | "conflict", why)."""
+    if holds(current, user_id, before):
+        return "unchanged", "it holds what it held before"
+    if holds(current, user_id, sent):
+        if before is None:
+            return "remove", None  # the operation created it
+        return ("recreate" if current is None else "revert"), None
+    if outcome in ("failed", "not_found"):
+        return "unchanged", "the change was not made"
+    if current is None:
+        return "conflict", "it was deleted since"
+    if current["user_id"] != user_id:
+        return "conflict", f"its id now holds a memory of user {current['user_id']}"
+    return "conflict", f"it was changed since (updated {format_time(current.get('updated_at'))})"
+
+
+async def undo_operation(server, request):
+    import asyncio
+    import contextlib
+    import fcntl
+    import itertools
+
+    entry = pick_entry(request, journal_entries(request))
+    user_id = entry.header["user_id"]
+    if isinstance(server.journal, Journal):
+        server.journal.header.update(undoes=entry.operation, user_id=user_id)
+        if not request.dry_run:
+            server.journal.mark()
+    if server.limited_to is not None and user_id not in (None, server.limited_to):
+        raise CLIError(
+            f"operation {entry.operation} changed memories of user {user_id}, and the server limits this token "
+            f"to user {server.limited_to}; nothing was changed",
+            kind="wrong_user",
+            hint=f"use a token of {user_id}'s or one with {ADMIN_SCOPE}",
+        )
+    with open(entry.path, "rb") as lock, contextlib.closing(UndoPlan()) as plan:
+        try:  # one undo of an operation at a time: two at once would both re-create its memories
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CLIError(f"operation {entry.operation} is being undone by another command", kind="conflict") from None
+        _, _, records = read_entry(entry.path, records=True)
+        plan.read(records)
+        if server.limited_to is not None:
+            await walk_memories(server, {"user_id": server.limited_to}, plan.note_server_copies)
+        else:
+            await find_existing(server, plan)
+        summary = {
+            "undoes": entry.operation,
+            "action": entry.header["action"],
+            "recreated": 0,
+            "reverted": 0,
+            "removed": 0,
+            "unchanged": 0,
+            "conflicts": [],
+            "failed": [],
+            "new_ids": [],
+            "not_restored": NOT_RESTORED,
+            "dry_run": request.dry_run,
+        }
+        rows = plan.rows()
+        while chunk := list(itertools.islice(rows, UNDO_CHUNK)):
+            changes = []
+            for memory_id, owner, before, sent, outcome, current in chunk:
+                decision, why = undo_decision(owner, before, sent, outcome, current)
+                if decision == "unchanged":
+                    summary["unchanged"] += 1
+                elif decision == "conflict":
+                    summary["conflicts"].append({"memory_id": memory_id, "user_id": owner, "reason": why})
+                elif request.dry_run:
+                    summary[UNDO_COUNTS[decision]] += 1
+                else:
+                    changes.append((decision, memory_id, owner, before, current))
+            for change in changes:  # all of a chunk on disk with one fsync, then sent
+                journal_undo_change(server, *change)
+            server.journal.sync()
+            await asyncio.gather(
+                *(server.bounded(send_undo_change(server, request, summary, *change)) for change in changes)
+            )
+    summary["failed"].sort(key=lambda failure: failure["memory_id"])
+    return undo_outcome(summary)
+
+
+UNDO_COUNTS = {"recreate": "recreated", "revert": "reverted", "remove": "removed"}
+UNDO_CHUNK = 1000  # memories decided, journaled and sent at a time: memory stays flat
+UNDO_RESULTS = {"recreate": "created", "revert": "changed"}  # what the journal of the undo says of each
+
+
+def journal_undo_change(server, decision, memory_id, user_id, before, current):
+    """Record what a memory holds before the undo changes it, and what will be sent."""
+    journal = server.journal
+    if decision == "remove":
+        journal.before([current])
+    elif decision == "revert":
+        journal.before([current], sent={memory_id: {"memory": before["memory"], "topics": before["topics"] or []}})
+    elif server.limited_to is None:  # recreate under its own id; a new id is journaled once it is known
+        journal.creating(memory_id, user_id, {"memory": before["memory"], "topics": before["topics"] or []})
+
+
+async def send_undo_change(server, request, summary, decision, memory_id, user_id, before, current):
+    """Put one memory back as it was before the operation."""
+    journal = server.journal
+    content, topics = before["memory"] if before else None, (before or {}).get("topics") or []
+    try:
+        if decision == "remove":
+            deleting = server.client.delete_memory(memory_id, user_id=user_id, **server.scope)
+            await journaled(journal, [memory_id], deleting, "deleted")
+        elif decision == "recreate" and server.limited_to is not None:
+            # Under user isolation a token may create only through POST, which picks a new id.
+            written = memory_dict(await server.client.create_memory(content, user_id, topics=topics, **server.scope))
+            journal.created(written)
+            check_written(server, written, user_id, None, content, topics)
+            summary["new_ids"].append({"memory_id": memory_id, "new_memory_id": written["memory_id"]})
+        else:
+            # PATCH keeps the id; it is an upsert, safe here because the id was just
+            # shown to be free (recreate) or this user's (revert).
+            writing = server.client.update_memory(memory_id, content, user_id, topics=topics, **server.scope)
+            written = memory_dict(await journaled(journal, [memory_id], writing, UNDO_RESULTS[decision]))
+            check_written(server, written, user_id, memory_id, content, topics)
+        summary[UNDO_COUNTS[decision]] += 1
+    except CLIError as error:
+        if error.kind == "journal":
+            raise
+        summary["failed"].append({"memory_id": memory_id, "error": error.message})
+    except Exception as error:  # one memory that fails must not stop the others
+        summary["failed"].append({"memory_id": memory_id, "error": translate(error, request).message})
+
+
+def undo_outcome(summary):
+    if summary["failed"]:
+        error = CLIError(
+            f"{plural(len(summary['failed']), 'memory')} could not be put back (first: {summary['failed'][0]['error']}); "
+            "run the same --undo again to finish",
+            kind="incomplete",
+        )
+        return Outcome(summary, exit_code=EXIT_FAILED, error=error)
+    if summary["conflicts"]:
+        error = CLIError(
+            f"{plural(len(summary['conflicts']), 'memory')} changed since the operation: left alone, "
+            "the rest is put back",
             kind="conflict",
         )
         return Outcome(summary, exit_code=EXIT_FAILED, error=error)
@@ -3190,6 +3999,9 @@ def render_delete(request, outcome):
         yield f"would delete {plural(len(memories), 'memory')} of user {request.user_id} (dry run: nothing deleted)"
     else:
         yield f"deleted {plural(len(memories), 'memory')} of user {request.user_id}"
+    if "erased_copies" in outcome.data:
+        copies = outcome.data["erased_copies"]
+        yield f"erased: no copy kept, and {plural(copies, 'copy')} removed from the journal ({request.journal_folder})"
     for memory in memories:
         yield ""
         yield format_memory(memory)
@@ -3284,6 +4096,55 @@ def render_whoami(request, outcome):
     return "\n".join(lines)
 
 
+def render_history(request, outcome):
+    entries, meta = outcome.data["data"], outcome.data["meta"]
+    whose = f" of user {request.user_id}" if request.user_id else ""
+    kept = f"kept {meta['keep_days']:g} days in {meta['journal']}"
+    if not entries:
+        return f"no operations{whose} on {request.base_url} in the journal ({kept})"
+    lines = [
+        f"{len(entries)} of {plural(meta['total_count'], 'operation')}{whose} on {request.base_url}, newest first ({kept})",
+        "",
+    ]
+    for entry in entries:
+        user = f"  user {shown(entry['user_id'])}" if entry["user_id"] else ""
+        counts = ", ".join(f"{count} {outcome_name}" for outcome_name, count in (entry["counts"] or {}).items())
+        state = entry["status"] if entry["status"] != "done" else ""
+        if entry["undone_by"]:
+            state = f"undone by {entry['undone_by']}"
+        undoes = f"  (undoes {entry['undoes']})" if entry["undoes"] else ""
+        details = "  ".join(part for part in (counts, state) if part)
+        lines.append(f"{entry['operation']}  {format_time(entry['time'])}  {entry['action']}{undoes}{user}  {details}")
+    if len(entries) < meta["total_count"]:
+        lines += ["", f"more: --limit {min(meta['total_count'], MAX_LIMIT)} or --all"]
+    return "\n".join(lines)
+
+
+def render_undo(request, outcome):
+    summary = outcome.data
+    verb = "would undo" if summary["dry_run"] else "undid"
+    done = (
+        f"{summary['recreated']} re-created, {summary['reverted']} put back as they were, "
+        f"{summary['removed']} removed (created by it), {summary['unchanged']} unchanged, "
+        f"{plural(len(summary['conflicts']), 'conflict')}, {len(summary['failed'])} failed"
+    )
+    lines = [f"{verb} operation {summary['undoes']} ({summary['action']}): {done}"]
+    lines += [
+        f"  conflict: memory {conflict['memory_id']} of user {shown(conflict['user_id'])}: {conflict['reason']}; left alone"
+        for conflict in summary["conflicts"][:20]
+    ]
+    if len(summary["conflicts"]) > 20:
+        lines.append(f"  and {len(summary['conflicts']) - 20} more conflicts (--json lists them all)")
+    lines += [f"  failed: memory {failure['memory_id']}: {failure['error']}" for failure in summary["failed"][:20]]
+    lines += [f"  new id: {pair['memory_id']} -> {pair['new_memory_id']}" for pair in summary["new_ids"][:20]]
+    if summary["recreated"] or summary["reverted"]:
+        lines.append(
+            f"note: {', '.join(summary['not_restored'])} cannot be set through the API: restored memories carry "
+            "no agent or team and a new update time"
+        )
+    return "\n".join(lines)
+
+
 def render_topics(request, outcome):
     whose = f"user {request.user_id}" if request.user_id else "all users"
     return "\n".join(map(shown, outcome.data)) if outcome.data else f"no topics for {whose}"
@@ -3307,6 +4168,8 @@ def emit(request, outcome):
         data = outcome.data
         if outcome.hint and isinstance(data, dict):
             data = dict(data, hint=outcome.hint)
+        if outcome.operation and isinstance(data, dict):
+            data = dict(data, operation=outcome.operation)
         write_json(data, sys.stdout)
         print()
     else:
@@ -3315,6 +4178,8 @@ def emit(request, outcome):
             say(line)
         if outcome.hint:
             say(f"hint: {outcome.hint}")
+        if outcome.operation:
+            say(f"undo with: {undo_command(request, outcome.operation)}")
 
 
 def write_json(value, out):
@@ -3359,6 +4224,7 @@ MEMORY_SORTS = ("updated_at", "created_at")
 READ = ("memories:read",)
 READ_WRITE = ("memories:read", "memories:write")  # writes look first, so they read too
 READ_DELETE = ("memories:read", "memories:delete")
+ALL_SCOPES = ("memories:read", "memories:write", "memories:delete")
 
 
 @dataclass(frozen=True)
@@ -3381,6 +4247,7 @@ class Action:
     topics: str | None = None  # what --topics means: "set" (the memory's topics) or "filter"
     sorts: tuple = MEMORY_SORTS  # what --sort may name
     limit: int = DEFAULT_LIMIT  # the default --limit
+    journaled: bool = False  # it changes memories: the journal keeps what they held first
 
     @property
     def label(self):
@@ -3416,8 +4283,8 @@ ACTIONS = {
         ),
         Action(
             "create", "--create", {"metavar": "CONTENT", "help": "create a memory for --user-id"},
-            options=frozenset({"--topics"}), needs_user=True, scopes=("memories:write",),
-            value="content", check=validate_content, topics="set",
+            options=frozenset({"--topics", "--no-journal"}), needs_user=True, scopes=("memories:write",),
+            value="content", check=validate_content, topics="set", journaled=True,
             operation=create_memory, render=render_memory,
         ),
         Action(
@@ -3426,22 +4293,22 @@ ACTIONS = {
                 "metavar": "CONTENT",
                 "help": "replace the content of --memory-id (topics are kept unless --topics is given)",
             },
-            options=frozenset({"--topics"}), needs_user=True, scopes=READ_WRITE,
-            value="content", check=validate_content, memory_ids="one", topics="set",
+            options=frozenset({"--topics", "--no-journal"}), needs_user=True, scopes=READ_WRITE,
+            value="content", check=validate_content, memory_ids="one", topics="set", journaled=True,
             operation=update_memory, render=render_memory,
         ),
         Action(
             "delete", "--delete",
             {"action": "store_true", "help": "delete --memory-id (one or several) and show what went"},
-            options=frozenset({"--dry-run", "--concurrency"}), needs_user=True, scopes=READ_DELETE,
-            memory_ids="several",
+            options=frozenset({"--dry-run", "--concurrency", "--no-journal", "--erase"}), needs_user=True,
+            scopes=READ_DELETE, memory_ids="several", journaled=True,
             operation=delete_memories, render=render_delete,
         ),
         Action(
             "delete_all", "--delete-all",
             {"action": "store_true", "help": "delete every memory of --user-id that matches the filters (needs --yes)"},
-            options=FILTERS | {"--yes", "--dry-run", "--concurrency"}, needs_user=True, scopes=READ_DELETE,
-            topics="filter",
+            options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal", "--erase"}, needs_user=True,
+            scopes=READ_DELETE, topics="filter", journaled=True,
             operation=delete_all, render=render_delete,
         ),
         Action(
@@ -3473,9 +4340,25 @@ ACTIONS = {
         Action(
             "import_file", "--import",
             {"metavar": "FILE", "help": "create or update memories from a JSON Lines file ('-' for stdin)"},
-            options=frozenset({"--dry-run", "--concurrency"}), needs_user=False, scopes=READ_WRITE,
-            value="path", check=check_import_source,
+            options=frozenset({"--dry-run", "--concurrency", "--no-journal"}), needs_user=False, scopes=READ_WRITE,
+            value="path", check=check_import_source, journaled=True,
             operation=import_memories, render=render_import,
+        ),
+        Action(
+            "history", "--history",
+            {"action": "store_true", "help": "the journal's recent operations on this server, newest first "
+             "(--user-id narrows it): what --undo can take back"},
+            options=frozenset({"--limit", "--all"}), needs_user=False, scopes=None,
+            operation=history, render=render_history,
+        ),
+        Action(
+            "undo", "--undo",
+            {"nargs": "?", "const": LATEST, "metavar": "OPERATION_ID",
+             "help": "take back an operation from the journal (default: the latest on this server not undone yet); "
+             "memories changed since are left alone and reported"},
+            options=frozenset({"--dry-run", "--concurrency", "--no-journal"}), needs_user=False, scopes=ALL_SCOPES,
+            value="undo", check=check_operation_id, journaled=True,
+            operation=undo_operation, render=render_undo,
         ),
     )
 }
@@ -3495,13 +4378,41 @@ async def run_operation(request):
     set_default_async_client(http)
     try:
         server = Server(request, http)
+        status = "failed"
         try:
             await identify(server, request)
-            return await request.action.operation(server, request)
+            server.journal = start_journal(request, server)
+            outcome = await request.action.operation(server, request)
+            status = operation_status(outcome)
         except Exception as error:
-            raise translate(error, request) from None
+            raise with_undo(translate(error, request), request, server.journal) from None
+        finally:
+            kept = server.journal.close(status)
+        outcome.operation = server.journal.operation if kept else None
+        return outcome
     finally:
         await http.aclose()
+
+
+def operation_status(outcome):
+    """done; partial: what could be done was, the rest is reported (conflicts); incomplete: run it again."""
+    if outcome.exit_code == EXIT_OK:
+        return "done"
+    return "partial" if outcome.error is not None and outcome.error.kind == "conflict" else "incomplete"
+
+
+def undo_command(request, operation):
+    """The one line that takes an operation back."""
+    server = f" --base-url {request.base_url}" if request.base_url != DEFAULT_BASE_URL else ""
+    return f"uv run scripts/manage_memories.py{server} --undo {operation}"
+
+
+def with_undo(error, request, journal):
+    """A failure after some changes went: its hint says how to take them back."""
+    if journal.touched:
+        undo = f"undo what was done: {undo_command(request, journal.operation)}"
+        error.hint = f"{error.hint}; {undo}" if error.hint else undo
+    return error
 
 
 def run(request):

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,14 @@ CLEAN_ENV = {
     key: value for key, value in os.environ.items() if key not in ("AGENTOS_URL", "AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
 }
 CLEAN_ENV["AGNO_TELEMETRY"] = "false"
+# The script keeps a journal under $XDG_STATE_HOME: the tests' goes to a folder of their
+# own, never to the home of whoever runs them. Tests of the journal name one of their own.
+CLEAN_ENV["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="agentos-memory-tests-state-")
+CLEAN_ENV.pop("AGENTOS_MEMORY_JOURNAL", None)
+CLEAN_ENV.pop("AGENTOS_MEMORY_JOURNAL_DAYS", None)
+# The same for the tests that call main() in this process.
+os.environ["XDG_STATE_HOME"] = CLEAN_ENV["XDG_STATE_HOME"]
+os.environ.pop("AGENTOS_MEMORY_JOURNAL", None)
 
 
 def free_port():
@@ -287,11 +296,11 @@ def run_script(*args, env=None, input=None, timeout=120, command=None):
     return Result(process.returncode, process.stdout, process.stderr)
 
 
-def start_script(*args, **options):
+def start_script(*args, env=None, **options):
     """Start the script without waiting for it, for tests that act while it runs."""
     command = [sys.executable, str(SCRIPT), *map(str, args)]
     return subprocess.Popen(
-        command, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options
+        command, env={**CLEAN_ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options
     )
 
 

@@ -31,6 +31,7 @@ class GatedProxy:
         self.order = []
         self.released = threading.Event()
         self.held = threading.Event()  # set when the held request has arrived
+        self.client = httpx.Client(timeout=60)  # one pool for every request forwarded: no connect each time
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,7 +63,7 @@ class GatedProxy:
                         return self.answer(500, b'{"detail": "the database failed"}')
                     outer.deletes.append(json.loads(body))
                 headers = {key: value for key, value in self.headers.items() if key.lower() not in ("host",)}
-                reply = httpx.request(self.command, outer.target + self.path, content=body, headers=headers, timeout=60)
+                reply = outer.client.request(self.command, outer.target + self.path, content=body, headers=headers)
                 if self.command == "DELETE" and outer.drop_delete and outer.delete_count >= outer.drop_delete:
                     self.close_connection = True
                     return self.connection.shutdown(socket.SHUT_RDWR)
@@ -95,3 +96,4 @@ class GatedProxy:
         self.released.set()
         self.server.shutdown()
         self.server.server_close()
+        self.client.close()

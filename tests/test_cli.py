@@ -1,5 +1,6 @@
 """The script's flags, output and exit codes, against a real AgentOS (issue: the CLI)."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def test_create_stores_content_and_cleaned_topics(agentos, cli, user):
     result = cli("--user-id", user, "--create", "Prefers dark mode", "--topics", " ui, ,preferences,ui ", "--json")
     assert result.code == 0, result.stderr
     created = result.json()
+    assert re.fullmatch("[0-9a-f]{8}", created.pop("operation"))  # the journal's id, for --undo
     assert created["memory"] == "Prefers dark mode" and created["topics"] == ["ui", "preferences"]
     assert agentos.memories(user) == [created]
 
@@ -174,7 +176,9 @@ def test_delete_removes_the_memory_and_prints_it(agentos, cli, user):
     memory = agentos.seed(user, "Old address")
     result = cli("--user-id", user, "--memory-id", memory["memory_id"], "--delete", "--json")
     assert result.code == 0, result.stderr
-    assert result.json() == {"deleted": [memory], "count": 1, "not_found": [], "dry_run": False}
+    deleted = result.json()
+    assert re.fullmatch("[0-9a-f]{8}", deleted.pop("operation"))
+    assert deleted == {"deleted": [memory], "count": 1, "not_found": [], "dry_run": False}
     assert agentos.memories(user) == []
 
 

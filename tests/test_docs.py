@@ -109,6 +109,7 @@ def test_script_block_runs(docs_server, tmp_path, doc, number, code):
     commands = commands.replace(DOC_URL, url)
     # The docs server has no security key, so it accepts and ignores any token.
     env = dict(CLEAN_ENV, AGENTOS_URL=url, MEMORY_ID=memory["memory_id"], AGNO_ADMIN_TOKEN="docs-token")
+    env["AGENTOS_MEMORY_JOURNAL"] = str(tmp_path / "journal")  # what a block undoes is its own
     result = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", commands],
         capture_output=True,
@@ -157,7 +158,9 @@ def test_skill_passes_the_agent_skills_validator(tmp_path):
 
 
 def test_skill_md_stays_lean():
-    assert len((ROOT / "SKILL.md").read_text().splitlines()) < 250
+    # The Agent Skills guidance is under 500 lines; this keeps well inside it, with room
+    # for what an agent needs in one call (undo included) and the rest in the reference.
+    assert len((ROOT / "SKILL.md").read_text().splitlines()) < 300
 
 
 def declared_error_types():

@@ -72,6 +72,7 @@ def test_create_round_trips_exactly_or_is_refused_before_sending(agentos, user_i
         return
     assert code == 0, stderr
     created = json.loads(stdout)
+    created.pop("operation")  # the journal's id for --undo: not part of the memory
     assert created["memory"] == content and created["user_id"] == user_id
     assert created["topics"] == manage_memories.parse_topics(topics)
 

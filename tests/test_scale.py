@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import manage_memories  # noqa: E402
 
 PAGE = 5000
+# What a failed --delete-all adds to its one line: the way to put back what went.
+UNDO_HINT = r"\(undo what was done: uv run scripts/manage_memories\.py --base-url \S+ --undo [0-9a-f]{8}\)"
 
 
 def fill(server, memories):
@@ -196,7 +198,7 @@ def test_a_failed_delete_batch_says_how_many_went_and_a_second_run_finishes(fres
     assert result.code == 1 and result.stdout == ""
     said = re.fullmatch(
         r"error: server error 500: the database failed; (\d+) of the 12000 memories were deleted before it "
-        r"stopped: run it again to delete the rest\n",
+        r"stopped: run it again to delete the rest " + UNDO_HINT + r"\n",
         result.stderr,
     )
     assert said, result.stderr
@@ -220,7 +222,7 @@ def test_a_delete_whose_answer_never_came_is_counted_as_maybe_deleted(fresh_agen
     assert result.code == 3 and result.stdout == ""
     said = re.fullmatch(
         r"error: connection to .+; (\d+) of the 12000 memories were deleted before it stopped, and (\d+) more "
-        r"may have been \(no answer came\): run it again to delete the rest\n",
+        r"may have been \(no answer came\): run it again to delete the rest " + UNDO_HINT + r"\n",
         result.stderr,
     )
     assert said, result.stderr
@@ -295,7 +297,7 @@ def test_a_deleting_walk_keeps_the_last_ids_it_read_until_the_end(monkeypatch):
 
     async def delete(count):
         request = SimpleNamespace(concurrency=4, user_id="heavy", json=True)
-        deleter = manage_memories.BatchDeleter(None, request)
+        deleter = manage_memories.BatchDeleter(SimpleNamespace(journal=manage_memories.NoJournal()), request)
         first = deleter.sizes[0]
         deleter.take([{"memory_id": f"m-{n:05d}"} for n in range(first)])
         deleter.resume()
