@@ -271,6 +271,7 @@ json (--json on stdout; one shape per kind of result):
   --import:       {"created", "updated", "unchanged", "skipped", "conflicts", "failed", "changes", "dry_run"}
   --history:      {"data": [{"operation", "time", "action", "user_id", "counts", "status", "undone_by", ...}], "meta"}
   --undo:         {"undoes", "recreated", "reverted", "removed", "unchanged", "conflicts", "failed", "new_ids", ...}
+  --check:        {"url", "release", "steps": [{"step", "ok", "ms", "detail"}], "skipped", "ok"}
   a change adds "operation" (the id --undo takes); --erase adds "erased_copies"
   an empty answer adds "hint" (what to try next); errors go to stderr as
   {"error": {"type", "message", "status", "hint", "detail"}}, warnings as {"warning": "..."};
@@ -345,6 +346,12 @@ def build_parser():
         metavar="SECONDS",
         type=seconds,
         help=f"seconds to wait for each request (default: {DEFAULT_TIMEOUT:g})",
+    )
+    server.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=seconds,
+        help="wait up to SECONDS for the server to answer at all before failing (for a server just started)",
     )
     server.add_argument("--db-id", metavar="ID", help="database id, for an AgentOS that serves several databases")
     server.add_argument("--table", metavar="NAME", help="memory table name, for an AgentOS with a custom table")
@@ -460,6 +467,7 @@ class Request:
     concurrency: int = DEFAULT_CONCURRENCY
     path: str | None = None
     undo: str | None = None  # --undo: an operation id, or LATEST
+    wait: float | None = None  # --wait: seconds to wait for the server to answer at all
     no_journal: bool = False
     erase: bool = False
     journal_folder: Path | None = None
@@ -580,6 +588,8 @@ def validate(args, environ, as_json):
         raise usage_error(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {args.concurrency}")
     if not 0 < args.timeout <= 3600:
         raise usage_error(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
+    if args.wait is not None and not 0 < args.wait <= 3600:
+        raise usage_error(f"--wait must be more than 0 and at most 3600 seconds, got {args.wait}")
     if args.sort not in action.sorts:
         takes = " or ".join(row.label for row in ACTIONS.values() if args.sort in row.sorts and "--sort" in row.options)
         raise usage_error(f"--sort {args.sort} goes with {takes}; {action.label} sorts by {' or '.join(action.sorts)}")
@@ -613,6 +623,7 @@ def validate(args, environ, as_json):
         yes=args.yes,
         dry_run=args.dry_run,
         concurrency=args.concurrency,
+        wait=args.wait,
         no_journal=args.no_journal,
         erase=args.erase,
         journal_folder=journal_folder(environ),
@@ -1036,6 +1047,30 @@ class Server:
                 if memory.get("user_id") != user_id:
                     raise wrong_user_answer(user_id, memory.get("user_id"), self.token)
         return memories
+
+
+async def wait_for_server(server, seconds):
+    """--wait: until the server answers at all (any HTTP status), for up to seconds."""
+    import asyncio
+
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    base_url = server.request.base_url
+    while True:
+        left = deadline - loop.time()
+        try:
+            await server.http.get(f"{base_url}/health", timeout=max(0.5, min(server.request.timeout, left)))
+            return
+        except httpx.TransportError as error:
+            if loop.time() >= deadline:
+                raise CLIError(
+                    f"{base_url} did not answer within --wait {seconds:g} seconds ({type(error).__name__})",
+                    kind="unreachable",
+                    hint="is the AgentOS running? see --base-url",
+                ) from None
+            await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
 
 
 async def ask_auth(server):
@@ -3024,6 +3059,7 @@ async def export_memories(server, request):
     handle = tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", suffix=".partial", delete=False
     )
+    PARTIAL_FILES.add(handle.name)
     try:
         with handle:
 
@@ -3040,6 +3076,8 @@ async def export_memories(server, request):
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
+    finally:
+        PARTIAL_FILES.discard(handle.name)
     return Outcome({"exported": walk.kept, "file": str(target), "changed_underneath": walk.changed})
 
 
@@ -3550,6 +3588,184 @@ def import_outcome(summary, request):
     return Outcome(summary)
 
 
+# === the check ================================================================
+# --check: whether this server's memory API works for this token, step by step, as a
+# CI pipeline asks it after a deploy. The round trip runs the script's own operations
+# on a probe memory of a user id of its own, and removes the probe whatever fails.
+
+PROBE_TEXT = "agentos-api-memory check probe: prefers green tea"
+PROBE_UPDATE = "agentos-api-memory check probe: prefers black coffee"
+
+
+class Check:
+    """The steps run so far, each timed; the first failure ends the check."""
+
+    def __init__(self, request):
+        self.request = request
+        self.steps = []
+        self.skipped = []
+
+    async def step(self, name, work):
+        """Run work (a coroutine); its result, or the failure as a CLIError, recorded."""
+        import time
+
+        started = time.perf_counter()
+        try:
+            try:
+                detail = await work
+            except Exception as error:  # anything that failed becomes the step's one line
+                raise translate(error, self.request) from None
+        except CLIError as error:
+            self.steps.append(
+                {
+                    "step": name,
+                    "ok": False,
+                    "ms": round((time.perf_counter() - started) * 1000),
+                    "detail": error.message,
+                }
+            )
+            raise
+        self.steps.append(
+            {"step": name, "ok": True, "ms": round((time.perf_counter() - started) * 1000), "detail": detail}
+        )
+        return detail
+
+
+async def check_server(server, request):
+    import dataclasses
+    import secrets
+
+    check = Check(request)
+    data = {"url": request.base_url, "steps": check.steps, "skipped": check.skipped}
+    try:
+        await check.step("reachable", reach(server))
+        release = await check.step("an AgentOS memory API", release_and_auth(server))
+        data["release"] = release
+        await identify(server, request)
+        user_id = (
+            request.user_id
+            or server.limited_to
+            or server.token.subject
+            or f"agentos-api-memory-check-{secrets.token_hex(4)}"
+        )
+        probe = dataclasses.replace(request, user_id=user_id, journal_folder=None, no_journal=True)
+        await check.step(
+            "list memories", described(list_memories(server, dataclasses.replace(probe, limit=1)), "a page")
+        )
+        lacking = missing_scopes(
+            server.token, await ask_auth(server), dataclasses.replace(request.action, scopes=ALL_SCOPES)
+        )
+        if request.dry_run or lacking:
+            why = "--dry-run" if request.dry_run else f"the token lacks {', '.join(lacking)}"
+            check.skipped.append({"steps": "create, read, find, update, delete", "why": why})
+        else:
+            await round_trip(server, probe, check)
+    except CLIError as error:
+        data["ok"] = False
+        return Outcome(data, exit_code=error.exit_code, error=error)
+    data["ok"] = True
+    return Outcome(data)
+
+
+async def reach(server):
+    import httpx
+
+    try:
+        response = await server.http.get(f"{server.request.base_url}/health", timeout=server.request.timeout)
+    except httpx.TransportError as error:
+        raise translate(error, server.request) from None
+    return f"HTTP {response.status_code}"
+
+
+async def release_and_auth(server):
+    auth = await ask_auth(server)
+    release = await ask_release(server)
+    if not auth.has_info and release.at_least == (999,):
+        raise not_agentos(server.request.base_url, "neither GET /info nor GET /health answers as an AgentOS")
+    mode = auth.mode or "unknown"
+    isolation = ", user isolation" if auth.user_isolation else ""
+    return f"{release.name}, auth {mode}{isolation}"
+
+
+async def described(work, detail):
+    await work
+    return detail
+
+
+async def round_trip(server, probe, check):
+    """create, read back, find, update, list, delete, verify gone: the probe removed whatever fails."""
+    import dataclasses
+
+    memory_id = None
+    try:
+        creating = create_memory(server, dataclasses.replace(probe, content=PROBE_TEXT, topics=["check"]))
+        memory_id = await check.step("create", creating_probe(creating))
+        one = dataclasses.replace(probe, memory_ids=[memory_id])
+        listing = dataclasses.replace(probe, all_pages=True)
+        finding = dataclasses.replace(probe, query="green tea", limit=DEFAULT_FIND_LIMIT)
+        updating = dataclasses.replace(one, content=PROBE_UPDATE, topics=None)
+        await check.step(
+            "read it back",
+            expect(show_memory(server, one), lambda memory: memory["memory"] == PROBE_TEXT, "it came back changed"),
+        )
+        await check.step(
+            "find it",
+            expect(find_memories(server, finding), lambda found: memory_id in ids_of(found), "--find did not find it"),
+        )
+        await check.step(
+            "update it",
+            expect(
+                update_memory(server, updating),
+                lambda memory: memory["memory"] == PROBE_UPDATE,
+                "the update did not hold",
+            ),
+        )
+        await check.step(
+            "list it",
+            expect(
+                list_memories(server, listing), lambda page: memory_id in ids_of(page), "the listing does not show it"
+            ),
+        )
+        await check.step(
+            "delete it",
+            expect(delete_memories(server, one), lambda deleted: deleted["count"] == 1, "nothing was deleted"),
+        )
+        await check.step("gone", gone(server, one))
+        memory_id = None
+    finally:
+        if memory_id is not None:  # a step failed with the probe maybe still there: take it away
+            try:
+                await server.client.delete_memory(memory_id, user_id=probe.user_id, **server.scope)
+            except Exception:  # the failure already reported matters more than this one
+                check.skipped.append({"steps": "cleanup", "why": f"the probe {memory_id} may remain"})
+
+
+def ids_of(page):
+    return [memory["memory_id"] for memory in page["data"]]
+
+
+async def creating_probe(work):
+    """The probe's id, once created (check_written has shown it holds what was sent)."""
+    return (await work).data["memory_id"]
+
+
+async def expect(work, holds, why):
+    outcome = await work
+    if not holds(outcome.data):
+        raise CLIError(f"the AgentOS answered, but {why}", kind="server_error")
+    return "ok"
+
+
+async def gone(server, one):
+    try:
+        await get_memory(server, one, one.memory_ids[0])
+    except CLIError as error:
+        if error.kind == "not_found":
+            return "not found, as it should be"
+        raise
+    raise CLIError("the AgentOS said the probe was deleted, but it is still there", kind="server_error")
+
+
 # === operations on the journal ================================================
 # --history lists what the journal holds for this server; --undo takes an operation
 # back from it. An undo compares each memory the operation touched with what it held
@@ -3825,21 +4041,21 @@ async def send_undo_change(server, request, summary, decision, memory_id, user_i
 
 
 def undo_outcome(summary):
+    """Exit 1 where memories were left as they are: failed (run it again) or changed since (conflicts)."""
     if summary["failed"]:
-        error = CLIError(
-            f"{plural(len(summary['failed']), 'memory')} could not be put back (first: {summary['failed'][0]['error']}); "
-            "run the same --undo again to finish",
-            kind="incomplete",
+        first = summary["failed"][0]["error"]
+        message = f"could not be put back (first: {first}); run the same --undo again to finish"
+        kind, count = "incomplete", len(summary["failed"])
+    elif summary["conflicts"]:
+        message, kind, count = (
+            "changed since the operation: left alone, the rest is put back",
+            "conflict",
+            len(summary["conflicts"]),
         )
-        return Outcome(summary, exit_code=EXIT_FAILED, error=error)
-    if summary["conflicts"]:
-        error = CLIError(
-            f"{plural(len(summary['conflicts']), 'memory')} changed since the operation: left alone, "
-            "the rest is put back",
-            kind="conflict",
-        )
-        return Outcome(summary, exit_code=EXIT_FAILED, error=error)
-    return Outcome(summary)
+    else:
+        return Outcome(summary)
+    error = CLIError(f"{plural(count, 'memory')} {message}", kind=kind)
+    return Outcome(summary, exit_code=EXIT_FAILED, error=error)
 
 
 # === rendering ================================================================
@@ -4145,6 +4361,21 @@ def render_undo(request, outcome):
     return "\n".join(lines)
 
 
+def render_check(request, outcome):
+    data = outcome.data
+    release = f" ({data['release']})" if data.get("release") else ""
+    lines = [f"check of {request.base_url}{release}"]
+    for step in data["steps"]:
+        mark = "ok  " if step["ok"] else "FAIL"
+        detail = f"  {shown(step['detail'])}" if step["detail"] and step["ok"] else ""
+        lines.append(f"  {mark}  {step['step']:<22} {step['ms']:>6} ms{detail}")
+    for skipped in data["skipped"]:
+        lines.append(f"  skip  {skipped['steps']}: {skipped['why']}")
+    if data["ok"]:
+        lines.append(f"all {plural(len(data['steps']), 'step')} passed")
+    return "\n".join(lines)
+
+
 def render_topics(request, outcome):
     whose = f"user {request.user_id}" if request.user_id else "all users"
     return "\n".join(map(shown, outcome.data)) if outcome.data else f"no topics for {whose}"
@@ -4345,6 +4576,14 @@ ACTIONS = {
             operation=import_memories, render=render_import,
         ),
         Action(
+            "check", "--check",
+            {"action": "store_true", "help": "whether this server's memory API works for this token, step by step: "
+             "reachable, release and auth, then a probe memory created, read, found, updated, listed and deleted "
+             "(--dry-run: reads only); the probe is removed whatever fails"},
+            options=frozenset({"--dry-run"}), needs_user=False, scopes=READ,
+            operation=check_server, render=render_check,
+        ),
+        Action(
             "history", "--history",
             {"action": "store_true", "help": "the journal's recent operations on this server, newest first "
              "(--user-id narrows it): what --undo can take back"},
@@ -4380,6 +4619,8 @@ async def run_operation(request):
         server = Server(request, http)
         status = "failed"
         try:
+            if request.wait:
+                await wait_for_server(server, request.wait)
             await identify(server, request)
             server.journal = start_journal(request, server)
             outcome = await request.action.operation(server, request)
@@ -4422,7 +4663,48 @@ def run(request):
     host = urlsplit(request.base_url).hostname
     if request.token and request.base_url.startswith("http://") and not is_loopback(host):
         warn(request, f"sending the token over plain http to {host}: anyone on the network path can read it; use https")
-    return asyncio.run(run_operation(request))
+    return asyncio.run(interruptible(run_operation(request)))
+
+
+# Ctrl-C cancels the operation; a cancellation that something below swallows (seen
+# under load: the command then waited out its 30 s request timeout) is sent again,
+# every tenth of a second, and after INTERRUPT_GRACE the process ends regardless.
+INTERRUPT_GRACE = 1.0
+PARTIAL_FILES = set()  # files that an interrupted command must not leave behind (an export's .partial)
+
+
+async def interruptible(operation):
+    """Run operation until it ends or Ctrl-C: then KeyboardInterrupt, within INTERRUPT_GRACE."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(operation)
+    interrupted = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    waiting = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        loop.remove_signal_handler(signal.SIGINT)
+    if task.done():
+        return task.result()
+    deadline = loop.time() + INTERRUPT_GRACE
+    while not task.done() and loop.time() < deadline:
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    if not task.done():
+        exit_interrupted()  # it would not stop: asyncio.run would wait for it again
+    raise KeyboardInterrupt
+
+
+def exit_interrupted():
+    """End now, as main() does for Ctrl-C, leaving no partial file behind."""
+    for path in PARTIAL_FILES:
+        Path(path).unlink(missing_ok=True)
+    print("error: interrupted", file=sys.stderr, flush=True)
+    os._exit(EXIT_INTERRUPTED)
 
 
 def flags_given(parser, argv, wanted):

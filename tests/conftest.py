@@ -160,8 +160,10 @@ def mint(user, scopes=("memories:read", "memories:write", "memories:delete"), ke
 ADMIN_JWT_SCOPES = ("agent_os:admin",)
 
 
-def start_server(tmp_path, *, token=None, db_url=None, db_file=None, jwt_key=None, user_isolation=False, audience=None):
-    """A dev server; with jwt_key it verifies JWTs and `token` is an admin JWT for seeding."""
+def start_server(
+    tmp_path, *, token=None, db_url=None, db_file=None, jwt_key=None, user_isolation=False, audience=None, port=None
+):
+    """A dev server (on port, else a free one); with jwt_key it verifies JWTs and `token` is an admin JWT for seeding."""
     env = dict(CLEAN_ENV)
     auth = []
     if jwt_key:
@@ -175,7 +177,7 @@ def start_server(tmp_path, *, token=None, db_url=None, db_file=None, jwt_key=Non
     database = ["--db-url", db_url] if db_url else ["--db-file", str(db_file)]
     command = [sys.executable, str(DEV_SERVER), *database, *auth, "--access-log", str(tmp_path / "access.log")]
     server = AgentOSServer("", None, token, db_file, db_url, tmp_path / "access.log")
-    server.launch(command, env, tmp_path / "server.log", free_port())
+    server.launch(command, env, tmp_path / "server.log", port or free_port())
     return server
 
 

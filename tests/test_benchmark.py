@@ -49,3 +49,14 @@ def test_the_scale_benchmark_runs_end_to_end_on_a_small_server(tmp_path):
     assert table[0].startswith("| server | memories | work |") and len(table) == 2 + len(rows)
     assert table[2].startswith("| SQLite | 2,000 | `--export`, every user |")
     assert "\n".join(table) in run.stdout  # the run prints the same table it wrote
+
+
+def test_the_journal_benchmark_runs_end_to_end_on_a_small_server():
+    command = [sys.executable, "tests/benchmarks/journal.py", "--size", "1000", "--rounds", "1"]
+    run = subprocess.run(command, cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| --")]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| --delete-all, the heavy user",
+        "| --import updating the heavy user's 100",
+    ]

@@ -2,6 +2,7 @@
 
 import io
 import json
+import subprocess
 import sys
 import time
 
@@ -285,3 +286,75 @@ def test_a_pages_meta_is_read_from_its_tail_or_not_at_all(texts, keys, meta_firs
     assert found in (None, meta)
     if not meta_first:
         assert found == meta
+
+
+STUBBORN = """
+import asyncio, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import manage_memories
+
+async def operation(swallow):
+    asyncio.get_running_loop().call_later(0.2, os.kill, os.getpid(), signal.SIGINT)
+    while True:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            if not swallow:
+                raise  # a well-behaved operation stops
+
+try:
+    asyncio.run(manage_memories.interruptible(operation(swallow=sys.argv[2] == "swallow")))
+except KeyboardInterrupt:
+    sys.exit(7)  # main() turns this into exit 130
+"""
+
+
+@pytest.mark.parametrize("behaviour, code", [("stops", 7), ("swallow", 130)])
+def test_ctrl_c_ends_an_operation_even_one_that_swallows_the_cancellation(behaviour, code):
+    """Under load a cancellation was once swallowed below the script, and a Ctrl-C then
+    waited out the 30 s request timeout; now it is sent again until the operation stops,
+    and past a second the process ends anyway, with the same line and exit code."""
+    run = subprocess.run(
+        [sys.executable, "-c", STUBBORN, str(ROOT / "scripts"), behaviour], capture_output=True, text=True, timeout=20
+    )
+    assert run.returncode == code, run.stderr
+    if code == 130:
+        assert run.stderr == "error: interrupted\n"
+
+
+def test_ctrl_c_while_a_request_hangs_does_not_wait_for_the_timeout(tmp_path):
+    import signal
+
+    with SilentServer() as server:
+        listing = start_script("--base-url", server.url, "--user-id", "a", "--timeout", "120")
+        deadline = time.monotonic() + 30
+        while not server.accepted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        listing.send_signal(signal.SIGINT)
+        _, stderr = listing.communicate(timeout=30)  # far less than the 120 s the request would wait
+    assert listing.returncode == 130 and stderr == "error: interrupted\n"
+
+
+def test_wait_lets_a_command_reach_a_server_that_starts_after_it(tmp_path):
+    from conftest import free_port, start_server
+
+    port = free_port()
+    listing = start_script("--base-url", f"http://127.0.0.1:{port}", "--user-id", "late", "--wait", "60")
+    time.sleep(2)  # the command is waiting: nothing listens yet
+    assert listing.poll() is None
+    server = start_server(tmp_path, port=port)
+    try:
+        stdout, stderr = listing.communicate(timeout=60)
+    finally:
+        server.stop()
+    assert listing.returncode == 0, stderr
+    assert "no memories of user late" in stdout
+
+
+def test_wait_gives_up_in_one_line_after_the_time_given():
+    from conftest import free_port
+
+    result = run_script("--base-url", f"http://127.0.0.1:{free_port()}", "--user-id", "a", "--wait", "1", "--json")
+    assert result.code == 3 and result.error()["type"] == "unreachable"
+    assert "did not answer within --wait 1 seconds" in result.error()["message"]
+    assert result.stderr.count("\n") == 1

@@ -148,6 +148,20 @@ def test_an_undo_leaves_a_memory_edited_since_alone_and_restores_the_rest(agento
     assert held(agentos, user)[first["memory_id"]] == (first["memory"], first["topics"])
 
 
+def test_an_undo_of_a_delete_of_two_restores_one_and_reports_the_one_written_again(agentos, memories_cli, user):
+    kept, rewritten = seed_several(agentos, user, 2)
+    ids = ["--memory-id", kept["memory_id"], "--memory-id", rewritten["memory_id"]]
+    assert memories_cli("--user-id", user, *ids, "--delete").code == 0
+    agentos.put(rewritten["memory_id"], user, "written again since", [])
+    undone = memories_cli("--undo", "--json")
+    assert undone.code == 1 and undone.json()["recreated"] == 1
+    assert [conflict["memory_id"] for conflict in undone.json()["conflicts"]] == [rewritten["memory_id"]]
+    assert held(agentos, user) == {
+        kept["memory_id"]: (kept["memory"], kept["topics"]),
+        rewritten["memory_id"]: ("written again since", []),
+    }
+
+
 def test_an_id_that_holds_another_users_memory_now_is_a_conflict(agentos, memories_cli, user):
     memory = agentos.seed(user, "mine", [])
     assert memories_cli("--user-id", user, "--memory-id", memory["memory_id"], "--delete").code == 0
