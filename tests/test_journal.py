@@ -110,7 +110,7 @@ def test_undo_of_an_import_that_updated_and_created(agentos, memories_cli, user,
 
 
 def test_undo_of_a_delete_all_over_several_pages_restores_every_memory_exactly(fresh_agentos, journal):
-    """2,000 memories read through a proxy that caps pages at 500: the delete walks five
+    """2,000 memories read through a proxy that caps pages at 400: the delete walks five
     pages and deletes between them; the undo reads the server in pages too."""
     from proxy import GatedProxy
 
@@ -119,7 +119,7 @@ def test_undo_of_a_delete_all_over_several_pages_restores_every_memory_exactly(f
     fill(server, [(f"other-{n}", "someone-else", f"other {n}") for n in range(20)])
     before = held(server, "li.wei")
     env = {"AGENTOS_MEMORY_JOURNAL": str(journal)}
-    with GatedProxy(server.url, cap=500) as proxy:
+    with GatedProxy(server.url, cap=400) as proxy:
         deleted = run_script("--base-url", proxy.url, "--user-id", "li.wei", "--delete-all", "--yes", "--json", env=env)
         assert deleted.code == 0 and deleted.json()["count"] == 2000, deleted.stderr
         assert held(server, "li.wei") == {}
@@ -174,7 +174,7 @@ def test_an_id_that_holds_another_users_memory_now_is_a_conflict(agentos, memori
 
 def test_undo_after_the_server_was_killed_mid_delete_all_restores_what_went(fresh_agentos, journal):
     server = fresh_agentos()
-    fill(server, [(f"k-{n:05d}", "killed", f"fact {n}") for n in range(8000)])
+    fill(server, [(f"k-{n:05d}", "killed", f"fact {n}") for n in range(6000)])
     before = held(server, "killed")
     env = {"AGENTOS_MEMORY_JOURNAL": str(journal)}
     deleting = start_script(

@@ -173,7 +173,7 @@ def sends_nothing(server, *args, input=None):
     return result
 
 
-CONTROLS = {"ESC": ESC, "BEL": BEL, "C1 CSI": CSI, "OSC title": OSC_TITLE, "RLO": RLO, "CR": "\r"}
+CONTROLS = {"ESC": ESC, "BEL": BEL, "C1 CSI": CSI, "OSC title": OSC_TITLE, "RLO": RLO}
 
 
 @pytest.mark.parametrize("control", CONTROLS.values(), ids=CONTROLS.keys())
@@ -203,6 +203,11 @@ def test_an_import_refuses_lines_holding_what_a_terminal_would_obey(quiet, tmp_p
     result = sends_nothing(quiet, "--import", backup, "--json")
     assert result.code == 2 and result.error()["type"] == "usage"
     assert "line 2" in result.error()["message"]
+
+
+def test_a_carriage_return_in_content_is_refused(quiet):
+    result = sends_nothing(quiet, "--user-id", "u", "--create", "line\rover it")
+    assert result.code == 2 and "CR (U+000D)" in result.stderr
 
 
 def test_newlines_and_tabs_are_text_and_are_kept(quiet):
