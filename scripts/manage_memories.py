@@ -3783,6 +3783,7 @@ def check_operation_id(value, flag):
 
 
 async def history(server, request):
+    """--history: this machine's journal for this server (server is None: nothing is asked of it)."""
     entries = journal_entries(request)
     if request.user_id is not None:
         entries = [entry for entry in entries if entry.header["user_id"] == request.user_id]
@@ -4479,6 +4480,7 @@ class Action:
     sorts: tuple = MEMORY_SORTS  # what --sort may name
     limit: int = DEFAULT_LIMIT  # the default --limit
     journaled: bool = False  # it changes memories: the journal keeps what they held first
+    offline: bool = False  # it reads only this machine's journal: no server, no HTTP client, no agno
 
     @property
     def label(self):
@@ -4587,7 +4589,7 @@ ACTIONS = {
             "history", "--history",
             {"action": "store_true", "help": "the journal's recent operations on this server, newest first "
              "(--user-id narrows it): what --undo can take back"},
-            options=frozenset({"--limit", "--all"}), needs_user=False, scopes=None,
+            options=frozenset({"--limit", "--all"}), needs_user=False, scopes=None, offline=True,
             operation=history, render=render_history,
         ),
         Action(
@@ -4663,6 +4665,8 @@ def run(request):
     host = urlsplit(request.base_url).hostname
     if request.token and request.base_url.startswith("http://") and not is_loopback(host):
         warn(request, f"sending the token over plain http to {host}: anyone on the network path can read it; use https")
+    if request.action.offline:
+        return asyncio.run(interruptible(request.action.operation(None, request)))
     return asyncio.run(interruptible(run_operation(request)))
 
 
