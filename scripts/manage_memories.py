@@ -3938,10 +3938,6 @@ async def undo_operation(server, request):
 
     entry = pick_entry(request, journal_entries(request))
     user_id = entry.header["user_id"]
-    if isinstance(server.journal, Journal):
-        server.journal.header.update(undoes=entry.operation, user_id=user_id)
-        if not request.dry_run:
-            server.journal.mark()
     if server.limited_to is not None and user_id not in (None, server.limited_to):
         raise CLIError(
             f"operation {entry.operation} changed memories of user {user_id}, and the server limits this token "
@@ -3954,6 +3950,10 @@ async def undo_operation(server, request):
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise CLIError(f"operation {entry.operation} is being undone by another command", kind="conflict") from None
+        # Only now, with the undo allowed and its operation held, does it get an entry of its own.
+        if isinstance(server.journal, Journal):
+            server.journal.header.update(undoes=entry.operation, user_id=user_id)
+            server.journal.mark()
         _, _, records = read_entry(entry.path, records=True)
         plan.read(records)
         if server.limited_to is not None:

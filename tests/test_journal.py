@@ -389,6 +389,8 @@ def test_under_user_isolation_another_users_operation_cannot_be_undone(isolated_
     other = dict(admin, AGNO_ADMIN_TOKEN=mint("cal"))
     refused = run_script("--base-url", isolated_server.url, "--undo", "--json", env=other)
     assert refused.code == 4 and refused.error()["type"] == "wrong_user"
+    assert "--undo" not in refused.error()["hint"]  # a refused undo leaves no entry to take back
+    assert len(run_script("--base-url", isolated_server.url, "--history", "--json", env=other).json()["data"]) == 1
     assert isolated_server.memories("bea") == []
     assert run_script("--base-url", isolated_server.url, "--undo", env=admin).code == 0
     assert [m["memory_id"] for m in isolated_server.memories("bea")] == [memory["memory_id"]]
