@@ -27,9 +27,15 @@ CLEAN_ENV["AGNO_TELEMETRY"] = "false"
 CLEAN_ENV["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="agentos-memory-tests-state-")
 CLEAN_ENV.pop("AGENTOS_MEMORY_JOURNAL", None)
 CLEAN_ENV.pop("AGENTOS_MEMORY_JOURNAL_DAYS", None)
+# And --find's cache of embeddings under $XDG_CACHE_HOME.
+CLEAN_ENV["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="agentos-memory-tests-cache-")
+for name in ("AGENTOS_MEMORY_CACHE", "AGENTOS_MEMORY_CACHE_DAYS", "AGENTOS_MEMORY_MODEL"):
+    CLEAN_ENV.pop(name, None)
 # The same for the tests that call main() in this process.
 os.environ["XDG_STATE_HOME"] = CLEAN_ENV["XDG_STATE_HOME"]
-os.environ.pop("AGENTOS_MEMORY_JOURNAL", None)
+os.environ["XDG_CACHE_HOME"] = CLEAN_ENV["XDG_CACHE_HOME"]
+for name in ("AGENTOS_MEMORY_JOURNAL", "AGENTOS_MEMORY_CACHE", "AGENTOS_MEMORY_CACHE_DAYS", "AGENTOS_MEMORY_MODEL"):
+    os.environ.pop(name, None)
 
 
 def free_port():

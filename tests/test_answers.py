@@ -263,7 +263,9 @@ def test_the_users_own_name_makes_no_match_and_the_unmatched_word_is_named(peopl
     assert meta["common_words"] == ["dana"] and meta["unmatched_words"] == ["vegetarian"]
     assert body["data"][0]["memory"] == "Dana does not eat meat or fish" and body["data"][0]["match"]
     assert meta["matched"] <= 3 < meta["searched"] == 40
-    words_only = json.loads(call(server, "--user-id", "dana", "--find", "is dana vegetarian?", "--by", "words", "--json")[1])
+    words_only = json.loads(
+        call(server, "--user-id", "dana", "--find", "is dana vegetarian?", "--by", "words", "--json")[1]
+    )
     assert words_only["data"] == [] and words_only["meta"]["matched"] == 0
     result = run_script("--base-url", server.url, "--user-id", "dana", "--find", "is dana vegetarian?")
     lines = result.stdout.splitlines()
@@ -343,7 +345,8 @@ def test_the_examples_find_what_they_ask_for(fresh_agentos):
     """The --find examples of the README, SKILL.md and --help, on the memory they create."""
     server = fresh_agentos()
     server.seed("alice", "Prefers dark mode", ["preferences", "ui"])
-    for query in ("does alice prefer a dark theme?", "does she prefer a dark theme?"):
+    queries = ("does alice prefer a dark theme?", "does she prefer a dark theme?", "which colour scheme does she like")
+    for query in queries:
         body = run_script("--base-url", server.url, "--user-id", "alice", "--find", query, "--json").json()
         assert [memory["memory"] for memory in body["data"]] == ["Prefers dark mode"], query
 
@@ -518,7 +521,8 @@ def test_usage_errors_never_import_agno(args):
     )
     assert result.returncode == 2
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
-    assert imported and not [name for name in imported if name.startswith(("agno", "httpx", "pydantic"))]
+    heavy = ("agno", "httpx", "pydantic", "numpy", "onnxruntime", "tokenizers")
+    assert imported and not [name for name in imported if name.startswith(heavy)]
 
 
 # --------------------------------------------------------------- the dev server

@@ -1,5 +1,6 @@
 """SKILL.md, the reference and the README say only what is true: their code runs (issue: docs)."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ def script_blocks(doc):
 
 def test_every_unmarked_block_is_run_or_is_not_code():
     """Code blocks are python, bash (run below), or marked no-run; nothing slips through."""
-    allowed = {"python", "bash", "bash no-run", "json", "text", "toml", ""}
+    allowed = {"python", "bash", "bash no-run", "json", "text", "toml", "yaml", ""}
     for doc in DOCS:
         for match in FENCE.finditer((ROOT / doc).read_text()):
             assert match.group(1).strip() in allowed, f"{doc}: unexpected block type {match.group(1)!r}"
@@ -120,6 +121,35 @@ def test_script_block_runs(docs_server, tmp_path, doc, number, code):
     )
     assert result.returncode == 0, f"{doc} block {number} failed:\n{result.stderr}"
     assert "Traceback" not in result.stderr
+
+
+def test_the_readme_ci_job_runs_as_written(tmp_path):
+    """The GitHub Actions job of the README: its run steps, in order, one shell each,
+    from a checkout (here: the repository), on a free port instead of 7777."""
+    import yaml
+
+    ((_, job),) = blocks("README.md", "yaml")
+    steps = [step["run"] for step in yaml.safe_load(job)["jobs"]["smoke"]["steps"] if "run" in step]
+    assert any("dev_server.py" in step for step in steps) and any("--check --wait" in step for step in steps)
+    port = free_port()
+    database = tmp_path / "ci.db"
+    outputs = []
+    try:
+        for step in steps:
+            commands = step.replace("uv run scripts/manage_memories.py", f'"{sys.executable}" "{SCRIPT}"')
+            commands = commands.replace("uv run scripts/dev_server.py", f'"{sys.executable}" "{DEV_SERVER}"')
+            commands = commands.replace("7777", str(port)).replace("tmp/ci.db", str(database))
+            commands = commands.replace("> tmp-server.log", f"> {tmp_path / 'server.log'}")
+            result = subprocess.run(
+                ["bash", "-e", "-c", commands], capture_output=True, text=True, env=CLEAN_ENV, cwd=ROOT, timeout=180
+            )
+            assert result.returncode == 0, f"step failed: {step}\n{result.stdout}\n{result.stderr}"
+            outputs.append(result.stdout)
+        assert json.loads(outputs[1])["ok"] is True
+        found = json.loads(outputs[2].splitlines()[-1])
+        assert [memory["memory"] for memory in found["data"]] == ["Deployed from CI"]
+    finally:
+        subprocess.run(["pkill", "-f", str(database)])
 
 
 def help_flags():

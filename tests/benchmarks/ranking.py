@@ -28,7 +28,11 @@ def load_model(args):
         from model2vec import StaticModel
 
         model = StaticModel.from_pretrained(args.model2vec)
-        return f"model2vec {Path(args.model2vec).name}", lambda texts: model.encode(texts), time.perf_counter() - started
+        return (
+            f"model2vec {Path(args.model2vec).name}",
+            lambda texts: model.encode(texts),
+            time.perf_counter() - started,
+        )
     folder = manage_memories.MODEL_FOLDER
     if args.onnx:
         import shutil

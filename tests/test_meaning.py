@@ -1,0 +1,268 @@
+"""--find by meaning: the model that ships with the skill, its cache, and what happens
+without them (issue: --find answers by meaning, offline).
+
+Every test runs the script as a user would, against a real AgentOS, with a cache
+folder of its own so that what it counts is its own.
+"""
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import CLEAN_ENV, ROOT, SCRIPT, run_script
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import manage_memories  # noqa: E402
+
+FACTS = [
+    "Plays the cello in an amateur orchestra",
+    "Does not eat meat or fish",
+    "Commutes by bike, even in winter",
+    "Keeps a balcony full of tomato plants",
+    "Is allergic to shellfish",
+]
+
+
+@pytest.fixture
+def seeded(agentos, user, tmp_path):
+    """(server, user, env): five memories of a new user, and a cache folder of the test's own."""
+    for fact in FACTS:
+        agentos.seed(user, fact)
+    return agentos, user, {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def find(server, user, query, env, *flags):
+    result = run_script("--base-url", server.url, "--user-id", user, "--find", query, "--json", *flags, env=env)
+    assert result.code == 0, result.stderr
+    return result
+
+
+def cache_rows(env, user=None):
+    path = os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory", "embeddings.sqlite")
+    if not os.path.exists(path):
+        return 0
+    with sqlite3.connect(path) as db:
+        if user is None:
+            return db.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        return db.execute("SELECT count(*) FROM vectors WHERE user_id = ?", (user,)).fetchone()[0]
+
+
+def test_a_second_search_embeds_only_the_query(seeded):
+    server, user, env = seeded
+    first = find(server, user, "musical instrument", env).json()
+    assert first["meta"]["embedded"] == 5 and first["meta"]["from_cache"] == 0
+    second = find(server, user, "gardening", env).json()
+    assert second["meta"]["embedded"] == 0 and second["meta"]["from_cache"] == 5
+    assert first["data"][0]["memory"] == "Plays the cello in an amateur orchestra"
+    assert second["data"][0]["memory"] == "Keeps a balcony full of tomato plants"
+
+
+def test_an_edited_memory_is_embedded_again_and_only_it(seeded):
+    server, user, env = seeded
+    find(server, user, "instrument", env)
+    memory = next(memory for memory in server.memories(user) if memory["memory"].startswith("Commutes"))
+    server.put(memory["memory_id"], user, "Commutes by train since the spring")
+    body = find(server, user, "instrument", env).json()
+    assert body["meta"]["embedded"] == 1 and body["meta"]["from_cache"] == 4
+
+
+def test_the_cache_is_private_to_its_owner(seeded):
+    server, user, env = seeded
+    find(server, user, "instrument", env)
+    folder = os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory")
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.join(folder, "embeddings.sqlite")).st_mode) == 0o600
+
+
+def test_the_cache_holds_vectors_and_digests_but_no_text(seeded):
+    server, user, env = seeded
+    find(server, user, "instrument", env)
+    folder = os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory")
+    stored = b"".join(path.read_bytes() for path in Path(folder).iterdir() if path.is_file())
+    assert b"cello" not in stored and b"shellfish" not in stored
+
+
+def test_vectors_unused_for_the_days_set_are_dropped(seeded):
+    server, user, env = seeded
+    find(server, user, "instrument", env)
+    path = os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory", "embeddings.sqlite")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE vectors SET used = used - 8")
+    body = find(server, user, "instrument", env | {"AGENTOS_MEMORY_CACHE_DAYS": "7"}).json()
+    assert body["meta"]["embedded"] == 5 and body["meta"]["from_cache"] == 0
+
+
+def test_an_erased_delete_removes_its_vectors_and_only_its(seeded):
+    server, user, env = seeded
+    find(server, user, "instrument", env)
+    cello = next(memory for memory in server.memories(user) if "cello" in memory["memory"])
+    result = run_script(
+        "--base-url",
+        server.url,
+        "--user-id",
+        user,
+        "--memory-id",
+        cello["memory_id"],
+        "--delete",
+        "--erase",
+        "--json",
+        env=env,
+    )
+    assert result.code == 0 and result.json()["erased_vectors"] == 1
+    assert cache_rows(env, user) == 4
+
+
+def test_an_erased_delete_all_removes_every_vector_of_the_user(seeded, agentos):
+    server, user, env = seeded
+    other = f"{user}-other"
+    agentos.seed(other, "Drinks green tea")
+    find(server, user, "instrument", env)
+    find(server, other, "tea", env)
+    result = run_script("--base-url", server.url, "--user-id", user, "--delete-all", "--yes", "--erase", env=env)
+    assert result.code == 0 and "5 embeddings removed from --find's cache" in result.stdout
+    assert cache_rows(env, user) == 0 and cache_rows(env, other) == 1
+
+
+def test_a_missing_model_is_one_line_and_the_answer_comes_by_words(seeded, tmp_path):
+    server, user, env = seeded
+    env = env | {"AGENTOS_MEMORY_MODEL": str(tmp_path / "no-model")}
+    result = run_script("--base-url", server.url, "--user-id", user, "--find", "cello", env=env)
+    assert result.code == 0
+    assert result.stderr.splitlines() == [
+        f"warning: --find ranks by words only: the model cannot be loaded: {tmp_path / 'no-model' / 'model.onnx'} "
+        "is missing"
+    ]
+    assert "Plays the cello" in result.stdout
+    body = find(server, user, "cello", env).json()
+    assert body["meta"]["ranked_by"] == "words" and "model cannot be loaded" in body["meta"]["why_words"]
+    assert [memory["memory"] for memory in body["data"]] == ["Plays the cello in an amateur orchestra"]
+
+
+def test_an_unreadable_model_is_one_line_and_no_traceback(seeded, tmp_path):
+    server, user, env = seeded
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"not a model at all")
+    (folder / "tokenizer.json").write_bytes((manage_memories.MODEL_FOLDER / "tokenizer.json").read_bytes())
+    result = run_script(
+        "--base-url",
+        server.url,
+        "--user-id",
+        user,
+        "--find",
+        "cello",
+        "--json",
+        env=env | {"AGENTOS_MEMORY_MODEL": str(folder)},
+    )
+    assert result.code == 0 and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert json.loads(line)["warning"].startswith(f"--find ranks by words only: the model cannot be loaded: {folder}")
+    assert result.json()["data"][0]["memory"] == "Plays the cello in an amateur orchestra"
+
+
+def test_by_words_loads_no_model(seeded):
+    server, user, env = seeded
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            SCRIPT,
+            "--base-url",
+            server.url,
+            "--user-id",
+            user,
+            "--find",
+            "cello",
+            "--by",
+            "words",
+        ],
+        capture_output=True,
+        text=True,
+        env=CLEAN_ENV | env,
+    )
+    assert result.returncode == 0 and "Plays the cello" in result.stdout
+    assert "onnxruntime" not in result.stderr and cache_rows(env) == 0
+
+
+def test_a_listing_loads_no_model(seeded):
+    server, user, env = seeded
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", SCRIPT, "--base-url", server.url, "--user-id", user],
+        capture_output=True,
+        text=True,
+        env=CLEAN_ENV | env,
+    )
+    assert result.returncode == 0 and "onnxruntime" not in result.stderr and "numpy" not in result.stderr
+
+
+def test_past_the_limit_find_ranks_by_words_and_says_how_to_ask_for_meaning(seeded, monkeypatch, capsys):
+    # MEANING_LIMIT is 2,000 memories not yet embedded; the same edge, on five.
+    server, user, env = seeded
+    monkeypatch.setattr(manage_memories, "MEANING_LIMIT", 4)
+    monkeypatch.setenv("XDG_CACHE_HOME", env["XDG_CACHE_HOME"])
+    code = manage_memories.main(["--base-url", server.url, "--user-id", user, "--find", "cello", "--json"])
+    body = json.loads(capsys.readouterr().out)
+    assert code == 0 and body["meta"]["ranked_by"] == "words"
+    assert "5 memories not embedded yet" in body["hint"] and "--by meaning" in body["hint"]
+    code = manage_memories.main(
+        ["--base-url", server.url, "--user-id", user, "--find", "cello", "--by", "meaning", "--json"]
+    )
+    body = json.loads(capsys.readouterr().out)
+    assert code == 0 and body["meta"]["ranked_by"] == "words+meaning" and body["meta"]["embedded"] == 5
+    # Once they are cached, the same search needs no asking.
+    code = manage_memories.main(["--base-url", server.url, "--user-id", user, "--find", "cello", "--json"])
+    body = json.loads(capsys.readouterr().out)
+    assert body["meta"]["ranked_by"] == "words+meaning" and body["meta"]["from_cache"] == 5
+
+
+def test_find_across_users_names_each_user_and_embeds_each_once(agentos, user, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    agentos.seed(f"{user}-a", "Plays the violin")
+    agentos.seed(f"{user}-b", "Plays the cello")
+    agentos.seed(f"{user}-b", "Bakes sourdough bread")
+    result = run_script("--base-url", agentos.url, "--find", "string instrument", "--json", env=env)
+    body = result.json()
+    mine = [memory for memory in body["data"] if memory["user_id"].startswith(user)]
+    assert {memory["user_id"] for memory in mine[:2]} == {f"{user}-a", f"{user}-b"}
+    assert body["meta"]["user_id"] is None
+    assert cache_rows(env, f"{user}-b") == 2
+
+
+def test_find_by_meaning_across_users_keeps_only_what_can_still_win(fresh_agentos, user, tmp_path, monkeypatch, capsys):
+    # Flat memory: whatever the number searched, the ranking holds at most --limit memories
+    # per group of equal word scores, plus 8 bytes a memory for the count of matches.
+    from agno.db.schemas import UserMemory
+
+    agentos = fresh_agentos()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    memories = [
+        UserMemory(
+            memory=f"Note {number} about errands and chores",
+            memory_id=f"{user}-{number:04d}",
+            user_id=f"{user}-{number % 30}",
+        )
+        for number in range(600)
+    ]
+    memories.append(UserMemory(memory="Plays the cello", memory_id=f"{user}-cello", user_id=f"{user}-cello"))
+    agentos.database().upsert_memories(memories)
+    kept = []
+    best = manage_memories.Ranking.best
+
+    def counting_best(ranking):
+        kept.append(sum(len(group) for group in ranking.groups.values()))
+        return best(ranking)
+
+    monkeypatch.setattr(manage_memories.Ranking, "best", counting_best)
+    code = manage_memories.main(
+        ["--base-url", agentos.url, "--find", "musical instrument", "--by", "meaning", "--limit", "3", "--json"]
+    )
+    body = json.loads(capsys.readouterr().out)
+    assert code == 0 and body["data"][0]["memory_id"] == f"{user}-cello"
+    assert body["meta"]["searched"] == 601 and kept[0] <= 3 * 2  # two groups: the notes, and the cello
