@@ -63,6 +63,7 @@ A new action is a row in ACTIONS, its operation and its renderer.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -402,6 +403,13 @@ def build_parser():
         help="comma-separated topics: with --create/--update/--memory-id, the topics to set; "
         "when listing, exporting or deleting in bulk, only memories with all of them",
     )
+    target.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only memories updated at or after WHEN: a date or time (2026-11-25, 2026-11-25T09:00, "
+        "UTC unless it says Z or +01:00) or a span back from now (7d, 12h, 30m, 2w); the API keeps no creation time",
+    )
+    target.add_argument("--until", metavar="WHEN", help="only memories updated before WHEN (as --since)")
     target.add_argument("--agent-id", metavar="ID", help="only memories written by this agent")
     target.add_argument("--team-id", metavar="ID", help="only memories written by this team")
 
@@ -412,6 +420,12 @@ def build_parser():
 
     output = parser.add_argument_group("listing and output")
     output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout; errors as JSON on stderr")
+    output.add_argument(
+        "--brief",
+        action="store_true",
+        help="with a listing or --find: one line per memory ('- Lives in Berlin'), no ids, times, topics or "
+        "repeated facts, for pasting into a prompt (--find: its matches only)",
+    )
     output.add_argument(
         "--verbose",
         action="store_true",
@@ -439,7 +453,12 @@ def build_parser():
     )
 
     bulk = parser.add_argument_group("bulk work")
-    bulk.add_argument("--yes", action="store_true", help="confirm --delete-all")
+    bulk.add_argument("--yes", action="store_true", help="confirm --delete-all and --dedupe")
+    bulk.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="with --create: create even if the user has a memory stating the same fact",
+    )
     bulk.add_argument(
         "--dry-run",
         action="store_true",
@@ -480,6 +499,8 @@ class Request:
     content: str | None = None
     topics: list | None = None
     search: str | None = None
+    since: object = None  # --since: an aware datetime
+    until: object = None  # --until: an aware datetime
     agent_id: str | None = None
     team_id: str | None = None
     limit: int = DEFAULT_LIMIT
@@ -501,6 +522,8 @@ class Request:
     journal_folder: Path | None = None
     journal_days: float = JOURNAL_DAYS
     by: str | None = None  # --find: "words", "meaning", or None: meaning too while it is cheap
+    brief: bool = False
+    allow_duplicate: bool = False
     model_folder: Path | None = None
     cache_folder: Path | None = None
     cache_days: float = CACHE_DAYS
@@ -510,6 +533,8 @@ class Request:
 # None, so "given" means "typed by the user", even when the value equals the default.
 ACTION_OPTIONS = {
     "search": "--search",
+    "since": "--since",
+    "until": "--until",
     "topics": "--topics",
     "agent_id": "--agent-id",
     "team_id": "--team-id",
@@ -524,6 +549,8 @@ ACTION_OPTIONS = {
     "no_journal": "--no-journal",
     "erase": "--erase",
     "by": "--by",
+    "brief": "--brief",
+    "allow_duplicate": "--allow-duplicate",
 }
 DEFAULTS = {
     "limit": DEFAULT_LIMIT,
@@ -610,6 +637,10 @@ def validate(args, environ, as_json):
         raise usage_error("--topics is empty: name at least one topic to filter by")
     if args.search is not None and not args.search.strip():
         raise usage_error("--search needs some text")
+    since = parse_when(args.since, "--since") if args.since is not None else None
+    until = parse_when(args.until, "--until") if args.until is not None else None
+    if since and until and since >= until:
+        raise usage_error(f"--since {args.since} is not before --until {args.until}: no memory can match")
 
     if not 1 <= args.limit <= MAX_LIMIT:
         raise usage_error(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}")
@@ -628,6 +659,8 @@ def validate(args, environ, as_json):
         raise usage_error(f"--sort {args.sort} goes with {takes}; {action.label} sorts by {' or '.join(action.sorts)}")
     if args.yes and args.dry_run:
         raise usage_error("--yes and --dry-run contradict each other: choose one")
+    if args.brief and as_json:
+        raise usage_error("--brief and --json are two outputs: choose one")
     if args.erase and args.no_journal:
         raise usage_error("--erase keeps no journal already: drop --no-journal")
 
@@ -643,6 +676,8 @@ def validate(args, environ, as_json):
         memory_ids=memory_ids,
         topics=topics,
         search=args.search,
+        since=since,
+        until=until,
         agent_id=args.agent_id,
         team_id=args.team_id,
         limit=args.limit,
@@ -662,6 +697,8 @@ def validate(args, environ, as_json):
         journal_folder=journal_folder(environ),
         journal_days=journal_days(environ),
         by=args.by,
+        brief=args.brief,
+        allow_duplicate=args.allow_duplicate,
         model_folder=Path(environ[MODEL_ENV]).expanduser() if environ.get(MODEL_ENV) else MODEL_FOLDER,
         cache_folder=cache_folder(environ),
         cache_days=cache_days(environ),
@@ -756,6 +793,41 @@ def check_query(text, flag):
     if all(word in QUESTION_WORDS for word in query_words):
         raise usage_error(f"{flag} {text!r} has only common words; name what to look for", hint='e.g. --find "coffee"')
     return text
+
+
+SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([mhdw])")
+SPAN_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_when(text, flag, now=None):
+    """--since/--until: an aware UTC datetime from an ISO date or time, or a span back from now."""
+    import datetime
+
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    value = text.strip()
+    if span := SPAN.fullmatch(value.lower()):
+        return now - datetime.timedelta(seconds=float(span[1]) * SPAN_SECONDS[span[2]])
+    try:
+        when = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise usage_error(
+            f"{flag} {text!r} is neither a date or time nor a span",
+            hint=f"e.g. {flag} 2026-11-25, {flag} 2026-11-25T09:00Z or {flag} 7d (also h, m, w)",
+        ) from None
+    return when.replace(tzinfo=datetime.timezone.utc) if when.tzinfo is None else when
+
+
+def updated_time(memory):
+    """A memory's updated_at as an aware datetime (agno sends ISO text; releases before 2.3, epoch seconds)."""
+    import datetime
+
+    value = memory.get("updated_at")
+    if isinstance(value, int | float):
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+    if not value:
+        return None
+    when = datetime.datetime.fromisoformat(value)
+    return when.replace(tzinfo=datetime.timezone.utc) if when.tzinfo is None else when
 
 
 def validate_memory_id(memory_id):
@@ -1260,12 +1332,35 @@ def server_filters(request):
     }
 
 
+def date_meta(request):
+    """--since/--until as JSON answers say them: the window of updated_at searched."""
+    window = {}
+    if request.since:
+        window["updated_since"] = request.since.isoformat()
+    if request.until:
+        window["updated_before"] = request.until.isoformat()
+    return window
+
+
+def narrowed(request):
+    """Whether any filter narrows the memories from all of the user's."""
+    return any((request.search, request.topics, request.agent_id, request.team_id, request.since, request.until))
+
+
 def matches(memory, request):
     """The filters as the script promises them: exact topics, case-insensitive search."""
     if request.topics and not set(request.topics) <= set(memory.get("topics") or []):
         return False
     if request.search and request.search.casefold() not in memory["memory"].casefold():
         return False
+    if request.since or request.until:
+        updated = updated_time(memory)
+        if (
+            updated is None
+            or (request.since and updated < request.since)
+            or (request.until and updated >= request.until)
+        ):
+            return False
     return True
 
 
@@ -2307,6 +2402,21 @@ def content_words(text):
     return [word for word in words(text) if word not in QUESTION_WORDS]
 
 
+# What a fact is without its wording: the same words in the same order, ignoring case,
+# accents, punctuation, spacing and these few words that state no fact. Nothing is
+# stemmed and no word is guessed at: "lived"/"lives", "light"/"dark" and "3"/"8" stay
+# apart, so two different facts are never taken for one (measured: README, "Duplicates").
+FILLER_WORDS = frozenset({"a", "an", "the", "too", "also", "really", "just", "user", "users"})
+
+
+def fact_key(text):
+    """Two memories with one fact_key state the same fact: the second is a duplicate."""
+    found = []
+    for word in WORD_PATTERN.findall(normalize(text).replace("'", "").replace("\u2019", "")):
+        found.extend(part for part in re.split(r"[-.]", word) if part and part not in FILLER_WORDS)
+    return " ".join(found)
+
+
 def typo_distance(word):
     """How many letters a word may be off and still match: none for short words."""
     return 0 if len(word) < 4 else 1 if len(word) < 8 else 2
@@ -2746,7 +2856,7 @@ async def list_memories(server, request):
             raise unsupported(
                 release, "sort memories by created_at (its memory table has none)", "2.3", "use --sort updated_at"
             )
-    if not request.all_pages and not request.search and not request.topics:
+    if not request.all_pages and not request.search and not request.topics and not (request.since or request.until):
         result = await fetch_page(server, server_filters(request), request.page, request.limit)
         if not result["data"] and request.page > 1:
             # Past the last page the server reports total_count 0; ask for the real total.
@@ -2814,8 +2924,9 @@ async def order_by_created_at(server, request, memories):
     memories.sort(key=lambda memory: rank.get(memory["memory_id"], len(rank)))
 
 
-async def find_memories(server, request):
-    """--find: score every memory of the user (or of everyone) by words and by meaning."""
+async def find_memories(server, request, watch=None):
+    """--find: score every memory of the user (or of everyone) by words and by meaning.
+    watch(memories), when given, sees every batch too (--create looks for duplicates)."""
     import Stemmer
 
     stem = Stemmer.Stemmer("english").stemWord
@@ -2824,6 +2935,8 @@ async def find_memories(server, request):
     meaning, why_words = await meaning_for(server, request)
 
     def score(memories):
+        if watch:
+            watch(memories)
         cosines = meaning.cosines(memories) if meaning else [0.0] * len(memories)
         for memory, cosine in zip(memories, cosines, strict=True):
             ranking.add(memory, cosine)
@@ -2846,6 +2959,7 @@ async def find_memories(server, request):
             "matched": matched,
             "match_score": MATCH_SCORE,
             "limit": request.limit,
+            **date_meta(request),
             "ranked_by": "words+meaning" if meaning else "words",
             "unmatched_words": ranking.unmatched_words(),
             "common_words": ranking.common_words(),
@@ -2859,7 +2973,7 @@ async def find_memories(server, request):
     hint = None
     if not matched:
         # Without filters, the walk read every memory the user has.
-        unfiltered = not request.topics and not request.agent_id and not request.team_id
+        unfiltered = not narrowed(request)
         hint = await empty_answer_hint(
             server, request, user_total=ranking.scanned if unfiltered else None, looked_for=", ".join(query.words)
         )
@@ -2897,6 +3011,71 @@ async def meaning_for(server, request):
     return None, why
 
 
+KEEP_RULE = "the one with the most topics, then the most recently updated; the others' topics merged onto it"
+
+
+async def duplicate_groups(server, request):
+    """(groups of memories of one user that state one fact (fact_key), how many memories were read).
+
+    Each memory is kept in a temporary SQLite file under its user and fact, so the
+    groups come from one GROUP BY: linear in the memories read, flat in memory, and
+    never a comparison of every pair."""
+    import contextlib
+
+    import orjson
+
+    folder, db = scratch_database(
+        "manage-memories-duplicates-", "CREATE TABLE facts (user_id TEXT, fact TEXT, memory BLOB)"
+    )
+    with folder, contextlib.closing(db):
+
+        def note(memories):
+            rows = [(memory["user_id"], fact_key(memory["memory"]), orjson.dumps(memory)) for memory in memories]
+            db.executemany("INSERT INTO facts VALUES (?, ?, ?)", rows)
+
+        progress = Progress.for_request("reading", request)
+        try:
+            walk = await walk_matching(server, request, note, progress)
+        finally:
+            progress.stop()
+        db.execute("CREATE INDEX by_fact ON facts (user_id, fact)")
+        repeated = db.execute(
+            "SELECT user_id, fact FROM facts GROUP BY user_id, fact HAVING count(*) > 1 ORDER BY user_id, fact"
+        ).fetchall()
+        groups = []
+        for user_id, fact in repeated:
+            rows = db.execute("SELECT memory FROM facts WHERE user_id = ? AND fact = ?", (user_id, fact))
+            groups.append(duplicate_group(user_id, [orjson.loads(memory) for (memory,) in rows]))
+        return groups, walk.kept
+
+
+def duplicate_group(user_id, memories):
+    """One group: the memory kept (KEEP_RULE) with the topics it will carry, and the others."""
+    from rapidfuzz import fuzz
+
+    memories.sort(key=lambda memory: memory["memory_id"])
+    memories.sort(key=lambda memory: memory.get("updated_at") or "", reverse=True)
+    memories.sort(key=lambda memory: len(memory.get("topics") or []), reverse=True)
+    keep, others = memories[0], memories[1:]
+    topics = list(keep.get("topics") or [])
+    for other in others:
+        topics += [topic for topic in other.get("topics") or [] if topic not in topics]
+    kept_text = " ".join(keep["memory"].casefold().split())
+    for other in others:
+        text = " ".join(other["memory"].casefold().split())
+        other["exact"] = text == kept_text
+        other["score"] = round(fuzz.ratio(kept_text, text) / 100, 3)
+    return {"user_id": user_id, "keep": keep, "topics": topics, "remove": others}
+
+
+async def list_duplicates(server, request):
+    """--duplicates: the groups, and what --dedupe would keep and remove."""
+    groups, searched = await duplicate_groups(server, request)
+    removed = sum(len(group["remove"]) for group in groups)
+    meta = {"user_id": request.user_id, "searched": searched, "groups": len(groups), "duplicates": removed}
+    return Outcome({"data": groups, "meta": meta | date_meta(request) | {"rule": KEEP_RULE}})
+
+
 async def empty_answer_hint(server, request, user_total=None, looked_for=None):
     """What to try when an answer is empty, so that it is never read as 'this user has nothing'.
 
@@ -2914,7 +3093,7 @@ async def empty_answer_hint(server, request, user_total=None, looked_for=None):
     if looked_for is not None:
         searched = plural(user_total, "memory")
         return f"no memory of user {request.user_id} mentions {looked_for} ({searched} searched); {listing}"
-    if request.search and not request.topics and not request.agent_id and not request.team_id:
+    if request.search and not narrowed(dataclasses.replace(request, search=None)):
         return (
             f"no memory of user {request.user_id} contains {request.search!r} literally ({plural(user_total, 'memory')} "
             f"in all); --find {json.dumps(request.search, ensure_ascii=False)} matches words, word forms and typos"
@@ -3098,7 +3277,16 @@ def check_written(server, memory, user_id, memory_id, content, topics):
         )
 
 
+SIMILAR_SHOWN = 5  # memories listed as similar to a new one
+
+
 async def create_memory(server, request):
+    similar = []
+    if not request.allow_duplicate:
+        stored, similar = await already_stored(server, request)
+        if stored is not None:
+            note = f"already stored as {stored['memory_id']}: nothing created (--allow-duplicate creates it anyway)"
+            return Outcome(dict(stored, created=False), note=note)
     topics = request.topics or []
     created = await server.client.create_memory(request.content, request.user_id, topics=topics, **server.scope)
     memory = memory_dict(created)
@@ -3106,7 +3294,33 @@ async def create_memory(server, request):
         await take_back(server, request, memory)
     server.journal.created(memory)
     check_written(server, memory, request.user_id, None, request.content, topics)
-    return Outcome(memory, note=f"created memory of user {request.user_id}")
+    memory["created"] = True
+    hint = None
+    if similar:
+        memory["similar"] = similar
+        hint = f"if the new memory replaces one of these, --update that one instead and --delete {memory['memory_id']}"
+    return Outcome(memory, note=f"created memory of user {request.user_id}", hint=hint)
+
+
+async def already_stored(server, request):
+    """(the user's memory that states the new content's fact already, or None; the memories
+    closest to it, as --find ranks them). One walk over the user's memories does both."""
+    key = fact_key(request.content)
+    stored = []
+
+    def same_fact(memories):
+        stored.extend(memory for memory in memories if fact_key(memory["memory"]) == key)
+
+    asking = dataclasses.replace(request, query=request.content, limit=SIMILAR_SHOWN, topics=None)
+    found = await find_memories(server, asking, watch=same_fact)
+    if stored:
+        return max(stored, key=lambda memory: memory.get("updated_at") or ""), []
+    similar = [
+        {name: memory[name] for name in ("memory_id", "memory", "topics", "updated_at", "score")}
+        for memory in found.data["data"]
+        if memory["match"]
+    ]
+    return None, similar
 
 
 async def take_back(server, request, memory):
@@ -3159,6 +3373,8 @@ async def update_memory(server, request):
             request,
             f"the AgentOS API cleared {' and '.join(cleared)} of memory {memory_id} on update (it cannot keep them)",
         )
+    # What it held, beside what it holds: the one who asked can see the right memory changed.
+    memory["before"] = {"memory": current["memory"], "topics": current["topics"] or []}
     return Outcome(memory, note=f"updated memory of user {request.user_id}")
 
 
@@ -3300,12 +3516,62 @@ async def delete_all(server, request):
     return deleted_all(request, matching)
 
 
+async def dedupe(server, request):
+    """--dedupe: keep one memory of each group (KEEP_RULE), merge the others' topics onto
+    it, and delete the others, journaled and checked, as every change is."""
+    import asyncio
+
+    groups, searched = await duplicate_groups(server, request)
+    removed = [memory for group in groups for memory in group["remove"]]
+    meta = {"user_id": request.user_id, "searched": searched, "groups": len(groups), "duplicates": len(removed)}
+    meta |= date_meta(request) | {"rule": KEEP_RULE}
+    if request.dry_run or not groups:
+        return Outcome({"data": groups, "meta": meta, "dry_run": request.dry_run})
+    if not request.yes:
+        raise usage_error(
+            f"--dedupe would delete {plural(len(removed), 'duplicate')} in {plural(len(groups), 'group')}; "
+            "nothing was changed",
+            hint="add --yes to delete them, or --dry-run to list them",
+        )
+    merged = [group for group in groups if group["topics"] != (group["keep"].get("topics") or [])]
+    for group in merged:
+        keep = group["keep"]
+        server.journal.before([keep], sent={keep["memory_id"]: {"memory": keep["memory"], "topics": group["topics"]}})
+    server.journal.sync()
+    for group in merged:
+        keep = group["keep"]
+        updated = await journaled(
+            server.journal,
+            [keep["memory_id"]],
+            server.client.update_memory(
+                keep["memory_id"], keep["memory"], group["user_id"], topics=group["topics"], **server.scope
+            ),
+        )
+        check_written(
+            server, memory_dict(updated), group["user_id"], keep["memory_id"], keep["memory"], group["topics"]
+        )
+    by_user = {}
+    for group in groups:
+        by_user.setdefault(group["user_id"], []).extend(group["remove"])
+    server.journal.before(removed)
+    server.journal.sync()
+
+    async def delete_for(user_id, memories):
+        ids = [memory["memory_id"] for memory in memories]
+        deleting = server.bounded(server.client.delete_memories(ids, user_id=user_id, **server.scope))
+        await journaled(server.journal, ids, deleting, done="deleted")
+        await confirm_deleted(server, dataclasses.replace(request, user_id=user_id), ids)
+
+    await asyncio.gather(*(delete_for(user_id, memories) for user_id, memories in by_user.items()))
+    return Outcome({"data": groups, "meta": meta, "dry_run": False})
+
+
 def deleted_all(request, memories):
     """The answer of a --delete-all that deleted memories; with --erase, their journal copies are gone too:
     every copy of the user's, when no filter narrowed the delete (a request to be forgotten)."""
     result = deletion(memories, [], dry_run=False)
     if request.erase:
-        unfiltered = not (request.search or request.topics or request.agent_id or request.team_id)
+        unfiltered = not narrowed(request)
         result["erased_copies"] = erase_copies(
             request,
             memory_ids={memory["memory_id"] for memory in memories},
@@ -3453,14 +3719,22 @@ def json_lines(memories):
 
 
 async def export_memories(server, request):
+    per_user = {}  # how many memories of each user went out: the summary's counts
+
+    def count(memories):
+        for memory in memories:
+            per_user[memory["user_id"]] = per_user.get(memory["user_id"], 0) + 1
+
     if request.path == "-":
 
         def write_lines(memories):
             sys.stdout.write(json_safe(json_lines(memories)))
+            count(memories)
 
-        count = (await walk_matching(server, request, write_lines)).kept
+        exported = (await walk_matching(server, request, write_lines)).kept
         sys.stdout.flush()
-        return Outcome(None, note=f"exported {plural(count, 'memory')}", streamed=True)
+        note = f"exported {plural(exported, 'memory')} of {plural(len(per_user), 'user')}"
+        return Outcome(None, note=note, streamed=True)
 
     import tempfile
 
@@ -3477,6 +3751,7 @@ async def export_memories(server, request):
 
             def write_lines(memories):
                 handle.write(json_safe(json_lines(memories)))
+                count(memories)
 
             try:
                 walk = await walk_matching(server, request, write_lines, progress)
@@ -3490,7 +3765,8 @@ async def export_memories(server, request):
         raise
     finally:
         PARTIAL_FILES.discard(handle.name)
-    return Outcome({"exported": walk.kept, "file": str(target), "changed_underneath": walk.changed})
+    summary = {"exported": walk.kept, "users": len(per_user), "per_user": per_user, "file": str(target)}
+    return Outcome(summary | {"changed_underneath": walk.changed})
 
 
 # Ids this script derives for imported lines that carry none, so re-imports match.
@@ -3610,13 +3886,15 @@ def check_import_lines(lines, default_user_id, index):
     """First pass: validate every line before anything is sent, and note its id in index.
 
     Returns (how many lines carry agent_id/team_id, how many lines belong to users other
-    than --user-id); raises a usage error that names the bad lines.
+    than --user-id, how many lines each user imported has); raises a usage error that
+    names the bad lines.
     """
-    problems, dropped, skipped = [], 0, 0
+    problems, dropped, skipped, per_user = [], 0, 0, {}
     for number, record in read_import_records(lines, default_user_id, problems):
         if not for_user(record, default_user_id):
             skipped += 1
             continue
+        per_user[record.user_id] = per_user.get(record.user_id, 0) + 1
         earlier = index.add(record.memory_id, number, content_digest(record.user_id, record.memory, record.topics))
         if earlier is not None:
             problems.append(f"line {number}: memory id {record.memory_id} already appears on line {earlier}")
@@ -3625,7 +3903,7 @@ def check_import_lines(lines, default_user_id, index):
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise usage_error(f"{plural(len(problems), 'bad line')}, nothing imported: {shown}")
-    return dropped, skipped
+    return dropped, skipped, per_user
 
 
 def for_user(record, user_id):
@@ -3731,7 +4009,7 @@ async def import_memories(server, request):
     index = ImportIndex()
     with open_import_file(request.path) as lines, contextlib.closing(index):
         try:
-            dropped, skipped = check_import_lines(lines, request.user_id, index)
+            dropped, skipped, per_user = check_import_lines(lines, request.user_id, index)
         except UnicodeDecodeError as error:
             raise usage_error(f"--import file {request.path} is not UTF-8 text: {error.reason}") from None
         if dropped:
@@ -3742,6 +4020,8 @@ async def import_memories(server, request):
         present = await note_what_the_server_holds(server, request, index)
         writer = ImportWriter(server, request, new_ids=server.limited_to is not None)
         writer.summary["skipped"] = skipped
+        writer.summary["users"] = len(per_user)
+        writer.summary["per_user"] = per_user
         writer.progress.start(index.count)
         try:
             writer.count_unchanged(index.unchanged())
@@ -3794,6 +4074,8 @@ class ImportWriter:
             "updated": 0,
             "unchanged": 0,
             "skipped": 0,
+            "users": 0,
+            "per_user": {},
             "conflicts": [],
             "failed": [],
             "changes": [],
@@ -4106,8 +4388,6 @@ async def described(work, detail):
 
 async def round_trip(server, probe, check):
     """create, read back, find, update, list, delete, verify gone: the probe removed whatever fails."""
-    import dataclasses
-
     memory_id = None
     try:
         creating = create_memory(server, dataclasses.replace(probe, content=PROBE_TEXT, topics=["check"]))
@@ -4560,7 +4840,17 @@ def describe_filters(request):
         parts.append(f"from agent {request.agent_id}")
     if request.team_id:
         parts.append(f"from team {request.team_id}")
+    if request.since:
+        parts.append(f"updated since {format_when(request.since)}")
+    if request.until:
+        parts.append(f"updated before {format_when(request.until)}")
     return " ".join(parts)
+
+
+def format_when(when):
+    import datetime
+
+    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def render_list(request, outcome):
@@ -4622,6 +4912,47 @@ def find_notes(meta):
         yield f"{common} {'is' if len(meta['common_words']) == 1 else 'are'} in most memories: it tells none apart"
 
 
+def render_brief(request, outcome):
+    """--brief: '- fact' a line, each fact once (the same words after normalization), for a prompt."""
+    seen = set()
+    for memory in outcome.data["data"]:
+        if memory.get("match") is False:
+            continue  # --find's weaker results are not facts to hand on
+        key = " ".join(words(memory["memory"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        yield "- " + " ".join(shown_text(memory["memory"]).split())
+
+
+def render_duplicates(request, outcome):
+    groups, meta = outcome.data["data"], outcome.data["meta"]
+    whose = f"user {request.user_id}" if request.user_id else "all users"
+    window = f" {describe_filters(request)}" if describe_filters(request) else ""
+    searched = f"{plural(meta['searched'], 'memory')} of {whose}{window}"
+    if not groups:
+        yield f"no duplicates among {searched}"
+        return
+    done = request.action.name == "dedupe" and not outcome.data.get("dry_run")
+    count = plural(meta["duplicates"], "duplicate")
+    outcome_words = (
+        f"removed {count}" if done else f"would remove {count}" if request.action.name == "dedupe" else count
+    )
+    yield f"{plural(meta['groups'], 'fact')} stored more than once among {searched}: {outcome_words}"
+    yield f"kept: {meta['rule']}"
+    for group in groups:
+        yield ""
+        yield f"keep {format_memory(group['keep'], show_user=request.user_id is None)}"
+        if group["topics"] != (group["keep"].get("topics") or []):
+            yield "  topics after merging: " + ", ".join(shown(topic) for topic in group["topics"])
+        for other in group["remove"]:
+            same = "exact copy" if other["exact"] else f"same fact, worded {other['score']:.2f} alike"
+            yield f"  {'removed' if done else 'remove'} {shown(other['memory_id'])} ({same}): {shown_text(other['memory'])}"
+    if request.action.name == "duplicates":
+        yield ""
+        yield "remove them: the same command with --dedupe --yes (--dedupe --dry-run to see it first)"
+
+
 def render_stats(request, outcome):
     rows, meta = outcome.data["data"], outcome.data["meta"]
     if not rows:
@@ -4668,7 +4999,8 @@ def render_import(request, outcome):
     verb = "would import" if summary["dry_run"] else "imported"
     whose = f" for user {request.user_id}" if request.user_id else ""
     lines = [
-        f"{verb} {request.path}{whose}: {summary['created']} created, {summary['updated']} updated, "
+        f"{verb} {request.path}{whose} ({plural(sum(summary['per_user'].values()), 'memory')} of "
+        f"{plural(summary['users'], 'user')}): {summary['created']} created, {summary['updated']} updated, "
         f"{summary['unchanged']} unchanged, {plural(len(summary['conflicts']), 'conflict')}, "
         f"{len(summary['failed'])} failed"
     ]
@@ -4819,12 +5151,24 @@ def render_topics(request, outcome):
 
 
 def render_memory(request, outcome):
-    """show, create and update: the memory, under what was done to it (the outcome's note)."""
-    return f"{outcome.note}\n\n{format_memory(outcome.data)}" if outcome.note else format_memory(outcome.data)
+    """show, create and update: the memory, under what was done to it (the outcome's note);
+    after an update, what it held before; after a create, the memories much like it."""
+    shown_memory = format_memory(outcome.data)
+    if outcome.data.get("similar"):
+        similar = [format_memory(memory) for memory in outcome.data["similar"]]
+        shown_memory += "\n\nsimilar memories already stored:\n\n" + "\n\n".join(similar)
+    before = outcome.data.get("before")
+    if before is not None:
+        was = [f"  {line}" for line in text_lines(shown_text(before["memory"]))]
+        was.append("  topics: " + (", ".join(shown(topic) for topic in before["topics"]) or "(none)"))
+        shown_memory = f"{shown_memory}\n\nbefore:\n" + "\n".join(was)
+    return f"{outcome.note}\n\n{shown_memory}" if outcome.note else shown_memory
 
 
 def render_export(request, outcome):
-    return f"exported {plural(outcome.data['exported'], 'memory')} to {outcome.data['file']}"
+    summary = outcome.data
+    memories, users = plural(summary["exported"], "memory"), plural(summary["users"], "user")
+    return f"exported {memories} of {users} to {summary['file']}"
 
 
 def emit(request, outcome):
@@ -4841,7 +5185,7 @@ def emit(request, outcome):
         write_json(data, sys.stdout)
         print()
     else:
-        rendered = request.action.render(request, outcome)
+        rendered = (render_brief if request.brief else request.action.render)(request, outcome)
         for line in [rendered] if isinstance(rendered, str) else rendered:
             say(line)
         if outcome.hint:
@@ -4886,7 +5230,7 @@ def report(error, as_json, verbose):
 # needs, run_operation() for what to call and emit() for how to show it. A new action
 # is a row here, its operation and its renderer.
 
-FILTERS = frozenset({"--search", "--topics", "--agent-id", "--team-id"})
+FILTERS = frozenset({"--search", "--topics", "--agent-id", "--team-id", "--since", "--until"})
 PAGES = frozenset({"--limit", "--page", "--all", "--sort", "--order"})
 MEMORY_SORTS = ("updated_at", "created_at")
 READ = ("memories:read",)
@@ -4930,7 +5274,7 @@ ACTIONS = {
     for action in (
         Action(
             "list", None, {}, called="listing",
-            options=FILTERS | PAGES, needs_user=True, scopes=READ, topics="filter",
+            options=FILTERS | PAGES | {"--brief"}, needs_user=True, scopes=READ, topics="filter",
             operation=list_memories, render=render_list,
         ),
         Action(
@@ -4942,7 +5286,7 @@ ACTIONS = {
                 f"a 0-1 score, {MATCH_SCORE} or more a match; --user-id's memories, else every user's; --limit "
                 f"results (default {DEFAULT_FIND_LIMIT})",
             },
-            options=FILTERS - {"--search"} | {"--limit", "--by"}, needs_user=False, scopes=READ,
+            options=FILTERS - {"--search"} | {"--limit", "--by", "--brief"}, needs_user=False, scopes=READ,
             value="query", check=check_query, topics="filter", limit=DEFAULT_FIND_LIMIT,
             operation=find_memories, render=render_find,
         ),
@@ -4952,8 +5296,13 @@ ACTIONS = {
             operation=show_memory, render=render_memory,
         ),
         Action(
-            "create", "--create", {"metavar": "CONTENT", "help": "create a memory for --user-id"},
-            options=frozenset({"--topics", "--no-journal"}), needs_user=True, scopes=("memories:write",),
+            "create", "--create",
+            {
+                "metavar": "CONTENT",
+                "help": "create a memory for --user-id, unless one of theirs states the same fact already (then "
+                "nothing is created and that one is named); memories much like it are listed",
+            },
+            options=frozenset({"--topics", "--no-journal", "--allow-duplicate"}), needs_user=True, scopes=READ_WRITE,
             value="content", check=validate_content, topics="set", journaled=True,
             operation=create_memory, render=render_memory,
         ),
@@ -4980,6 +5329,21 @@ ACTIONS = {
             options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal", "--erase"}, needs_user=True,
             scopes=READ_DELETE, topics="filter", journaled=True,
             operation=delete_all, render=render_delete,
+        ),
+        Action(
+            "duplicates", "--duplicates",
+            {"action": "store_true", "help": "groups of memories that state one fact (same words, ignoring case, "
+             "punctuation and filler), per user: --user-id's, else every user's; and which one --dedupe keeps"},
+            options=FILTERS, needs_user=False, scopes=READ, topics="filter",
+            operation=list_duplicates, render=render_duplicates,
+        ),
+        Action(
+            "dedupe", "--dedupe",
+            {"action": "store_true", "help": "delete the duplicates --duplicates lists (needs --yes; --dry-run "
+             "lists them), merging their topics onto the memory kept; journaled, so --undo takes it back"},
+            options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal"}, needs_user=False,
+            scopes=ALL_SCOPES, topics="filter", journaled=True,
+            operation=dedupe, render=render_duplicates,
         ),
         Action(
             "topics_list", "--topics-list", {"action": "store_true", "help": "list topics (all users, or --user-id's)"},

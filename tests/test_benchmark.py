@@ -60,3 +60,20 @@ def test_the_journal_benchmark_runs_end_to_end_on_a_small_server():
         "| --delete-all, the heavy user",
         "| --import updating the heavy user's 100",
     ]
+
+
+def test_the_find_benchmark_runs_end_to_end_on_small_users():
+    command = [sys.executable, "tests/benchmarks/find.py", "--sizes", "5,20", "--rounds", "1"]
+    run = subprocess.run(command, cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| 5 |") or line.startswith("| 20 |")]
+    assert len(rows) == 2 and all(line.count(" s |") == 4 for line in rows)
+
+
+def test_the_ranking_benchmark_prints_recall_for_each_part_and_mode():
+    run = subprocess.run(
+        [sys.executable, "tests/benchmarks/ranking.py"], cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    modes = [line.split(" | ")[2] for line in run.stdout.splitlines() if line.startswith(("| tuning", "| held out"))]
+    assert modes == ["words", "meaning", "hybrid"] * 2

@@ -98,6 +98,7 @@ def test_create_stores_content_and_cleaned_topics(agentos, cli, user):
     assert result.code == 0, result.stderr
     created = result.json()
     assert re.fullmatch("[0-9a-f]{8}", created.pop("operation"))  # the journal's id, for --undo
+    assert created.pop("created") is True  # not a duplicate of a memory stored already
     assert created["memory"] == "Prefers dark mode" and created["topics"] == ["ui", "preferences"]
     assert agentos.memories(user) == [created]
 

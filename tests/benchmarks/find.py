@@ -95,6 +95,7 @@ def median_of(rounds, command, before=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sizes", default="40,1000", help="memories of each user measured (default %(default)s)")
     parser.add_argument("--scale", action="store_true", help="also 200,000 memories (about 20 minutes)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="agentos-find-"))
@@ -108,10 +109,11 @@ def main():
 
     server = start_server(work)
     try:
-        fill(server, {"u40": 40, "u1000": 1000})
+        sizes = {f"u{count}": count for count in map(int, args.sizes.split(","))}
+        fill(server, sizes)
         print("| memories | list | embed (floor) | --find, first | ratio to list + embed | --find, cached | peak RSS |")
         print("|---|---|---|---|---|---|---|")
-        for user, count in (("u40", 40), ("u1000", 1000)):
+        for user, count in sizes.items():
             texts = work / f"{user}.txt"
             texts.write_text("\n".join([QUERY] + [fact(number, user) for number in range(count)]) + "\n")
             ours = [*env_cache, python, SCRIPT, "--base-url", server.url, "--user-id", user]

@@ -168,6 +168,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="runs of each command below 500,000 memories (default 3)")
     parser.add_argument("--large-rounds", type=int, default=1, help="runs of each command from 500,000 (default 1)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--only", metavar="TEXT", help="measure only the rows whose work contains TEXT")
     parser.add_argument(
         "--table", type=Path, metavar="JSON", help="print the README's table from a --json file, and stop"
     )
@@ -219,6 +220,8 @@ def main():
                 print(f"  fixed start-up: {startups['pages']:.2f} s (pages only), {startups['client']:.2f} s (client)")
 
                 def row(name, command, baseline, startup, rounds=rounds, deletes=None):
+                    if args.only and args.only not in name:
+                        return
                     times, peaks, floors, delete_floors = [], [], [], []
                     for _ in range(rounds):  # the floor first: --delete-all leaves nothing to read
                         floors.append(measure(baseline)[0])
@@ -265,6 +268,7 @@ def main():
                 row("--find, the heavy user", find_heavy, heavy_only, "pages")
                 row("--find, every user", [*ours, "--find", "tea before bed"], everything, "pages")
                 row("--stats --sort count", [*ours, "--stats", "--sort", "count"], stats_floor, "pages")
+                row("--duplicates, every user", [*ours, "--duplicates", "--json"], everything, "pages")
                 subprocess.run([*ours, "--export", out], env=CLEAN_ENV, check=True, capture_output=True)
                 row("--import of that export (all there)", [*ours, "--import", out], everything, "client")
                 with Writer(url) as writer:
