@@ -2924,9 +2924,24 @@ async def order_by_created_at(server, request, memories):
     memories.sort(key=lambda memory: rank.get(memory["memory_id"], len(rank)))
 
 
-async def find_memories(server, request, watch=None):
-    """--find: score every memory of the user (or of everyone) by words and by meaning.
-    watch(memories), when given, sees every batch too (--create looks for duplicates)."""
+async def find_memories(server, request):
+    """--find: the best answers, and what to try when none matches."""
+    result, why_words = await rank_memories(server, request)
+    meta, hint = result["meta"], None
+    if not meta["matched"]:
+        # Without filters, the walk read every memory the user has.
+        user_total = meta["searched"] if not narrowed(request) else None
+        looked_for = ", ".join(meta["words"])
+        hint = await empty_answer_hint(server, request, user_total=user_total, looked_for=looked_for)
+    elif why_words and request.by is None and not why_words.startswith("the model"):
+        hint = f"{why_words}; --by meaning ranks by meaning too (embedded once, then cached)"
+    return Outcome(result, hint=hint)
+
+
+async def rank_memories(server, request, watch=None):
+    """(the answer's JSON, why it was ranked by words alone or None): every memory of the
+    user (or of everyone) scored by words and by meaning. watch(memories), when given,
+    sees every batch too (--create looks for the same fact as it ranks)."""
     import Stemmer
 
     stem = Stemmer.Stemmer("english").stemWord
@@ -2970,16 +2985,7 @@ async def find_memories(server, request, watch=None):
         result["meta"]["from_cache"] = meaning.cache.from_cache
     elif why_words:
         result["meta"]["why_words"] = why_words
-    hint = None
-    if not matched:
-        # Without filters, the walk read every memory the user has.
-        unfiltered = not narrowed(request)
-        hint = await empty_answer_hint(
-            server, request, user_total=ranking.scanned if unfiltered else None, looked_for=", ".join(query.words)
-        )
-    elif why_words and request.by is None and not why_words.startswith("the model"):
-        hint = f"{why_words}; --by meaning ranks by meaning too (embedded once, then cached)"
-    return Outcome(result, hint=hint)
+    return result, why_words
 
 
 async def meaning_for(server, request):
@@ -3312,12 +3318,12 @@ async def already_stored(server, request):
         stored.extend(memory for memory in memories if fact_key(memory["memory"]) == key)
 
     asking = dataclasses.replace(request, query=request.content, limit=SIMILAR_SHOWN, topics=None)
-    found = await find_memories(server, asking, watch=same_fact)
+    found, _ = await rank_memories(server, asking, watch=same_fact)
     if stored:
         return max(stored, key=lambda memory: memory.get("updated_at") or ""), []
     similar = [
         {name: memory[name] for name in ("memory_id", "memory", "topics", "updated_at", "score")}
-        for memory in found.data["data"]
+        for memory in found["data"]
         if memory["match"]
     ]
     return None, similar

@@ -29,6 +29,34 @@ FACTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def agentos(tmp_path_factory):
+    """One SQLite server for the module. The model, its cache and the ranking run in the
+    script, after the memories are read; the reading is tested on both backends
+    elsewhere (test_answers, test_scale), so these tests do not run twice."""
+    from conftest import start_server
+
+    server = start_server(tmp_path_factory.mktemp("meaning"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_agentos(tmp_path_factory):
+    """An empty SQLite server of the test's own."""
+    from conftest import start_server
+
+    servers = []
+
+    def start():
+        servers.append(start_server(tmp_path_factory.mktemp("meaning-fresh")))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
 @pytest.fixture
 def seeded(agentos, user, tmp_path):
     """(server, user, env): five memories of a new user, and a cache folder of the test's own."""
