@@ -2742,17 +2742,20 @@ class EmbeddingCache:
     def __init__(self, folder, days):
         import sqlite3
 
-        open_private_folder(folder)
+        open_private_folder(folder)  # 0700: the file is private from the moment it exists
         path = folder / "embeddings.sqlite"
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(descriptor)
+        # No descriptor of our own on the file: closing one would drop the locks that
+        # SQLite holds on it (POSIX locks are per process), and two searches in one
+        # process could then corrupt it.
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         if path.stat().st_mode & 0o077:
             path.chmod(0o600)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute(self.SCHEMA)
         self.db.execute("DELETE FROM vectors WHERE used < ?", (today() - days,))
         self.from_cache = 0
+
+    def close(self):
+        self.db.close()
 
     def cached(self, model, user_id=None):
         """How many vectors the cache holds for this model (and user)."""
@@ -2808,7 +2811,11 @@ def erase_cached_vectors(request, user_id, texts=None):
     folder = request.cache_folder
     if not (folder / "embeddings.sqlite").exists():
         return 0
-    return EmbeddingCache(folder, request.cache_days).erase(user_id, texts)
+    cache = EmbeddingCache(folder, request.cache_days)
+    try:
+        return cache.erase(user_id, texts)
+    finally:
+        cache.close()
 
 
 class Meaning:
@@ -2825,6 +2832,12 @@ class Meaning:
         numpy = self.numpy
         keys = [(memory.get("user_id") or "", text_digest(memory["memory"])) for memory in memories]
         found = self.cache.lookup(self.embedder.name, keys)
+        size = 2 * len(self.query_vector)  # float16
+        # A vector that is not one of ours (cut short, or not of length 1) is embedded again.
+        for key, vector in list(found.items()):
+            if len(vector) != size or abs(float(numpy.linalg.norm(numpy.frombuffer(vector, numpy.float16))) - 1) > 0.01:
+                del found[key]
+                self.cache.from_cache -= 1
         missing = [index for index, key in enumerate(keys) if key not in found]
         if missing:
             vectors = self.embedder.embed([memories[index]["memory"] for index in missing]).astype(numpy.float16)
@@ -2961,6 +2974,8 @@ async def rank_memories(server, request, watch=None):
         await walk_matching(server, request, score, progress)
     finally:
         progress.stop()
+        if meaning:
+            meaning.cache.close()
     best, matched = ranking.best()
     for memory in best:
         memory["match"] = memory["score"] >= MATCH_SCORE
@@ -2994,6 +3009,7 @@ async def meaning_for(server, request):
 
     if request.by == "words":
         return None, None
+    cache = None
     try:
         name = model_name(request.model_folder)
         cache = EmbeddingCache(request.cache_folder, request.cache_days)
@@ -3001,6 +3017,7 @@ async def meaning_for(server, request):
             total = (await fetch_page(server, server_filters(request), 1, 1))["meta"]["total_count"]
             new = total - cache.cached(name, request.user_id)
             if new > MEANING_LIMIT:
+                cache.close()
                 seconds = new * EMBED_SECONDS
                 return None, (
                     f"ranked by words only: {plural(new, 'memory')} not embedded yet (about {seconds:,.0f} s of work, "
@@ -3013,6 +3030,8 @@ async def meaning_for(server, request):
         why = (
             f"the embedding cache in {request.cache_folder} cannot be used: {getattr(error, 'strerror', None) or error}"
         )
+    if cache is not None:
+        cache.close()
     warn(request, f"--find ranks by words only: {why}")
     return None, why
 

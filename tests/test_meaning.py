@@ -294,3 +294,16 @@ def test_find_by_meaning_across_users_keeps_only_what_can_still_win(fresh_agento
     body = json.loads(capsys.readouterr().out)
     assert code == 0 and body["data"][0]["memory_id"] == f"{user}-cello"
     assert body["meta"]["searched"] == 601 and kept[0] <= 3 * 2  # two groups: the notes, and the cello
+
+
+def test_a_damaged_vector_in_the_cache_is_embedded_again(seeded):
+    server, user, env = seeded
+    find(server, user, "instrument", env)
+    path = os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory", "embeddings.sqlite")
+    with sqlite3.connect(path) as db:
+        # One vector of zeros (not of length 1), one cut short.
+        db.execute("UPDATE vectors SET vector = zeroblob(768) WHERE digest = (SELECT min(digest) FROM vectors)")
+        db.execute("UPDATE vectors SET vector = x'00' WHERE digest = (SELECT max(digest) FROM vectors)")
+    body = find(server, user, "musical instrument", env).json()
+    assert body["data"][0]["memory"] == "Plays the cello in an amateur orchestra"
+    assert body["meta"]["embedded"] == 2 and body["meta"]["from_cache"] == 3
