@@ -231,7 +231,7 @@ def test_a_listing_loads_no_model(seeded):
 
 
 def test_past_the_limit_find_ranks_by_words_and_says_how_to_ask_for_meaning(seeded, monkeypatch, capsys):
-    # MEANING_LIMIT is 2,000 memories not yet embedded; the same edge, on five.
+    # MEANING_LIMIT is 10,000 memories not yet embedded; the same edge, on five.
     server, user, env = seeded
     monkeypatch.setattr(manage_memories, "MEANING_LIMIT", 4)
     monkeypatch.setenv("XDG_CACHE_HOME", env["XDG_CACHE_HOME"])
