@@ -3024,6 +3024,9 @@ async def meaning_for(server, request):
         cache = EmbeddingCache(request.cache_folder, request.cache_days)
         if request.by is None:
             total = (await fetch_page(server, server_filters(request), 1, 1))["meta"]["total_count"]
+            if not total:  # nothing to rank: no model to load (a new user's first --create)
+                cache.close()
+                return None, None
             new = total - cache.cached(name, request.user_id)
             if new > MEANING_LIMIT:
                 cache.close()

@@ -199,7 +199,13 @@ def test_export_to_stdout(agentos, cli, user):
 def test_export_json_summary(agentos, cli, user, tmp_path):
     agentos.seed(user, "x")
     result = cli("--user-id", user, "--export", tmp_path / "x.jsonl", "--json")
-    assert result.json() == {"exported": 1, "file": str(tmp_path / "x.jsonl"), "changed_underneath": 0}
+    assert result.json() == {
+        "exported": 1,
+        "users": 1,
+        "per_user": {user: 1},
+        "file": str(tmp_path / "x.jsonl"),
+        "changed_underneath": 0,
+    }
 
 
 def test_export_honours_filters(agentos, cli, user):
