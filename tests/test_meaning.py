@@ -71,8 +71,12 @@ def find(server, user, query, env, *flags):
     return result
 
 
+def cache_file(env):
+    return os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory", "embeddings.sqlite")
+
+
 def cache_rows(env, user=None):
-    path = os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory", "embeddings.sqlite")
+    path = cache_file(env)
     if not os.path.exists(path):
         return 0
     with sqlite3.connect(path) as db:
@@ -119,8 +123,7 @@ def test_the_cache_holds_vectors_and_digests_but_no_text(seeded):
 def test_vectors_unused_for_the_days_set_are_dropped(seeded):
     server, user, env = seeded
     find(server, user, "instrument", env)
-    path = os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory", "embeddings.sqlite")
-    with sqlite3.connect(path) as db:
+    with sqlite3.connect(cache_file(env)) as db:
         db.execute("UPDATE vectors SET used = used - 8")
     body = find(server, user, "instrument", env | {"AGENTOS_MEMORY_CACHE_DAYS": "7"}).json()
     assert body["meta"]["embedded"] == 5 and body["meta"]["from_cache"] == 0
@@ -299,8 +302,7 @@ def test_find_by_meaning_across_users_keeps_only_what_can_still_win(fresh_agento
 def test_a_damaged_vector_in_the_cache_is_embedded_again(seeded):
     server, user, env = seeded
     find(server, user, "instrument", env)
-    path = os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory", "embeddings.sqlite")
-    with sqlite3.connect(path) as db:
+    with sqlite3.connect(cache_file(env)) as db:
         # One vector of zeros (not of length 1), one cut short.
         db.execute("UPDATE vectors SET vector = zeroblob(768) WHERE digest = (SELECT min(digest) FROM vectors)")
         db.execute("UPDATE vectors SET vector = x'00' WHERE digest = (SELECT max(digest) FROM vectors)")
