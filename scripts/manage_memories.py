@@ -2693,7 +2693,6 @@ class Embedder:
         """One float32 row per text, each of length 1."""
         numpy = self.numpy
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        vectors = numpy.zeros((len(texts), 0), dtype=numpy.float32)
         rows = {}
         for start in range(0, len(order), EMBED_BATCH):
             batch = order[start : start + EMBED_BATCH]
@@ -2708,9 +2707,7 @@ class Embedder:
             )
             rows.update(zip(batch, output, strict=True))
         self.embedded += len(texts)
-        if rows:
-            vectors = numpy.stack([rows[index] for index in range(len(texts))])
-        return vectors
+        return numpy.stack([rows[index] for index in range(len(texts))])
 
 
 def cache_folder(environ):

@@ -197,40 +197,17 @@ def test_an_unreadable_model_is_one_line_and_no_traceback(seeded, tmp_path):
     assert result.json()["data"][0]["memory"] == "Plays the cello in an amateur orchestra"
 
 
-def test_by_words_loads_no_model(seeded):
+@pytest.mark.parametrize(
+    "flags, shows",
+    [(["--find", "cello", "--by", "words"], "Plays the cello"), ([], "5 of 5 memories")],
+    ids=["find by words", "listing"],
+)
+def test_only_find_by_meaning_loads_the_model(seeded, flags, shows):
     server, user, env = seeded
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            SCRIPT,
-            "--base-url",
-            server.url,
-            "--user-id",
-            user,
-            "--find",
-            "cello",
-            "--by",
-            "words",
-        ],
-        capture_output=True,
-        text=True,
-        env=CLEAN_ENV | env,
-    )
-    assert result.returncode == 0 and "Plays the cello" in result.stdout
-    assert "onnxruntime" not in result.stderr and cache_rows(env) == 0
-
-
-def test_a_listing_loads_no_model(seeded):
-    server, user, env = seeded
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", SCRIPT, "--base-url", server.url, "--user-id", user],
-        capture_output=True,
-        text=True,
-        env=CLEAN_ENV | env,
-    )
-    assert result.returncode == 0 and "onnxruntime" not in result.stderr and "numpy" not in result.stderr
+    command = [sys.executable, "-X", "importtime", SCRIPT, "--base-url", server.url, "--user-id", user, *flags]
+    result = subprocess.run(command, capture_output=True, text=True, env=CLEAN_ENV | env)
+    assert result.returncode == 0 and shows in result.stdout
+    assert "onnxruntime" not in result.stderr and "numpy" not in result.stderr and cache_rows(env) == 0
 
 
 def test_past_the_limit_find_ranks_by_words_and_says_how_to_ask_for_meaning(seeded, monkeypatch, capsys):
