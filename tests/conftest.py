@@ -1,7 +1,9 @@
 """Fixtures: real AgentOS servers on loopback, and the script run as a user runs it."""
 
+import atexit
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,13 +24,25 @@ CLEAN_ENV = {
     key: value for key, value in os.environ.items() if key not in ("AGENTOS_URL", "AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
 }
 CLEAN_ENV["AGNO_TELEMETRY"] = "false"
+# Where the machine keeps what outlives a run (the old releases' environments, releases.py),
+# read before the script's own cache is pointed elsewhere below.
+RUNNER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+def private_folder(prefix):
+    """A temporary folder for this process's tests, removed when the process ends."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 # The script keeps a journal under $XDG_STATE_HOME: the tests' goes to a folder of their
 # own, never to the home of whoever runs them. Tests of the journal name one of their own.
-CLEAN_ENV["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="agentos-memory-tests-state-")
+CLEAN_ENV["XDG_STATE_HOME"] = private_folder("agentos-memory-tests-state-")
 CLEAN_ENV.pop("AGENTOS_MEMORY_JOURNAL", None)
 CLEAN_ENV.pop("AGENTOS_MEMORY_JOURNAL_DAYS", None)
 # And --find's cache of embeddings under $XDG_CACHE_HOME.
-CLEAN_ENV["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="agentos-memory-tests-cache-")
+CLEAN_ENV["XDG_CACHE_HOME"] = private_folder("agentos-memory-tests-cache-")
 for name in ("AGENTOS_MEMORY_CACHE", "AGENTOS_MEMORY_CACHE_DAYS", "AGENTOS_MEMORY_MODEL"):
     CLEAN_ENV.pop(name, None)
 # The same for the tests that call main() in this process.

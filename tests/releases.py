@@ -10,9 +10,9 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import RUNNER_CACHE
 
 # One release of each line that answers differently (see the README's compatibility table);
 # AGENTOS_TEST_RELEASES=2.1.10,2.3.26,... tests others (the table was made with every line).
@@ -24,7 +24,8 @@ RESOLVED_AS_OF = "2026-11-20T00:00:00Z"
 # SQLite needs SQLAlchemy, which agno[os] leaves out (2.2 on import its asyncio part too);
 # releases before 2.4 build an agent, which imports the OpenAI client.
 REQUIREMENTS = ("sqlalchemy[asyncio]", "openai")
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agentos-api-memory" / "releases"
+# The runner's cache, not the tests' temporary one: built once per machine, not once per run.
+CACHE = RUNNER_CACHE / "agentos-api-memory" / "releases"
 
 
 def release_python(version):

@@ -376,7 +376,9 @@ def test_piping_into_head_prints_no_traceback(agentos, user):
     assert pipeline.stdout.startswith("30 of 30") and "Traceback" not in pipeline.stderr
 
 
+# On SQLite only: what is tested is the environment uv builds from the inline metadata.
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH; .ci/run installs it")
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_runs_through_uv_from_its_inline_metadata(agentos, user):
     agentos.seed(user, "Through uv")
     result = run_script(

@@ -17,6 +17,8 @@ from conftest import CLEAN_ENV, ROOT, AgentOSServer, Result, free_port, run_scri
 from releases import OLD_RELEASES, release_python
 
 PINNED = "3.1.10"
+# One worker starts and seeds each release's server once, not each worker its own.
+pytestmark = pytest.mark.xdist_group("releases")
 
 
 def named(release):

@@ -10,10 +10,12 @@ Peak memory is the max RSS of the measured process alone.
 """
 
 import argparse
+import atexit
 import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -160,6 +162,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="measured runs of each command (default: 5)")
     parser.add_argument("--memories", type=int, default=10_000, help="memories for export/import (default: 10000)")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs of each command first (default: 1)")
     parser.add_argument("--quick", action="store_true", help="3 rounds, 1000 memories")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args()
@@ -167,6 +170,7 @@ def main():
         args.rounds, args.memories = 3, 1000
 
     work = Path(tempfile.mkdtemp(prefix="agentos-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # its databases can take gigabytes
     for name, code in (
         ("list.py", BASELINE_LIST),
         ("list_uv.py", BASELINE_LIST_UV),
@@ -201,13 +205,16 @@ def main():
         seed(server, "big", args.memories)
         url = server.url
 
-        ours, base = alternate([python, SCRIPT, "--help"], [python, "-c", "import agno.client"], args.rounds)
+        ours, base = alternate(
+            [python, SCRIPT, "--help"], [python, "-c", "import agno.client"], args.rounds, args.warmup
+        )
         row("1. --help vs import agno.client", ours, base, "< 0.25")
 
         ours, base = alternate(
             [python, SCRIPT, "--base-url", url, "--user-id", "alice"],
             [python, work / "list.py", url, "alice"],
             args.rounds,
+            args.warmup,
         )
         row("2. one list call vs minimal client script", ours, base, "<= 1.10")
 
@@ -215,10 +222,10 @@ def main():
         uv_ours = ["uv", "run", "--quiet", "--no-project", SCRIPT, "--base-url", url, "--user-id", "alice"]
         uv_base = ["uv", "run", "--quiet", "--no-project", work / "list_uv.py", url, "alice"]
         times = {"ours": [], "baseline": []}
-        for round_number in range(1 + args.rounds):
+        for round_number in range(args.warmup + args.rounds):
             for name, command in (("ours", uv_ours), ("baseline", uv_base)):
                 elapsed = timed(command, env=uv_env)
-                if round_number:
+                if round_number >= args.warmup:
                     times[name].append(elapsed)
         row(
             "3. the same through uv run, PYTHONDONTWRITEBYTECODE=1",
@@ -234,9 +241,13 @@ def main():
             [python, work / "export_pages.py", url, "big", out],
             [python, work / "export_one_call.py", url, "big", out, str(count + 1)],
             args.rounds,
+            args.warmup,
         )
         ours, base = alternate(
-            ours_export, [python, work / "export_one_call.py", url, "big", out, str(count + 1)], args.rounds
+            ours_export,
+            [python, work / "export_one_call.py", url, "big", out, str(count + 1)],
+            args.rounds,
+            args.warmup,
         )
         row(f"4a. export {count} memories vs sequential page loop", ours, pages, ">= 4x faster (<= 0.25)")
         row(f"4b. export {count} memories vs one list_memories(limit={count}) call", ours, base, "<= 1.25")

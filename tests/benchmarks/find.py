@@ -20,10 +20,10 @@ and cached. With --everyone, --by meaning of everyone as well (about 20 minutes
 to embed 200,000 memories on two cores).
 """
 
+import atexit
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "manage_memories.py"
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "benchmarks")]
 
-from conftest import CLEAN_ENV, start_server  # noqa: E402
+from conftest import start_server  # noqa: E402
 from scale import measure  # noqa: E402
 
 QUERY = "what does she do to relax in the evening"
@@ -102,6 +102,7 @@ def main():
     parser.add_argument("--everyone", action="store_true", help="with --scale: everyone by meaning too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="agentos-find-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # its databases can take gigabytes
     cache = work / "cache"
     (work / "floor.py").write_text(FLOOR)
     env_cache = ["env", f"XDG_CACHE_HOME={cache}"]

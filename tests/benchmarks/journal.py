@@ -12,7 +12,9 @@ Prints the medians and the ratio journal / no journal.
 """
 
 import argparse
+import atexit
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -39,6 +41,7 @@ def main():
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="agentos-journal-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # its databases can take gigabytes
     server = start_server(work)
     python = sys.executable
     try:

@@ -15,11 +15,13 @@ PostgreSQL runs on a throwaway cluster from the machine's own binaries.
 """
 
 import argparse
+import atexit
 import datetime
 import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -178,6 +180,7 @@ def main():
         return
 
     work = Path(tempfile.mkdtemp(prefix="agentos-scale-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # its databases can take gigabytes
     (work / "floor.py").write_text(FLOOR)
     (work / "floor_stats.py").write_text(FLOOR_STATS)
     (work / "floor_delete.py").write_text(FLOOR_DELETE)
