@@ -1,7 +1,6 @@
 # /// script
 # requires-python = ">=3.11"
 # dependencies = [
-#     "agno[os]>=3.1.10",
 #     "httpx>=0.27",
 #     "ijson>=3.3",
 #     "numpy>=2",
@@ -10,6 +9,7 @@
 #     "pyjwt>=2.10",
 #     "pystemmer>=3.0",
 #     "rapidfuzz>=3.9",
+#     "rich>=13",
 #     "tokenizers>=0.20",
 # ]
 #
