@@ -14,7 +14,7 @@
 # ]
 #
 # [tool.uv]
-# compile-bytecode = true
+# exclude-dependencies = ["huggingface-hub"]
 # ///
 """Manage the user memories of an AgentOS (agno) from the command line.
 
@@ -34,28 +34,35 @@ Examples:
     uv run scripts/manage_memories.py --export memories.jsonl
     uv run scripts/manage_memories.py --import memories.jsonl
 
-Every operation goes through agno's async AgentOSClient. The AgentOS memory API
-does not protect the caller (PATCH creates memories that do not exist and
-overwrites other users' memories; DELETE answers 204 whether or not anything
-was deleted), so this script checks ownership before every write and checks the
-result after it.
+Every request is the one agno's AgentOSClient sends for the same call (the same
+method, path, query and JSON body; tests/test_parity.py proves it on every release
+tested), sent through this script's own connection pool, so that a call costs its
+requests and not the import of agno's web framework. The AgentOS memory API does
+not protect the caller (PATCH creates memories that do not exist and overwrites
+other users' memories, and clears agent_id; DELETE answers 204 whether or not
+anything was deleted), so this script checks ownership before every write, plans
+every change, journals it before sending it, and checks the result after it.
 
-Contents, low level first; each section's banner reads "# === name":
+Contents, low level first; each section's banner reads "# === name" (a test keeps the two alike):
     exit codes, defaults and limits   the contract with agents and CI
     errors                            CLIError, the JSON error types, and translate()
-    command line                      the parser and validate(): flags -> Request
     validation                        pure checks of what is typed, and of text to be stored
     auth                              what a token says about itself and what a server makes of it
+    command line                      the parser and validate(): flags -> Request
     warnings, notes and progress      what goes to stderr while an operation runs
-    the server                        the connection, its auth mode and release, identify()
-    filters and pages                 one page of memories, as plain JSON
+    the server                        the connection, memory_path(), its auth mode and release, identify()
+    filters and pages                 one page of memories, as plain JSON; as_memory(), where rows come in
     the walk                          MemoryWalk: every memory once, in memory_id order
     spools                            answers too large to hold in memory
-    ranking                           --find's scores: words (stems, typos, rarity) fused with meaning
+    the journal                       its rules, the folder it may use, entries, --erase's copies
+    the write path                    Change and Writer: every change planned, journaled, sent, checked
     meaning                           the sentence-embedding model and its cache
-    operations that read              list, find, show, topics, stats, whoami
-    operations that write             create, update, delete, delete-all
+    ranking                           --find's scores: words (stems, typos, rarity) fused with meaning
+    operations that read              list, find, show, topics, duplicates, stats, whoami
+    operations that write             create, update, delete, delete-all, dedupe: each returns a plan
     export and import                 JSON Lines out and in
+    the check                         --check: a timed, self-cleaning round trip for CI
+    operations on the journal         --history, and --undo: the inverse plan
     rendering                         text for a person, escaped; JSON for machines
     actions and main                  ACTIONS, the table of what the script does; main()
 
@@ -90,7 +97,14 @@ DEFAULT_FIND_LIMIT = 10
 MAX_LIMIT = 1000
 MAX_PAGE = 1_000_000
 MAX_CONTENT_CHARS = 5000  # the server's own limit (UserMemoryCreateSchema.max_length)
+# What --find and --duplicates read of a memory: a memory written past the API's limit
+# (through agno's database layer) is judged by its start, so its size bounds no cost.
+MAX_RANKED_CHARS = 4 * MAX_CONTENT_CHARS
 MAX_ID_CHARS = 255
+# What one answer may hold: far above any real AgentOS answer (a memory is at most 5,000
+# characters there), low enough that a server sending without end stops in one line.
+ROW_BYTES_MAX = 64 << 10  # a memory's row, as JSON
+ANSWER_BYTES_MAX = 64 << 20  # a single memory, a list of topics, an error
 MAX_TOPICS = 50
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
@@ -99,6 +113,8 @@ JOURNAL_DIR_ENV = "AGENTOS_MEMORY_JOURNAL"  # the journal's folder; else under $
 JOURNAL_DAYS_ENV = "AGENTOS_MEMORY_JOURNAL_DAYS"
 JOURNAL_DAYS = 30  # how long the journal keeps a copy of what a change replaced
 MODEL_ENV = "AGENTOS_MEMORY_MODEL"  # --find's model: a folder holding model.onnx and tokenizer.json
+MODEL_FOLDER = Path(__file__).resolve().parent.parent / "models" / "all-minilm-l6-v2"
+MEANING_LIMIT = 10_000  # memories --find embeds in one call before it ranks by words instead (--by meaning: any)
 CACHE_DIR_ENV = "AGENTOS_MEMORY_CACHE"  # --find's cache of embeddings; else under $XDG_CACHE_HOME
 CACHE_DAYS_ENV = "AGENTOS_MEMORY_CACHE_DAYS"
 CACHE_DAYS = 30  # how long an embedding unused stays in the cache
@@ -125,9 +141,21 @@ ERROR_TYPES = {
     "server_error": (EXIT_FAILED, "the server failed, or answered success without doing it"),
     "unsupported": (EXIT_FAILED, "this AgentOS release cannot do it; the message names the first that can"),
     "changed_underneath": (EXIT_FAILED, "memories were deleted faster than a bulk read could pass them"),
-    "conflict": (EXIT_FAILED, "import lines whose ids belong to another user were left alone"),
-    "incomplete": (EXIT_FAILED, "some writes of an import failed; the exit code is the worst failure's"),
-    "journal": (EXIT_FAILED, "the journal cannot be written; nothing was changed"),
+    "conflict": (
+        EXIT_FAILED,
+        "memories changed by someone else were left alone: import lines whose ids are another user's, or "
+        "memories an --undo finds changed since (or one being undone already)",
+    ),
+    "incomplete": (
+        EXIT_FAILED,
+        "some writes of an import or an --undo failed; run it again to finish (import: the exit code is the worst failure's)",
+    ),
+    "journal": (
+        EXIT_FAILED,
+        "the journal cannot be written, or its folder is not one the script may use; the message says what was "
+        "changed before (usually nothing)",
+    ),
+    "io": (EXIT_FAILED, "a file could not be written or read (a full disk, a folder that cannot be written)"),
     "internal": (EXIT_FAILED, "a fault in this script"),
 }
 
@@ -143,6 +171,8 @@ class CLIError(Exception):
         self.status = status
         self.hint = hint
         self.detail = detail  # the server's whole error text, where the message summarises it
+        self.original = None  # for type internal: the exception behind it, whose stack --traceback prints
+        self.counted = False  # the message already says what was changed before the failure
 
 
 def usage_error(message, hint=None):
@@ -167,7 +197,7 @@ def is_json(response):
 def server_detail(response):
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than any error body is
         return None
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, list):  # FastAPI validation errors: keep the first message
@@ -199,15 +229,11 @@ def summarize(detail):
 def translate(error, request):
     """Map anything the client or the network raised to one CLIError."""
     import httpx
-    from agno.exceptions import RemoteServerUnavailableError
-    from pydantic import ValidationError
 
     base_url = request.base_url
     if isinstance(error, CLIError):
         return error
-    if isinstance(error, RemoteServerUnavailableError):
-        error = error.original_error or error
-    if isinstance(error, httpx.TimeoutException):
+    if isinstance(error, httpx.TimeoutException | TimeoutError):
         return CLIError(
             f"{base_url} did not answer within {request.timeout:g} seconds",
             kind="unreachable",
@@ -251,459 +277,19 @@ def translate(error, request):
             f"connection to {base_url} failed: {type(error).__name__} {error}".strip(),
             kind="unreachable",
         )
-    if isinstance(error, ValidationError):
-        return not_agentos(
-            base_url, f"its answer does not match the memory schema: {error.error_count()} invalid fields"
-        )
     if isinstance(error, (json.JSONDecodeError, httpx.DecodingError)):
         return not_agentos(base_url, "it did not answer JSON")
-    return CLIError(f"unexpected {type(error).__name__}: {error}", kind="internal")
+    if isinstance(error, OSError):  # a file of ours: an export's target, a temporary file
+        where = f" {error.filename}" if error.filename else ""
+        return CLIError(f"cannot write or read{where}: {error.strerror or error}", kind="io")
+    return unexpected(error)
 
 
-# === command line =============================================================
-
-EPILOG = """\
-exit codes:
-  0  success
-  1  not found, the server refused the request, or a bulk operation left work undone
-  2  usage or validation error: nothing was sent to the server
-  3  server unreachable, timed out, or not an AgentOS memory API
-  4  authentication or permission failure (401/403), a token that lacks a scope, or a server that
-     limits the token to another user than --user-id: nothing was changed
-  130  interrupted (Ctrl-C); an export being written to a file is discarded
-
-json (--json on stdout; one shape per kind of result):
-  show, create, update: {"memory_id", "memory", "topics", "agent_id", "team_id", "user_id", "updated_at"}
-  list, --stats:  {"data": [...], "meta": {"page", "limit", "total_pages", "total_count"}}
-  --find:         {"data": [memory + "score", "match"], "meta": {"query", "words", "user_id", "searched",
-                  "matched", "match_score", "limit", "ranked_by", "unmatched_words", "common_words", ...}}
-  every delete:   {"deleted": [memory...], "count", "not_found": [id...], "dry_run"}
-  --import:       {"created", "updated", "unchanged", "skipped", "conflicts", "failed", "changes", "dry_run"}
-  --history:      {"data": [{"operation", "time", "action", "user_id", "counts", "status", "undone_by", ...}], "meta"}
-  --undo:         {"undoes", "recreated", "reverted", "removed", "unchanged", "conflicts", "failed", "new_ids", ...}
-  --check:        {"url", "release", "steps": [{"step", "ok", "ms", "detail"}], "skipped", "ok"}
-  a change adds "operation" (the id --undo takes); --erase adds "erased_copies" and "erased_vectors"
-  an empty answer adds "hint" (what to try next); errors go to stderr as
-  {"error": {"type", "message", "status", "hint", "detail"}}, warnings as {"warning": "..."};
-  "detail" is the server's whole error text where the one-line message summarises it
-
-import lines (JSON Lines, one object a line, as --export writes them):
-  "memory" (required, 1-5000 characters); "user_id" (else --user-id); "topics" (a list of strings);
-  "memory_id" (kept; a line without one gets an id derived from user and content, so importing the
-  same file twice creates it once); "updated_at" (compared with the server's copy to flag updates
-  that would undo a later edit). "agent_id" and "team_id" cannot be set through the API.
-  With --user-id, only that user's lines are imported and the others are counted as skipped.
-
-environment:
-  AGENTOS_URL                      default for --base-url (then http://localhost:7777)
-  AGNO_ADMIN_TOKEN, OS_SECURITY_KEY  default for --token, in that order: a static key, a JWT
-                                   or a service-account token (agno_pat_...)
-  AGENTOS_MEMORY_MODEL             --find's model folder (model.onnx, tokenizer.json); default: the
-                                   skill's models/all-minilm-l6-v2
-
---find:
-  Scores are 0-1 and mean the same from one query to the next: 1 - (1 - words) * (1 - meaning),
-  where words is the share of the query's words a memory holds (rarer words weigh more; a word in
-  most memories, such as the user's name, counts for nothing) and meaning how close the sentences
-  are. 0.5 or more is a match; weaker memories are shown after the matches, as such. The answer
-  names the query's words that no memory mentions. Vectors of memories are cached in
-  $AGENTOS_MEMORY_CACHE, else $XDG_CACHE_HOME/agentos-api-memory (~/.cache/...; folder 0700,
-  file 0600), keyed by a digest of the text, dropped after $AGENTOS_MEMORY_CACHE_DAYS days unused
-  (default 30) and by --erase. With more than 10,000 memories not yet embedded, --find ranks by
-  words and says so; --by meaning embeds them all (under 1 ms each, once).
-
-journal (undo):
-  Before a change is sent, what it replaces is written to the journal: $AGENTOS_MEMORY_JOURNAL,
-  else $XDG_STATE_HOME/agentos-api-memory/journal (~/.local/state/... when unset); folder 0700,
-  files 0600; entries are kept $AGENTOS_MEMORY_JOURNAL_DAYS days (default 30). Every change ends
-  with "undo with: ... --undo ID". --history lists this server's operations; --undo takes the latest
-  (or ID) back, leaving memories changed since alone (exit 1). --no-journal skips the journal;
-  --erase (with --delete or --delete-all) keeps no copy and removes the journal's copies of them.
-
-auth:
-  --whoami shows the server's auth mode and the token's user, scopes and expiry. With a JWT,
-  --user-id defaults to the token's subject; on a server with user isolation a token that is
-  not agent_os:admin may act only on its own user, and anything else is refused before sending.
-"""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage, so errors stay one line."""
-
-    def error(self, message):
-        raise usage_error(message, hint="see --help")
-
-
-def whole_number(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-
-
-def seconds(text):
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-
-
-def build_parser():
-    parser = ArgumentParser(
-        prog="manage_memories.py",
-        description="List, search, create, update, delete, export and import the user memories of an AgentOS.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    server = parser.add_argument_group("server")
-    server.add_argument(
-        "--base-url", metavar="URL", help=f"AgentOS URL (default: $AGENTOS_URL, then {DEFAULT_BASE_URL})"
-    )
-    server.add_argument(
-        "--token",
-        metavar="TOKEN",
-        help="bearer token (default: $AGNO_ADMIN_TOKEN, then $OS_SECURITY_KEY); never printed",
-    )
-    server.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=seconds,
-        help=f"seconds to wait for each request (default: {DEFAULT_TIMEOUT:g})",
-    )
-    server.add_argument(
-        "--wait",
-        metavar="SECONDS",
-        type=seconds,
-        help="wait up to SECONDS for the server to answer at all before failing (for a server just started)",
-    )
-    server.add_argument("--db-id", metavar="ID", help="database id, for an AgentOS that serves several databases")
-    server.add_argument("--table", metavar="NAME", help="memory table name, for an AgentOS with a custom table")
-
-    target = parser.add_argument_group("which memories")
-    target.add_argument(
-        "--user-id",
-        metavar="USER",
-        help="the user whose memories to use (required by every memory operation; with a JWT, the token's subject)",
-    )
-    target.add_argument(
-        "--memory-id",
-        action="append",
-        metavar="MEMORY_ID",
-        help="one memory: show it, or change it with --update/--topics/--delete (repeat with --delete for several)",
-    )
-    target.add_argument(
-        "--search",
-        metavar="TEXT",
-        help="only memories whose content contains TEXT literally (ignoring case): exact, for "
-        "--delete-all and --export; to answer a question, use --find",
-    )
-    target.add_argument(
-        "--topics",
-        metavar="A,B",
-        help="comma-separated topics: with --create/--update/--memory-id, the topics to set; "
-        "when listing, exporting or deleting in bulk, only memories with all of them",
-    )
-    target.add_argument(
-        "--since",
-        metavar="WHEN",
-        help="only memories updated at or after WHEN: a date or time (2026-11-25, 2026-11-25T09:00, "
-        "UTC unless it says Z or +01:00) or a span back from now (7d, 12h, 30m, 2w); the API keeps no creation time",
-    )
-    target.add_argument("--until", metavar="WHEN", help="only memories updated before WHEN (as --since)")
-    target.add_argument("--agent-id", metavar="ID", help="only memories written by this agent")
-    target.add_argument("--team-id", metavar="ID", help="only memories written by this team")
-
-    actions = parser.add_argument_group("actions (default: list the user's memories)")
-    for action in ACTIONS.values():
-        if action.flag:
-            actions.add_argument(action.flag, dest=action.name, **action.argument)
-
-    output = parser.add_argument_group("listing and output")
-    output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout; errors as JSON on stderr")
-    output.add_argument(
-        "--brief",
-        action="store_true",
-        help="with a listing or --find: one line per memory ('- Lives in Berlin'), no ids, times, topics or "
-        "repeated facts, for pasting into a prompt (--find: its matches only)",
-    )
-    output.add_argument(
-        "--verbose",
-        action="store_true",
-        help="after an error, print the server's whole error text (SQL, validation) that the one line summarises",
-    )
-    output.add_argument(
-        "--limit",
-        metavar="N",
-        type=whole_number,
-        help=f"memories per page, 1-{MAX_LIMIT} (default: {DEFAULT_LIMIT})",
-    )
-    output.add_argument("--page", metavar="N", type=whole_number, help="page to show, from 1 (default: 1)")
-    output.add_argument("--all", action="store_true", help="fetch every page")
-    output.add_argument(
-        "--sort",
-        choices=SORT_FIELDS,
-        help="sort field (default: updated_at); with --stats: count or updated_at, across all users",
-    )
-    output.add_argument("--order", choices=("asc", "desc"), help="sort order (default: desc)")
-    output.add_argument(
-        "--by",
-        choices=("words", "meaning"),
-        help="with --find: words only (no model, fastest), or meaning too however many memories must be "
-        f"embedded first (default: meaning too, unless more than {MEANING_LIMIT:,} are not embedded yet)",
-    )
-
-    bulk = parser.add_argument_group("bulk work")
-    bulk.add_argument("--yes", action="store_true", help="confirm --delete-all and --dedupe")
-    bulk.add_argument(
-        "--allow-duplicate",
-        action="store_true",
-        help="with --create: create even if the user has a memory stating the same fact",
-    )
-    bulk.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="with --delete, --delete-all or --import: show what would change, change nothing",
-    )
-    bulk.add_argument(
-        "--no-journal",
-        action="store_true",
-        help="change without writing the journal first: the change cannot be undone",
-    )
-    bulk.add_argument(
-        "--erase",
-        action="store_true",
-        help="with --delete or --delete-all: keep no copy, and remove the journal's copies of what is deleted "
-        "(for a request to be forgotten)",
-    )
-    bulk.add_argument(
-        "--concurrency",
-        metavar="N",
-        type=whole_number,
-        help=f"requests in flight for bulk work, 1-{MAX_CONCURRENCY} (default: {DEFAULT_CONCURRENCY})",
-    )
-    return parser
-
-
-@dataclass
-class Request:
-    """The validated command line: what to do, to whom, and how to print it."""
-
-    action: "Action"  # its row of ACTIONS
-    base_url: str
-    token: str | None
-    timeout: float
-    json: bool
-    user_id: str | None = None
-    memory_ids: list = field(default_factory=list)
-    query: str | None = None
-    content: str | None = None
-    topics: list | None = None
-    search: str | None = None
-    since: object = None  # --since: an aware datetime
-    until: object = None  # --until: an aware datetime
-    agent_id: str | None = None
-    team_id: str | None = None
-    limit: int = DEFAULT_LIMIT
-    page: int = 1
-    all_pages: bool = False
-    sort: str = "updated_at"
-    order: str = "desc"
-    sort_given: bool = False  # --stats: order every user's row here, not the server's page
-    db_id: str | None = None
-    table: str | None = None
-    yes: bool = False
-    dry_run: bool = False
-    concurrency: int = DEFAULT_CONCURRENCY
-    path: str | None = None
-    undo: str | None = None  # --undo: an operation id, or LATEST
-    wait: float | None = None  # --wait: seconds to wait for the server to answer at all
-    no_journal: bool = False
-    erase: bool = False
-    journal_folder: Path | None = None
-    journal_days: float = JOURNAL_DAYS
-    by: str | None = None  # --find: "words", "meaning", or None: meaning too while it is cheap
-    brief: bool = False
-    allow_duplicate: bool = False
-    model_folder: Path | None = None
-    cache_folder: Path | None = None
-    cache_days: float = CACHE_DAYS
-
-
-# Options that only some actions take (argument dest -> flag). Their parser default is
-# None, so "given" means "typed by the user", even when the value equals the default.
-ACTION_OPTIONS = {
-    "search": "--search",
-    "since": "--since",
-    "until": "--until",
-    "topics": "--topics",
-    "agent_id": "--agent-id",
-    "team_id": "--team-id",
-    "limit": "--limit",
-    "page": "--page",
-    "all": "--all",
-    "sort": "--sort",
-    "order": "--order",
-    "yes": "--yes",
-    "dry_run": "--dry-run",
-    "concurrency": "--concurrency",
-    "no_journal": "--no-journal",
-    "erase": "--erase",
-    "by": "--by",
-    "brief": "--brief",
-    "allow_duplicate": "--allow-duplicate",
-}
-DEFAULTS = {
-    "limit": DEFAULT_LIMIT,
-    "page": 1,
-    "sort": "updated_at",
-    "order": "desc",
-    "concurrency": DEFAULT_CONCURRENCY,
-    "timeout": DEFAULT_TIMEOUT,
-}
-
-
-def given_flags(args):
-    """The action options the user typed."""
-    return {flag for dest, flag in ACTION_OPTIONS.items() if getattr(args, dest) not in (None, False)}
-
-
-def choose_action(args):
-    """The row of ACTIONS that the flags ask for."""
-    chosen = [action for action in ACTIONS.values() if action.flag and getattr(args, action.name) not in (None, False)]
-    if len(chosen) > 1:
-        names = " and ".join(action.flag for action in chosen)
-        raise usage_error(f"choose one action at a time: {names} cannot be combined")
-    if chosen:
-        return chosen[0]
-    if args.memory_id:
-        # --memory-id with --topics and no other action changes only the topics.
-        return ACTIONS["update" if args.topics is not None else "get"]
-    return ACTIONS["list"]
-
-
-def validate(args, environ, as_json):
-    """Turn parsed flags into a Request, or raise a usage error. Sends nothing."""
-    action = choose_action(args)
-    given = given_flags(args)
-
-    unexpected = given - action.options
-    if unexpected:
-        raise usage_error(f"{', '.join(sorted(unexpected))} cannot be used with {action.label}")
-    if args.limit is None:
-        args.limit = action.limit
-    for dest, value in DEFAULTS.items():
-        if getattr(args, dest) is None:
-            setattr(args, dest, value)
-
-    token = args.token
-    if token is None:
-        token = next((environ[name] for name in TOKEN_ENV_VARS if environ.get(name)), None)
-    # With a JWT the user can come from the token's subject; that is settled once the
-    # server's auth mode is known (identify()).
-    if action.needs_user and args.user_id is None and not (token and JWT_SHAPE.fullmatch(token)):
-        raise usage_error(
-            f"--user-id is required with {action.label}: say whose memories",
-            hint="use --stats to see which users have memories",
-        )
-    if args.user_id is not None:
-        validate_plain_text(args.user_id, "--user-id", MAX_ID_CHARS)
-    for flag, value in (
-        ("--agent-id", args.agent_id),
-        ("--team-id", args.team_id),
-        ("--db-id", args.db_id),
-        ("--table", args.table),
-    ):
-        if value is not None:
-            validate_plain_text(value, flag, MAX_ID_CHARS)
-
-    memory_ids = [validate_memory_id(memory_id) for memory_id in args.memory_id or []]
-    memory_ids = list(dict.fromkeys(memory_ids))
-    if action.memory_ids == "none" and memory_ids:
-        raise usage_error(f"--memory-id cannot be used with {action.label}")
-    if action.memory_ids != "none" and not memory_ids:
-        raise usage_error(f"{action.label} needs --memory-id")
-    if len(memory_ids) > 1 and action.memory_ids != "several":
-        several = " and ".join(row.label for row in ACTIONS.values() if row.memory_ids == "several")
-        raise usage_error(f"only {several} takes several --memory-id")
-
-    # The action's own value (--create's content, --find's query, --export's file), checked by its row.
-    fields = {}
-    value = getattr(args, action.name, None) if action.value else None
-    if value is not None:
-        fields[action.value] = action.check(value, action.flag) if action.check else value
-
-    topics = parse_topics(args.topics) if args.topics is not None else None
-    if topics == [] and action.topics == "filter":
-        raise usage_error("--topics is empty: name at least one topic to filter by")
-    if args.search is not None and not args.search.strip():
-        raise usage_error("--search needs some text")
-    since = parse_when(args.since, "--since") if args.since is not None else None
-    until = parse_when(args.until, "--until") if args.until is not None else None
-    if since and until and since >= until:
-        raise usage_error(f"--since {args.since} is not before --until {args.until}: no memory can match")
-
-    if not 1 <= args.limit <= MAX_LIMIT:
-        raise usage_error(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}")
-    if not 1 <= args.page <= MAX_PAGE:
-        raise usage_error(f"--page must be between 1 and {MAX_PAGE}, got {args.page}")
-    if args.all and "--page" in given:
-        raise usage_error("--all fetches every page: drop --page")
-    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
-        raise usage_error(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {args.concurrency}")
-    if not 0 < args.timeout <= 3600:
-        raise usage_error(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
-    if args.wait is not None and not 0 < args.wait <= 3600:
-        raise usage_error(f"--wait must be more than 0 and at most 3600 seconds, got {args.wait}")
-    if args.sort not in action.sorts:
-        takes = " or ".join(row.label for row in ACTIONS.values() if args.sort in row.sorts and "--sort" in row.options)
-        raise usage_error(f"--sort {args.sort} goes with {takes}; {action.label} sorts by {' or '.join(action.sorts)}")
-    if args.yes and args.dry_run:
-        raise usage_error("--yes and --dry-run contradict each other: choose one")
-    if args.brief and as_json:
-        raise usage_error("--brief and --json are two outputs: choose one")
-    if args.erase and args.no_journal:
-        raise usage_error("--erase keeps no journal already: drop --no-journal")
-
-    base_url = validate_base_url(args.base_url or environ.get("AGENTOS_URL") or DEFAULT_BASE_URL)
-
-    return Request(
-        action=action,
-        base_url=base_url,
-        token=token,
-        timeout=args.timeout,
-        json=as_json,
-        user_id=args.user_id,
-        memory_ids=memory_ids,
-        topics=topics,
-        search=args.search,
-        since=since,
-        until=until,
-        agent_id=args.agent_id,
-        team_id=args.team_id,
-        limit=args.limit,
-        page=args.page,
-        all_pages=args.all,
-        sort=args.sort,
-        order=args.order,
-        sort_given="--sort" in given or "--order" in given,
-        db_id=args.db_id,
-        table=args.table,
-        yes=args.yes,
-        dry_run=args.dry_run,
-        concurrency=args.concurrency,
-        wait=args.wait,
-        no_journal=args.no_journal,
-        erase=args.erase,
-        journal_folder=journal_folder(environ),
-        journal_days=journal_days(environ),
-        by=args.by,
-        brief=args.brief,
-        allow_duplicate=args.allow_duplicate,
-        model_folder=Path(environ[MODEL_ENV]).expanduser() if environ.get(MODEL_ENV) else MODEL_FOLDER,
-        cache_folder=cache_folder(environ),
-        cache_days=cache_days(environ),
-        **fields,
-    )
+def unexpected(error):
+    """A fault in this script: one line, and its stack kept for --traceback."""
+    failure = CLIError(f"unexpected {type(error).__name__}: {error}", kind="internal")
+    failure.original = error
+    return failure
 
 
 # === validation ===============================================================
@@ -774,6 +360,14 @@ def parse_topics(text):
     return topics
 
 
+def topic_list(text, flag):
+    """--add-topics / --remove-topics: at least one topic."""
+    topics = parse_topics(text)
+    if not topics:
+        raise usage_error(f"{flag} needs at least one topic")
+    return topics
+
+
 def validate_plain_text(value, what, max_chars):
     """User ids, agent ids and topics: exact strings on one line, nothing a terminal obeys."""
     if not value.strip():
@@ -783,16 +377,6 @@ def validate_plain_text(value, what, max_chars):
     if unsafe := UNSAFE_IN_NAME.search(value):
         raise usage_error(f"{what} {value!r} contains the control character {character_name(unsafe[0])}")
     return value
-
-
-def check_query(text, flag):
-    """--find's query: some words that are not all question words."""
-    query_words = words(text)
-    if not query_words:
-        raise usage_error(f"{flag} needs some words to look for")
-    if all(word in QUESTION_WORDS for word in query_words):
-        raise usage_error(f"{flag} {text!r} has only common words; name what to look for", hint='e.g. --find "coffee"')
-    return text
 
 
 SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([mhdw])")
@@ -806,7 +390,10 @@ def parse_when(text, flag, now=None):
     now = now or datetime.datetime.now(datetime.timezone.utc)
     value = text.strip()
     if span := SPAN.fullmatch(value.lower()):
-        return now - datetime.timedelta(seconds=float(span[1]) * SPAN_SECONDS[span[2]])
+        try:
+            return now - datetime.timedelta(seconds=float(span[1]) * SPAN_SECONDS[span[2]])
+        except OverflowError:
+            raise usage_error(f"{flag} {text!r} reaches back before the year 1") from None
     try:
         when = datetime.datetime.fromisoformat(value)
     except ValueError:
@@ -841,11 +428,21 @@ def validate_memory_id(memory_id):
 def validate_base_url(url):
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise usage_error(f"invalid --base-url {url!r}: it must start with http:// or https:// and name a host")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is asked for
+    except ValueError as error:
+        raise usage_error(f"invalid --base-url {shown(url)!r}: {error}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise usage_error(f"invalid --base-url {shown(url)!r}: it must start with http:// or https:// and name a host")
+    if parts.username is not None or parts.password is not None:
+        # They would be printed and journaled with the URL; a bearer token is what an AgentOS takes.
+        raise usage_error(
+            "--base-url must not carry a user or password (user:password@host): it would be printed and journaled",
+            hint="pass the token with --token-file, --token or $AGNO_ADMIN_TOKEN",
+        )
     if parts.query or parts.fragment:
-        raise usage_error(f"invalid --base-url {url!r}: it must not contain '?' or '#'")
+        raise usage_error(f"invalid --base-url {shown(url)!r}: it must not contain '?' or '#'")
     return url.rstrip("/")
 
 
@@ -897,6 +494,11 @@ TOKEN_HINT = "pass --token or set $AGNO_ADMIN_TOKEN or $OS_SECURITY_KEY"
 # Auth on agno 3.1.10: GET /info (no token needed) says which of three modes a server
 # runs ("none", "security_key", "jwt") and whether user isolation is on.
 ADMIN_SCOPE = "agent_os:admin"
+# What a JWT must allow for each action (ACTIONS): the memory scopes agno checks.
+READ = ("memories:read",)
+READ_WRITE = ("memories:read", "memories:write")  # writes look first, so they read too
+READ_DELETE = ("memories:read", "memories:delete")
+ALL_SCOPES = ("memories:read", "memories:write", "memories:delete")
 SERVICE_ACCOUNT_TOKEN_PREFIX = "agno_pat_"  # opaque tokens whose user is "sa:<name>"
 SERVICE_ACCOUNT_USER_PREFIX = "sa:"
 JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -943,7 +545,8 @@ def read_token(token):
         "jwt",
         subject=subject if isinstance(subject, str) and subject else None,
         scopes=[scope for scope in scopes if isinstance(scope, str)] if isinstance(scopes, list) else None,
-        expires_at=int(expires_at) if isinstance(expires_at, (int, float)) else None,
+        # A time in milliseconds, or 1e400, is not a time the token could expire at: it says nothing.
+        expires_at=int(expires_at) if isinstance(expires_at, (int, float)) and 0 <= expires_at < 253402300800 else None,
         audience=claims.get("aud"),
     )
 
@@ -1039,6 +642,513 @@ def wrong_user_answer(asked, owner, token):
     )
 
 
+# === command line =============================================================
+
+EPILOG = """\
+exit codes:
+  0  success
+  1  not found, the server refused the request, or a bulk operation left work undone
+  2  usage or validation error: nothing was sent to the server
+  3  server unreachable, timed out, or not an AgentOS memory API
+  4  authentication or permission failure (401/403), a token that lacks a scope, or a server that
+     limits the token to another user than --user-id: nothing was changed
+  130  interrupted (Ctrl-C); an export being written to a file is discarded
+
+json (--json on stdout; one shape per kind of result):
+  show, create, update: {"memory_id", "memory", "topics", "agent_id", "team_id", "user_id", "updated_at"}
+  list, --stats:  {"data": [...], "meta": {"page", "limit", "total_pages", "total_count"}}
+  --find:         {"data": [memory + "score", "match"], "meta": {"query", "words", "user_id", "searched",
+                  "matched", "match_score", "limit", "ranked_by", "unmatched_words", "common_words", ...}}
+  every delete:   {"deleted": [memory...], "count", "not_found": [id...], "dry_run"}
+  --import:       {"created", "updated", "unchanged", "skipped", "conflicts", "failed", "changes", "dry_run"}
+  --history:      {"data": [{"operation", "time", "action", "user_id", "counts", "status", "undone_by", ...}], "meta"}
+  --undo:         {"undoes", "recreated", "reverted", "removed", "unchanged", "conflicts", "failed", "new_ids", ...}
+  --check:        {"url", "release", "steps": [{"step", "ok", "ms", "detail"}], "skipped", "ok"}
+  a change adds "operation" (the id --undo takes); --erase adds "erased_copies" and "erased_vectors"
+  an empty answer adds "hint" (what to try next); errors go to stderr as
+  {"error": {"type", "message", "status", "hint", "detail"}}, warnings as {"warning": "..."};
+  "detail" is the server's whole error text where the one-line message summarises it
+
+import lines (JSON Lines, one object a line, as --export writes them):
+  "memory" (required, 1-5000 characters); "user_id" (else --user-id); "topics" (a list of strings);
+  "memory_id" (kept; a line without one gets an id derived from user and content, so importing the
+  same file twice creates it once); "updated_at" (compared with the server's copy to flag updates
+  that would undo a later edit). "agent_id" and "team_id" cannot be set through the API.
+  With --user-id, only that user's lines are imported and the others are counted as skipped.
+
+environment:
+  AGENTOS_URL                      default for --base-url (then http://localhost:7777)
+  AGNO_ADMIN_TOKEN, OS_SECURITY_KEY  default for --token, in that order: a static key, a JWT
+                                   or a service-account token (agno_pat_...)
+  AGENTOS_MEMORY_MODEL             --find's model folder (model.onnx, tokenizer.json); default: the
+                                   skill's models/all-minilm-l6-v2
+
+--find:
+  Scores are 0-1 and mean the same from one query to the next: 1 - (1 - words) * (1 - meaning),
+  where words is the share of the query's words a memory holds (rarer words weigh more; a word in
+  most memories, such as the user's name, counts for nothing) and meaning how close the sentences
+  are. 0.5 or more is a match; weaker memories are shown after the matches, as such. The answer
+  names the query's words that no memory mentions. Vectors of memories are cached in
+  $AGENTOS_MEMORY_CACHE, else $XDG_CACHE_HOME/agentos-api-memory (~/.cache/...; folder 0700,
+  file 0600), keyed by a digest of the text, dropped after $AGENTOS_MEMORY_CACHE_DAYS days unused
+  (default 30) and by --erase. With more than 10,000 memories not yet embedded, --find ranks by
+  words and says so; --by meaning embeds them all (under 1 ms each, once).
+
+journal (undo):
+  Before a change is sent, what it replaces is written to the journal: $AGENTOS_MEMORY_JOURNAL,
+  else $XDG_STATE_HOME/agentos-api-memory/journal (~/.local/state/... when unset); folder 0700,
+  files 0600; entries are kept $AGENTOS_MEMORY_JOURNAL_DAYS days (default 30). Every change ends
+  with "undo with: ... --undo ID". --history lists this server's operations (--user-id: every one
+  that touched the user); --undo takes the latest (or ID) back, checking each memory as it writes
+  it and leaving memories changed since alone (exit 1). The folder must be one the script made,
+  an empty one, or one holding only journal entries, and the current user's; any other is refused.
+  --no-journal skips the journal; --erase (with --delete or --delete-all) keeps no copy and removes
+  the journal's copies of them, whatever spelling of the server's URL they were written under.
+
+changes (--dry-run):
+  Every change is planned first: --dry-run prints each memory that would change, before -> after,
+  and sends nothing but reads (JSON "changes": [{"memory_id", "user_id", "before", "after"}],
+  "cleared"). An update through the AgentOS API clears agent_id and team_id and sets a new
+  updated_at: the dry run and a warning before sending say which ("will clear agent_id ...").
+
+auth:
+  --whoami shows the server's auth mode and the token's user, scopes and expiry. With a JWT,
+  --user-id defaults to the token's subject; on a server with user isolation a token that is
+  not agent_os:admin may act only on its own user, and anything else is refused before sending.
+"""
+
+
+# The flags that choose memories, and those that page through them (ACTIONS says which action takes them).
+FILTERS = frozenset({"--search", "--topics", "--agent-id", "--team-id", "--since", "--until"})
+PAGES = frozenset({"--limit", "--page", "--all", "--sort", "--order"})
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage, so errors stay one line."""
+
+    def error(self, message):
+        raise usage_error(message, hint="see --help")
+
+
+def whole_number(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def seconds(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+
+
+def build_parser():
+    parser = ArgumentParser(
+        prog="manage_memories.py",
+        description="List, search, create, update, delete, export and import the user memories of an AgentOS.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    server = parser.add_argument_group("server")
+    server.add_argument(
+        "--base-url", metavar="URL", help=f"AgentOS URL (default: $AGENTOS_URL, then {DEFAULT_BASE_URL})"
+    )
+    server.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="bearer token (default: $AGNO_ADMIN_TOKEN, then $OS_SECURITY_KEY); never printed",
+    )
+    server.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the bearer token from PATH ('-': standard input), so it stays out of the process list",
+    )
+    server.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=seconds,
+        help=f"seconds a request may take, its whole answer included (default: {DEFAULT_TIMEOUT:g})",
+    )
+    server.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=seconds,
+        help="wait up to SECONDS for the server to answer at all before failing (for a server just started)",
+    )
+    server.add_argument("--db-id", metavar="ID", help="database id, for an AgentOS that serves several databases")
+    server.add_argument("--table", metavar="NAME", help="memory table name, for an AgentOS with a custom table")
+
+    target = parser.add_argument_group("which memories")
+    target.add_argument(
+        "--user-id",
+        metavar="USER",
+        help="the user whose memories to use (required by every memory operation; with a JWT, the token's subject)",
+    )
+    target.add_argument(
+        "--memory-id",
+        action="append",
+        metavar="MEMORY_ID",
+        help="one memory: show it, or change it with --update/--topics/--delete (repeat with --delete for several)",
+    )
+    target.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="only memories whose content contains TEXT literally (ignoring case): exact, for "
+        "--delete-all and --export; to answer a question, use --find",
+    )
+    target.add_argument(
+        "--topics",
+        metavar="A,B",
+        help="comma-separated topics: with --create/--update/--memory-id, the topics to set; "
+        "when listing, exporting or deleting in bulk, only memories with all of them",
+    )
+    target.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only memories updated at or after WHEN: a date or time (2026-11-25, 2026-11-25T09:00, "
+        "UTC unless it says Z or +01:00) or a span back from now (7d, 12h, 30m, 2w); the API keeps no creation time",
+    )
+    target.add_argument("--until", metavar="WHEN", help="only memories updated before WHEN (as --since)")
+    target.add_argument("--agent-id", metavar="ID", help="only memories written by this agent")
+    target.add_argument("--team-id", metavar="ID", help="only memories written by this team")
+
+    actions = parser.add_argument_group("actions (default: list the user's memories)")
+    for action in ACTIONS.values():
+        if action.flag:
+            actions.add_argument(action.flag, dest=action.name, **action.argument)
+
+    output = parser.add_argument_group("listing and output")
+    output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout; errors as JSON on stderr")
+    output.add_argument(
+        "--brief",
+        action="store_true",
+        help="with a listing or --find: one line per memory ('- Lives in Berlin'), no ids, times, topics or "
+        "repeated facts, for pasting into a prompt (--find: its matches only)",
+    )
+    output.add_argument(
+        "--verbose",
+        action="store_true",
+        help="after an error, print the server's whole error text (SQL, validation) that the one line summarises",
+    )
+    output.add_argument(
+        "--traceback",
+        action="store_true",
+        help="after an unexpected error (type internal), print its stack for a bug report",
+    )
+    output.add_argument(
+        "--limit",
+        metavar="N",
+        type=whole_number,
+        help=f"memories per page, 1-{MAX_LIMIT} (default: {DEFAULT_LIMIT})",
+    )
+    output.add_argument("--page", metavar="N", type=whole_number, help="page to show, from 1 (default: 1)")
+    output.add_argument("--all", action="store_true", help="fetch every page")
+    output.add_argument(
+        "--sort",
+        choices=SORT_FIELDS,
+        help="sort field (default: updated_at); with --stats: count or updated_at, across all users",
+    )
+    output.add_argument("--order", choices=("asc", "desc"), help="sort order (default: desc)")
+    output.add_argument(
+        "--by",
+        choices=("words", "meaning"),
+        help="with --find: words only (no model, fastest), or meaning too however many memories must be "
+        f"embedded first (default: meaning too, unless more than {MEANING_LIMIT:,} are not embedded yet)",
+    )
+
+    bulk = parser.add_argument_group("bulk work")
+    bulk.add_argument("--yes", action="store_true", help="confirm --delete-all and --dedupe")
+    bulk.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="with --create: create even if the user has a memory stating the same fact",
+    )
+    bulk.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with any change (--create, --update, --topics, --delete, --delete-all, --import, --dedupe, --undo): "
+        "show each memory that would change, before -> after, and what the server would clear; send nothing "
+        "but reads",
+    )
+    bulk.add_argument(
+        "--no-journal",
+        action="store_true",
+        help="change without writing the journal first: the change cannot be undone",
+    )
+    bulk.add_argument(
+        "--erase",
+        action="store_true",
+        help="with --delete or --delete-all: keep no copy, and remove the journal's copies of what is deleted "
+        "(for a request to be forgotten)",
+    )
+    bulk.add_argument(
+        "--concurrency",
+        metavar="N",
+        type=whole_number,
+        help=f"requests in flight for bulk work, 1-{MAX_CONCURRENCY} (default: {DEFAULT_CONCURRENCY})",
+    )
+    return parser
+
+
+@dataclass
+class Request:
+    """The validated command line: what to do, to whom, and how to print it."""
+
+    action: "Action"  # its row of ACTIONS
+    base_url: str
+    token: str | None
+    timeout: float
+    json: bool
+    user_id: str | None = None
+    memory_ids: list = field(default_factory=list)
+    query: str | None = None
+    content: str | None = None
+    topics: list | None = None
+    topics_added: list | None = None  # --add-topics
+    topics_removed: list | None = None  # --remove-topics
+    search: str | None = None
+    since: object = None  # --since: an aware datetime
+    until: object = None  # --until: an aware datetime
+    agent_id: str | None = None
+    team_id: str | None = None
+    limit: int = DEFAULT_LIMIT
+    page: int = 1
+    all_pages: bool = False
+    sort: str = "updated_at"
+    order: str = "desc"
+    sort_given: bool = False  # --stats: order every user's row here, not the server's page
+    db_id: str | None = None
+    table: str | None = None
+    yes: bool = False
+    dry_run: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    path: str | None = None
+    undo: str | None = None  # --undo: an operation id, or LATEST
+    wait: float | None = None  # --wait: seconds to wait for the server to answer at all
+    no_journal: bool = False
+    erase: bool = False
+    journal_folder: Path | None = None
+    journal_days: float = JOURNAL_DAYS
+    by: str | None = None  # --find: "words", "meaning", or None: meaning too while it is cheap
+    brief: bool = False
+    allow_duplicate: bool = False
+    model_folder: Path | None = None
+    cache_folder: Path | None = None
+    cache_days: float = CACHE_DAYS
+
+
+# Options that only some actions take (argument dest -> flag). Their parser default is
+# None, so "given" means "typed by the user", even when the value equals the default.
+ACTION_OPTIONS = {
+    "search": "--search",
+    "since": "--since",
+    "until": "--until",
+    "topics": "--topics",
+    "agent_id": "--agent-id",
+    "team_id": "--team-id",
+    "limit": "--limit",
+    "page": "--page",
+    "all": "--all",
+    "sort": "--sort",
+    "order": "--order",
+    "yes": "--yes",
+    "dry_run": "--dry-run",
+    "concurrency": "--concurrency",
+    "no_journal": "--no-journal",
+    "erase": "--erase",
+    "by": "--by",
+    "brief": "--brief",
+    "allow_duplicate": "--allow-duplicate",
+}
+DEFAULTS = {
+    "limit": DEFAULT_LIMIT,
+    "page": 1,
+    "sort": "updated_at",
+    "order": "desc",
+    "concurrency": DEFAULT_CONCURRENCY,
+    "timeout": DEFAULT_TIMEOUT,
+}
+
+
+def read_token_option(args, environ):
+    """The token, from --token-file, --token or the environment, without the whitespace a
+    file or a copy adds (a CRLF token file); one with control characters inside is refused
+    without being shown."""
+    if args.token is not None and args.token_file is not None:
+        raise usage_error("--token and --token-file are two tokens: choose one")
+    if args.token_file is not None:
+        try:
+            if args.token_file == "-":
+                token = sys.stdin.read(65536)
+            else:
+                with open(args.token_file, encoding="utf-8") as file:
+                    token = file.read(65536)
+        except (OSError, UnicodeDecodeError) as error:
+            raise usage_error(
+                f"cannot read --token-file {args.token_file}: {getattr(error, 'strerror', None) or error}"
+            ) from None
+        if not token.strip():
+            raise usage_error(f"--token-file {args.token_file} is empty")
+    else:
+        token = args.token
+        if token is None:
+            token = next((environ[name] for name in TOKEN_ENV_VARS if environ.get(name)), None)
+    if token is None:
+        return None
+    token = token.strip()
+    if UNSAFE_IN_NAME.search(token) or not token.isprintable():
+        raise usage_error(
+            "the token contains a control character or a line break (not shown): check where it came from"
+        )
+    return token or None
+
+
+def given_flags(args):
+    """The action options the user typed."""
+    return {flag for dest, flag in ACTION_OPTIONS.items() if getattr(args, dest) not in (None, False)}
+
+
+def choose_action(args):
+    """The row of ACTIONS that the flags ask for."""
+    chosen = [action for action in ACTIONS.values() if action.flag and getattr(args, action.name) not in (None, False)]
+    if len(chosen) > 1:
+        names = " and ".join(action.flag for action in chosen)
+        raise usage_error(f"choose one action at a time: {names} cannot be combined")
+    if chosen:
+        return chosen[0]
+    if args.memory_id:
+        # --memory-id with --topics and no other action changes only the topics.
+        return ACTIONS["update" if args.topics is not None else "get"]
+    return ACTIONS["list"]
+
+
+def validate(args, environ, as_json):
+    """Turn parsed flags into a Request, or raise a usage error. Sends nothing."""
+    action = choose_action(args)
+    given = given_flags(args)
+
+    unexpected = given - action.options
+    if unexpected:
+        raise usage_error(f"{', '.join(sorted(unexpected))} cannot be used with {action.label}")
+    if args.limit is None:
+        args.limit = action.limit
+    for dest, value in DEFAULTS.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+
+    token = read_token_option(args, environ)
+    # With a JWT the user can come from the token's subject; that is settled once the
+    # server's auth mode is known (identify()).
+    if action.needs_user and args.user_id is None and not (token and JWT_SHAPE.fullmatch(token)):
+        raise usage_error(
+            f"--user-id is required with {action.label}: say whose memories",
+            hint="use --stats to see which users have memories",
+        )
+    if args.user_id is not None:
+        validate_plain_text(args.user_id, "--user-id", MAX_ID_CHARS)
+    for flag, value in (
+        ("--agent-id", args.agent_id),
+        ("--team-id", args.team_id),
+        ("--db-id", args.db_id),
+        ("--table", args.table),
+    ):
+        if value is not None:
+            validate_plain_text(value, flag, MAX_ID_CHARS)
+
+    memory_ids = [validate_memory_id(memory_id) for memory_id in args.memory_id or []]
+    memory_ids = list(dict.fromkeys(memory_ids))
+    if action.memory_ids == "none" and memory_ids:
+        raise usage_error(f"--memory-id cannot be used with {action.label}")
+    if action.memory_ids in ("one", "several") and not memory_ids:
+        raise usage_error(f"{action.label} needs --memory-id")
+    if len(memory_ids) > 1 and action.memory_ids not in ("several", "ids or filters"):
+        several = " and ".join(row.label for row in ACTIONS.values() if row.memory_ids in ("several", "ids or filters"))
+        raise usage_error(f"only {several} take several --memory-id")
+    if action.memory_ids == "ids or filters" and memory_ids and given & FILTERS:
+        raise usage_error(f"{action.label} takes --memory-id or filters, not both: name the memories one way")
+
+    # The action's own value (--create's content, --find's query, --export's file), checked by its row.
+    fields = {}
+    value = getattr(args, action.name, None) if action.value else None
+    if value is not None:
+        fields[action.value] = action.check(value, action.flag) if action.check else value
+
+    topics = parse_topics(args.topics) if args.topics is not None else None
+    if topics == [] and action.topics == "filter":
+        raise usage_error("--topics is empty: name at least one topic to filter by")
+    if args.search is not None and not args.search.strip():
+        raise usage_error("--search needs some text")
+    since = parse_when(args.since, "--since") if args.since is not None else None
+    until = parse_when(args.until, "--until") if args.until is not None else None
+    if since and until and since >= until:
+        raise usage_error(f"--since {args.since} is not before --until {args.until}: no memory can match")
+
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise usage_error(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}")
+    if not 1 <= args.page <= MAX_PAGE:
+        raise usage_error(f"--page must be between 1 and {MAX_PAGE}, got {args.page}")
+    if args.all and "--page" in given:
+        raise usage_error("--all fetches every page: drop --page")
+    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise usage_error(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {args.concurrency}")
+    if not 0 < args.timeout <= 3600:
+        raise usage_error(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
+    if args.wait is not None and not 0 < args.wait <= 3600:
+        raise usage_error(f"--wait must be more than 0 and at most 3600 seconds, got {args.wait}")
+    if args.sort not in action.sorts:
+        takes = " or ".join(row.label for row in ACTIONS.values() if args.sort in row.sorts and "--sort" in row.options)
+        raise usage_error(f"--sort {args.sort} goes with {takes}; {action.label} sorts by {' or '.join(action.sorts)}")
+    if args.yes and args.dry_run:
+        raise usage_error("--yes and --dry-run contradict each other: choose one")
+    if args.brief and as_json:
+        raise usage_error("--brief and --json are two outputs: choose one")
+    if args.erase and args.no_journal:
+        raise usage_error("--erase keeps no journal already: drop --no-journal")
+
+    base_url = validate_base_url(args.base_url or environ.get("AGENTOS_URL") or DEFAULT_BASE_URL)
+
+    return Request(
+        action=action,
+        base_url=base_url,
+        token=token,
+        timeout=args.timeout,
+        json=as_json,
+        user_id=args.user_id,
+        memory_ids=memory_ids,
+        topics=topics,
+        search=args.search,
+        since=since,
+        until=until,
+        agent_id=args.agent_id,
+        team_id=args.team_id,
+        limit=args.limit,
+        page=args.page,
+        all_pages=args.all,
+        sort=args.sort,
+        order=args.order,
+        sort_given="--sort" in given or "--order" in given,
+        db_id=args.db_id,
+        table=args.table,
+        yes=args.yes,
+        dry_run=args.dry_run,
+        concurrency=args.concurrency,
+        wait=args.wait,
+        no_journal=args.no_journal,
+        erase=args.erase,
+        journal_folder=journal_folder(environ),
+        journal_days=journal_days(environ),
+        by=args.by,
+        brief=args.brief,
+        allow_duplicate=args.allow_duplicate,
+        model_folder=Path(environ[MODEL_ENV]).expanduser() if environ.get(MODEL_ENV) else MODEL_FOLDER,
+        cache_folder=cache_folder(environ),
+        cache_days=cache_days(environ),
+        **fields,
+    )
+
+
 # === warnings, notes and progress =============================================
 
 
@@ -1103,40 +1213,58 @@ class Progress:
 
 
 class Server:
-    """AgentOSClient plus the arguments every call shares (auth header, db, table)."""
+    """The connection, and what every request shares: the auth header, the database and table."""
 
     def __init__(self, request, http):
         import asyncio
 
         self.request = request
         self.http = http
-        self._client = None
-        self.scope = {"db_id": request.db_id, "table": request.table}
-        if request.token:
-            self.scope["headers"] = {"Authorization": f"Bearer {request.token}"}
+        self.headers = {"Authorization": f"Bearer {request.token}"} if request.token else {}
+        # AgentOSClient sends db_id and table as query parameters, only when given.
+        self.scope_params = {
+            name: value for name, value in (("db_id", request.db_id), ("table", request.table)) if value is not None
+        }
         self.in_flight = asyncio.Semaphore(request.concurrency)
         self.token = read_token(request.token)
         self.auth = None  # GET /info, asked only where the answer matters (ask_auth)
         self.limited_to = None  # the one user the server lets this token act on, if it limits it
         self.release = None  # the agno release, asked only where it matters (ask_release)
-        # What older releases cannot do, learnt from their answers (get_page):
         self.journal = NoJournal()  # the operation's journal, once identify() has settled whom it acts for
+        self.writer = None  # the one way a change reaches the server (Writer), set with the journal
+        # What older releases cannot do, learnt from their answers (get_page):
         self.page_cap = None  # the largest page they serve
         self.topics_filter_fails = False  # their SQL for the topics filter fails on SQLite
 
-    @property
-    def scope_params(self):
-        """The scope as query parameters, for requests sent without agno's client."""
-        return {key: value for key, value in self.scope.items() if key != "headers" and value is not None}
+    async def call(self, method, path, params=None, body=None):
+        """One request of the memory API, sent as AgentOSClient sends it (the same method,
+        path, query and JSON body: tests/test_parity.py) but through this script's own
+        connection pool, so that a call costs its request and not the import of agno's web
+        framework. Its JSON answer, or None for an empty one; an error status raises."""
+        import asyncio
 
-    @property
-    def client(self):
-        """agno's AgentOSClient, imported on first use: bulk reads do without it (fetch_page)."""
-        if self._client is None:
-            from agno.client import AgentOSClient
+        import orjson
 
-            self._client = AgentOSClient(base_url=self.request.base_url, timeout=self.request.timeout)
-        return self._client
+        query = {name: value for name, value in (params or {}).items() if value is not None}
+        # --timeout bounds the whole request: httpx's timeout bounds each read, and a server
+        # that sends a byte a second would never trip it.
+        http_request = self.http.build_request(
+            method,
+            f"{self.request.base_url}{path}",
+            params={**self.scope_params, **query},
+            json=body,
+            headers=self.headers,
+            timeout=self.request.timeout,
+        )
+        async with asyncio.timeout(self.request.timeout):
+            response = await read_capped(self, await self.http.send(http_request, stream=True), ANSWER_BYTES_MAX)
+        response.raise_for_status()
+        return orjson.loads(response.content) if response.content else None
+
+    async def memory(self, memory_id, user_id):
+        """GET /memories/{id}: the memory, checked as every row is (as_memory, owned_by)."""
+        body = await self.call("GET", memory_path(memory_id), {"user_id": user_id})
+        return self.owned_by(user_id, [as_memory(body, self.request.base_url)])[0]
 
     async def bounded(self, coroutine):
         """Await coroutine once fewer than --concurrency requests are in flight."""
@@ -1158,6 +1286,39 @@ class Server:
         return memories
 
 
+def page_bytes(limit):
+    """What a page of limit rows may take."""
+    return limit * ROW_BYTES_MAX + (1 << 20)
+
+
+async def read_capped(server, response, cap):
+    """A streamed answer read whole, but no more than cap bytes of it (decoded): a server
+    that sends without end stops here, in one line, instead of filling memory."""
+    import httpx
+
+    chunks, size = [], 0
+    try:
+        async for chunk in response.aiter_bytes(1 << 16):
+            size += len(chunk)
+            if size > cap:
+                raise not_agentos(server.request.base_url, f"it answered more than {cap >> 20} MB to one request")
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    # The body as it was decoded, without the headers that said how it travelled.
+    travelled = ("content-encoding", "content-length", "transfer-encoding")
+    headers = [(name, value) for name, value in response.headers.items() if name.lower() not in travelled]
+    return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=response.request)
+
+
+def memory_path(memory_id):
+    """The one place a memory id becomes part of a URL path: checked by the rule typed ids
+    follow, then quoted, so that no id, typed or sent by a server, leaves /memories/{id}."""
+    from urllib.parse import quote
+
+    return f"/memories/{quote(validate_memory_id(memory_id), safe='')}"
+
+
 async def wait_for_server(server, seconds):
     """--wait: until the server answers at all (any HTTP status), for up to seconds."""
     import asyncio
@@ -1170,9 +1331,10 @@ async def wait_for_server(server, seconds):
     while True:
         left = deadline - loop.time()
         try:
-            await server.http.get(f"{base_url}/health", timeout=max(0.5, min(server.request.timeout, left)))
+            async with asyncio.timeout(max(0.5, min(server.request.timeout, left))):  # --wait bounds the whole wait
+                await server.http.get(f"{base_url}/health", timeout=max(0.5, min(server.request.timeout, left)))
             return
-        except httpx.TransportError as error:
+        except (httpx.TransportError, TimeoutError) as error:
             if loop.time() >= deadline:
                 raise CLIError(
                     f"{base_url} did not answer within --wait {seconds:g} seconds ({type(error).__name__})",
@@ -1201,17 +1363,20 @@ async def ask_auth(server):
 
 async def get_json(server, path):
     """A GET of one of the server's own description endpoints: its JSON, or None."""
-    response = await server.http.get(f"{server.request.base_url}{path}", timeout=server.request.timeout)
+    import asyncio
+
+    async with asyncio.timeout(server.request.timeout):
+        response = await server.http.get(f"{server.request.base_url}{path}", timeout=server.request.timeout)
     try:
         return response.json() if response.status_code == 200 else None
     except ValueError:
         return None
 
 
-TOPICS_RIGHT_FROM = (2, 6)  # /memory_topics: SQL for PostgreSQL only before 2.3, the first row's
-
-
-# topics in 2.3 and 2.4 (whatever the user), 500 in 2.5 (it passes a user_id its database cannot take)
+# /memory_topics answers right from agno 2.6: before 2.3 its SQL is PostgreSQL's only, in 2.3
+# and 2.4 it gives the first row's topics (whatever the user), in 2.5 it answers 500 (it passes
+# a user_id its database cannot take).
+TOPICS_RIGHT_FROM = (2, 6)
 CREATED_AT_FROM = (2, 3)  # the memory table has no created_at before 2.3; sorting by it is ignored
 
 
@@ -1284,7 +1449,7 @@ async def identify(server, request):
                 f"--user-id is required with {action.label}: the token's subject "
                 f"names the user only on a JWT server, and this one's auth mode is {mode}"
             )
-        request.user_id = token.subject
+        request.user_id = validate_plain_text(token.subject, "the token's subject (sub)", MAX_ID_CHARS)
         note(request, f"acting as user {token.subject}, the subject of the token")
     elif request.user_id is None and limited:
         request.user_id = limited
@@ -1367,10 +1532,6 @@ def matches(memory, request):
 MEMORY_FIELDS = ("memory_id", "memory", "topics", "agent_id", "team_id", "user_id", "updated_at")
 
 
-def memory_dict(memory):
-    return memory.model_dump(mode="json")
-
-
 async def fetch_page(server, filters, page, limit):
     """One page of GET /memories, as plain JSON through the client's connection pool.
 
@@ -1406,12 +1567,14 @@ async def get_page(server, path, filters, page, limit, stream=False):
         "GET",
         f"{server.request.base_url}{path}",
         params=params,
-        headers=server.scope.get("headers"),
+        headers=server.headers,
         timeout=server.request.timeout,
     )
-    response = await send_idempotent(server, http_request, stream)
-    if response.status_code != 200 and stream:
-        await response.aread()  # errors are short: read them as a whole
+    response = await send_idempotent(server, http_request, stream=True)
+    if response.status_code != 200:
+        response = await read_capped(server, response, ANSWER_BYTES_MAX)  # errors are short: read them whole
+    elif not stream:
+        response = await read_capped(server, response, page_bytes(limit))
     if response.status_code == 500:
         cap_error = PAGE_CAP_ERROR.search(server_detail(response) or "")
         if cap_error and limit > int(cap_error[1]):
@@ -1490,14 +1653,22 @@ def read_page(server, filters, response):
 
 
 def as_memory(row, base_url):
-    """A memory as every part of the script sees it, from one row of the server's JSON."""
+    """A memory as every part of the script sees it, from one row of the server's JSON:
+    the one place rows come in, so an id that could leave /memories/{id} once it is put
+    in a path is refused here, before anything is sent for it."""
     if (
         not isinstance(row, dict)
         or not isinstance(row.get("memory_id"), str)
         or not isinstance(row.get("memory"), str)
         or not isinstance(row.get("topics") or [], list)
+        or not all(isinstance(topic, str) for topic in row.get("topics") or [])
+        or not isinstance(row.get("updated_at"), str | int | float | None)
+        or not all(isinstance(row.get(name), str | None) for name in ("user_id", "agent_id", "team_id"))
     ):
         raise not_agentos(base_url, "its answer does not match the memory schema")
+    memory_id = row["memory_id"]
+    if len(memory_id) > MAX_ID_CHARS or not MEMORY_ID_PATTERN.fullmatch(memory_id):
+        raise not_agentos(base_url, f"it sent a memory id that is not an id: {shown(repr(memory_id[:80]))}")
     return {name: row.get(name) for name in MEMORY_FIELDS}
 
 
@@ -1515,9 +1686,7 @@ WALK_PAGES = 4
 WALK_PAGE_MAX = 250_000
 WALK_OVERLAP = 64
 STREAM_CHUNK_BYTES = 1 << 18  # a page is read this much at a time
-
-
-# and parsed this much at a time, letting other requests move on between pieces: with
+# A page is parsed this much at a time, letting other requests move on between pieces: with
 # 256 KB pieces a DELETE sent during a parse took 0.24 s instead of 0.04 s (measured).
 PARSE_CHUNK_BYTES = 1 << 15
 MAX_RETREATS = 10  # steps back in a row before a walk gives up on a server changing faster than it reads
@@ -1687,7 +1856,7 @@ class MemoryWalk:
         # The whole answer first, then the next request: the server prepares the next
         # page while this one is parsed (it cannot send while it prepares). A deleting
         # walk sends its deletes instead, and asks for the next page after parsing.
-        body = await download(response)
+        body = await download(self.server, response, current.limit)
         if self.removing is not None:
             expected = (read_meta(body) or {}).get("total_count")  # for the progress bar, before the parse
             self.removing.resume(expected + current.removed if isinstance(expected, int) else None)
@@ -1715,7 +1884,9 @@ class MemoryWalk:
             self.progress.advance(reading.fresh)
         at_end = seen < current.limit and not short
         moving_on = current.start >= self.previous_start  # not a page read again after a step back
-        if not reading.fresh and not at_end and moving_on and current.start + current.limit <= self.furthest:
+        # A page further on that brings nothing new is the server answering the same rows again
+        # (it may claim any total): stop, rather than read it forever.
+        if not reading.fresh and not at_end and moving_on:
             raise not_agentos(self.server.request.base_url, "it answers the same page again for the next one")
         if reading.fresh:
             self.retreats = 0
@@ -1760,13 +1931,20 @@ class PageReading:
         return self.anchored or self.seen <= len(self.known)
 
 
-async def download(response):
-    """A page's whole answer, in a temporary file once it is large (memory stays flat)."""
+async def download(server, response, limit):
+    """A page's whole answer, in a temporary file once it is large (memory stays flat),
+    and no larger than a page of limit rows can be."""
     import tempfile
 
     body = tempfile.SpooledTemporaryFile(max_size=STREAM_CHUNK_BYTES * 32)
+    cap, size = page_bytes(limit), 0
     try:
         async for chunk in response.aiter_bytes(STREAM_CHUNK_BYTES):
+            size += len(chunk)
+            if size > cap:
+                raise not_agentos(
+                    server.request.base_url, f"a page of {limit:,} memories came larger than {cap >> 20} MB"
+                )
             body.write(chunk)
     except BaseException:
         body.close()
@@ -1959,16 +2137,29 @@ class SortedSpool(Spool):
 
 # === the journal ==============================================================
 # The AgentOS keeps no copy of what it deletes or overwrites, so the script keeps
-# one: before a command sends a change, it writes down what each memory it will
-# touch holds now (flushed and fsynced), and adds what became of it as the answers
-# come. --undo reads that back, --history lists it. One file per operation, so two
-# commands at once never write to the same file; private to the user (0700 folder,
-# 0600 files), pruned after JOURNAL_DAYS.
+# one. Its rules, stated once:
+# - One file per operation (two commands at once never share one): a header line,
+#   then for each change, before its request is sent, what the memory held and what
+#   is sent in its place (flushed and fsynced), then what became of it as answers
+#   come, and an end line with the counts and every user the operation touched.
+# - Entries are keyed by the server's normalized URL (server_key): scheme, host,
+#   port and path; case, a trailing slash and a default port do not make another
+#   server, but localhost and 127.0.0.1 do. Credentials never reach the journal.
+# - The folder holds copies of memories: it is used only if it belongs to the
+#   current user and is one the script made (it carries FOLDER_MARK), an empty one,
+#   or one whose every file is a journal entry (folders of earlier versions); it is
+#   then kept at 0700 and its files at 0600. Anything else is refused, untouched.
+# - Entries older than JOURNAL_DAYS go; pruning removes only entries it wrote
+#   (their name and header say so), never another file.
+# - --erase removes the copies of what it erases from every entry, whatever URL
+#   the entry was written under.
 
 JOURNAL_FORMAT = 1
 JOURNAL_AHEAD = 512  # import lines journaled ahead of their writes, so one fsync covers many
 # What the API cannot put back when an undo restores a memory.
 NOT_RESTORED = ["agent_id", "team_id", "updated_at"]
+FOLDER_MARK = ".agentos-api-memory"  # the file that says the script made a folder of private copies
+ENTRY_NAME = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}\.(?:jsonl|erasing)")
 
 
 def journal_folder(environ):
@@ -1991,35 +2182,103 @@ def positive_days(environ, name, default):
         days = float(text)
     except ValueError:
         days = -1
-    if days <= 0:
+    if not 0 < days < 1e6:
         raise usage_error(f"${name} must be a number of days above 0, got {text!r}")
     return days
 
 
 def journal_error(error, folder):
+    """The journal cannot be written; the caller says what had been changed by then."""
+    why = error.strerror if isinstance(error, OSError) and error.strerror else error
     return CLIError(
-        f"cannot write the journal in {folder}: {error.strerror or error}; nothing was changed",
+        f"cannot write the journal in {folder}: {why}",
         kind="journal",
         hint=f"free space or fix the folder (or set ${JOURNAL_DIR_ENV}), or add --no-journal to change without a way back",
     )
 
 
-def open_private_folder(folder):
-    """The journal's folder, made 0700 if new: it holds copies of memories."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if folder.stat().st_mode & 0o077:
+class ForeignFolder(Exception):
+    """A folder the script will not keep private copies in: it is not one it made."""
+
+
+def server_key(url):
+    """The journal's name for a server: what the server sees of its URL, credentials left out."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    if port == {"http": 80, "https": 443}.get(scheme):
+        port = None
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{netloc}{f':{port}' if port else ''}{parts.path.rstrip('/')}"
+
+
+def claim_folder(folder, written_here):
+    """folder, made private (0700) and marked as the script's if new; an existing one only
+    if it is already the script's, empty, or holds only files written_here(path) says the
+    script wrote. Raises ForeignFolder, having changed nothing, for any other."""
+    import stat
+
+    try:
+        info = folder.lstat()
+    except FileNotFoundError:
+        folder.mkdir(mode=0o700, parents=True)
+        (folder / FOLDER_MARK).touch(mode=0o600)
+        return folder
+    if stat.S_ISLNK(info.st_mode):
+        raise ForeignFolder(f"{folder} is a symbolic link: name the folder itself")
+    if not stat.S_ISDIR(info.st_mode):
+        raise ForeignFolder(f"{folder} is not a folder")
+    if info.st_uid != os.geteuid():
+        raise ForeignFolder(f"{folder} belongs to another user (uid {info.st_uid}): it could plant what is read back")
+    if not (folder / FOLDER_MARK).is_file():
+        foreign = next((path for path in folder.iterdir() if not written_here(path)), None)
+        if foreign is not None:
+            raise ForeignFolder(
+                f"{folder} holds files this script did not write ({foreign.name}): name a folder of its own"
+            )
+        (folder / FOLDER_MARK).touch(mode=0o600)
+    if info.st_mode & 0o077:
         folder.chmod(0o700)
     return folder
 
 
-class Journal:
-    """The record of one operation, written as it happens.
+def is_journal_entry(path):
+    """A file the journal wrote: its name, and a header line that says so."""
+    if not ENTRY_NAME.fullmatch(path.name) or not path.is_file() or path.is_symlink():
+        return False
+    try:
+        with open(path, "rb") as entry:
+            header = json.loads(entry.readline(1 << 16) or b"null")
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and header.get("journal") == JOURNAL_FORMAT and "operation" in header
 
-    A header line, then for each memory, before its request is sent, what it held
-    ({"before": memory, or null for one about to be created} with what is sent in
-    its place), then what became of it ({"result": "changed" | "created" | "deleted"
-    | "failed" | "not_found" | "unknown", "ids": [...]}), and an end line with the
-    counts. A line cut short by a crash is ignored when read back.
+
+def open_journal_folder(request):
+    """The journal's folder, claimed (claim_folder), or the one line that says why not."""
+    try:
+        return claim_folder(request.journal_folder, is_journal_entry)
+    except ForeignFolder as refused:
+        raise CLIError(
+            f"the journal's folder is refused: {refused}; nothing was changed",
+            kind="journal",
+            hint=f"set ${JOURNAL_DIR_ENV} to a new or empty folder, or add --no-journal",
+        ) from None
+    except OSError as error:
+        raise journal_error(error, request.journal_folder) from None
+
+
+class Journal:
+    """The record of one operation, written as it happens (the rules: the banner above).
+
+    A header line; for each change, before its request is sent, a record of it
+    {"n", "memory_id", "user_id", "before", "sent"} (before: the memory as the server
+    held it, null for one about to be created; sent: {"memory", "topics", "user_id"},
+    null for a delete); what became of it ({"result": "changed" | "created" | "deleted"
+    | "failed" | "not_found" | "unknown", "ids": [...]}, with "n" where the server
+    named the id); and an end line with the counts and the users touched. A line cut
+    short by a crash is ignored when read back.
     """
 
     def __init__(self, folder, header):
@@ -2029,8 +2288,11 @@ class Journal:
         self.path = folder / f"{header['time'].replace(':', '').replace('-', '')}-{self.operation}.jsonl"
         self.file = None  # opened with the first record: an operation that changes nothing leaves no entry
         self.counts = {}
-        self.pending = 0  # lines written since the last fsync
-        self.touched = False
+        self.users = set()
+        self.written = 0  # lines written...
+        self.synced = 0  # ...and of those, on disk
+        self.syncing = None  # the fsync under way for settle(), if one is
+        self.touched = False  # records are on disk (synced): the entry can take something back
 
     def write(self, lines):
         import orjson
@@ -2043,58 +2305,71 @@ class Journal:
             self.file.write(b"".join(lines))
         except OSError as error:
             raise journal_error(error, self.folder) from None
-        self.pending += len(lines)
+        self.written += len(lines)
 
-    def before(self, memories, sent=None):
-        """What memories hold before a change (None: the id is about to be created);
-        sent: what will be sent in their place, memory_id -> {"memory", "topics"} or None (a delete)."""
+    def changes(self, changes):
+        """What each change replaces and what it sends: written before any is sent (sync())."""
         import orjson
 
-        self.touched = True
-        self.write(
-            [
-                orjson.dumps({"before": memory, "sent": (sent or {}).get(memory["memory_id"])}) + b"\n"
-                for memory in memories
-            ]
-        )
+        for change in changes:
+            self.users.add(change.user_id)
+            if change.before is not None:
+                self.users.add(change.before["user_id"])
+        self.write([orjson.dumps(change.record()) + b"\n" for change in changes])
 
-    def creating(self, memory_id, user_id, sent):
-        """A memory about to be created under a known id: there is nothing before it."""
-        import orjson
-
-        self.touched = True
-        record = {"before": None, "memory_id": memory_id, "user_id": user_id, "sent": sent}
-        self.write([orjson.dumps(record) + b"\n"])
-
-    def created(self, memory):
-        """A memory the server created under an id of its own, known only now."""
-        self.creating(memory["memory_id"], memory["user_id"], {"memory": memory["memory"], "topics": memory["topics"]})
-        self.result("created", [memory["memory_id"]])
-
-    def result(self, outcome, memory_ids):
+    def result(self, outcome, memory_ids, number=None):
         import orjson
 
         if not memory_ids:
             return
         self.counts[outcome] = self.counts.get(outcome, 0) + len(memory_ids)
-        self.write([orjson.dumps({"result": outcome, "ids": list(memory_ids)}) + b"\n"])
+        record = {"result": outcome, "ids": list(memory_ids)}
+        if number is not None:
+            record["n"] = number
+        self.write([orjson.dumps(record) + b"\n"])
 
     def mark(self):
         """Keep the entry though it may record no change: an undo that met only conflicts
-        still took its operation back as far as it could."""
-        self.touched = True
+        still took its operation back as far as it could (there is nothing in it to undo)."""
         self.write([])
 
     def sync(self):
         """What is written is on disk: called before a change is sent."""
-        if not self.pending:
+        if self.synced == self.written:
             return
+        written = self.written
         try:
             self.file.flush()
             os.fsync(self.file.fileno())
         except OSError as error:
             raise journal_error(error, self.folder) from None
-        self.pending = 0
+        self.synced = written
+        self.touched = True  # on disk: from now on there is something to undo
+
+    async def settle(self):
+        """sync() for changes sent --concurrency at a time: the fsync runs beside the event loop,
+        and the sends that come meanwhile wait for the next one, so one fsync serves many."""
+        import asyncio
+
+        wanted = self.written
+        while self.synced < wanted:
+            if self.syncing is None:
+                self.syncing = asyncio.ensure_future(self.sync_beside())
+            await asyncio.shield(self.syncing)
+
+    async def sync_beside(self):
+        import asyncio
+
+        written = self.written
+        try:
+            self.file.flush()
+            await asyncio.to_thread(os.fsync, self.file.fileno())
+        except OSError as error:
+            raise journal_error(error, self.folder) from None
+        finally:
+            self.syncing = None
+        self.synced = max(self.synced, written)
+        self.touched = True
 
     def close(self, status):
         """End the entry; an operation that recorded no change leaves none."""
@@ -2102,14 +2377,18 @@ class Journal:
 
         if self.file is None:
             return False
+        end = {"status": status, "counts": self.counts, "users": sorted(self.users)}
         try:
-            self.file.write(orjson.dumps({"end": {"status": status, "counts": self.counts}}) + b"\n")
+            self.file.write(orjson.dumps({"end": end}) + b"\n")
             self.file.flush()
             os.fsync(self.file.fileno())
         except OSError:
             pass  # the entry reads as unfinished, which --undo handles
         finally:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:
+                pass
         return True
 
 
@@ -2119,16 +2398,10 @@ class NoJournal:
     operation = None
     touched = False
 
-    def before(self, memories, sent=None):
+    def changes(self, changes):
         pass
 
-    def creating(self, memory_id, user_id, sent):
-        pass
-
-    def created(self, memory):
-        pass
-
-    def result(self, outcome, memory_ids):
+    def result(self, outcome, memory_ids, number=None):
         pass
 
     def mark(self):
@@ -2137,26 +2410,11 @@ class NoJournal:
     def sync(self):
         pass
 
+    async def settle(self):
+        pass
+
     def close(self, status):
         return False
-
-
-async def journaled(journal, memory_ids, change, done="changed"):
-    """Await change, recording what became of memory_ids: done (changed, created or
-    deleted), failed (the server said no) or unknown (no answer came: it may have been
-    applied)."""
-    import httpx
-
-    try:
-        result = await change
-    except httpx.HTTPStatusError as error:
-        journal.result("not_found" if error.response.status_code == 404 else "failed", memory_ids)
-        raise
-    except BaseException:
-        journal.result("unknown", memory_ids)
-        raise
-    journal.result(done, memory_ids)
-    return result
 
 
 def start_journal(request, server):
@@ -2166,16 +2424,13 @@ def start_journal(request, server):
 
     if request.dry_run or request.no_journal or request.erase or not request.action.journaled:
         return NoJournal()
-    folder = request.journal_folder
-    try:
-        open_private_folder(folder)
-    except OSError as error:
-        raise journal_error(error, folder) from None
+    folder = open_journal_folder(request)
     prune_journal(folder, request.journal_days)
     header = {
         "journal": JOURNAL_FORMAT,
         "operation": secrets.token_hex(4),
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "server": server_key(request.base_url),
         "base_url": request.base_url,
         "db_id": request.db_id,
         "table": request.table,
@@ -2188,13 +2443,14 @@ def start_journal(request, server):
 
 
 def prune_journal(folder, days):
-    """Remove entries older than days: a copy of a memory is kept only as long as it can help."""
+    """Remove the entries older than days: a copy of a memory is kept only as long as it can
+    help. Only the journal's own entries: any other file in the folder stays."""
     import time
 
     limit = time.time() - days * 86400
-    for path in folder.glob("*.jsonl"):
+    for path in folder.iterdir():
         try:
-            if path.stat().st_mtime < limit:
+            if ENTRY_NAME.fullmatch(path.name) and path.lstat().st_mtime < limit and is_journal_entry(path):
                 path.unlink()
         except OSError:
             pass
@@ -2210,9 +2466,11 @@ def read_entry(path, records=False):
             next(entry, None)
             for line in entry:
                 try:
-                    yield orjson.loads(line)
+                    record = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     continue
+                if isinstance(record, dict):
+                    yield record
 
     with open(path, "rb") as entry:
         try:
@@ -2227,23 +2485,35 @@ def read_entry(path, records=False):
     except orjson.JSONDecodeError:
         last = {}
     end = last.get("end") if isinstance(last, dict) else None
+    if not isinstance(header, dict):
+        return None, None, iter(())
     return header, end, lines() if records else iter(())
 
 
+def record_owners(record):
+    """(memory_id, the users it names) of a change record, in this format or an earlier one."""
+    before, sent = record.get("before"), record.get("sent")
+    memory_id = before["memory_id"] if before else record.get("memory_id")
+    users = {before["user_id"]} if before else set()
+    users.add(record.get("user_id") or (before or {}).get("user_id"))
+    if isinstance(sent, dict) and sent.get("user_id"):
+        users.add(sent["user_id"])
+    return memory_id, users - {None}
+
+
 def erase_copies(request, memory_ids=(), user_id=None):
-    """Remove from this server's journal entries every record of the memories in
-    memory_ids (and, with user_id, every record of that user): after an erasure the
-    journal holds no copy of them. An entry left with no copy goes whole. Returns how
-    many copies were removed."""
+    """Remove from every journal entry, whatever server URL it was written under, every
+    record of the memories in memory_ids (and, with user_id, every record of that user):
+    after an erasure the journal holds no copy of them. An entry left with no copy goes
+    whole. Returns how many copies were removed."""
     import orjson
 
     folder = request.journal_folder
     if not folder.is_dir():
         return 0
     removed = 0
-    for path in folder.glob("*.jsonl"):
-        header, _, _ = read_entry(path)
-        if not header or header.get("base_url") != request.base_url:
+    for path in folder.iterdir():
+        if not is_journal_entry(path) or not path.name.endswith(".jsonl"):
             continue
         kept, copies_left, erased = [], 0, 0
         with open(path, "rb") as entry:
@@ -2254,11 +2524,9 @@ def erase_copies(request, memory_ids=(), user_id=None):
                 except orjson.JSONDecodeError:
                     erased += 1  # a line cut short: it may hold part of a copy
                     continue
-                before = record.get("before")
                 if "before" in record:
-                    memory_id = before["memory_id"] if before else record.get("memory_id")
-                    owner = before["user_id"] if before else record.get("user_id")
-                    if memory_id in memory_ids or (user_id is not None and owner == user_id):
+                    memory_id, users = record_owners(record)
+                    if memory_id in memory_ids or (user_id is not None and user_id in users):
                         erased += 1
                         continue
                     copies_left += 1
@@ -2297,12 +2565,24 @@ class Entry:
     def operation(self):
         return self.header["operation"]
 
+    def users(self):
+        """Every user the operation touched: from its end line, else (it never finished) its records."""
+        if self.end and isinstance(self.end.get("users"), list):
+            return self.end["users"]
+        _, _, records = read_entry(self.path, records=True)
+        users = {self.header["user_id"]} - {None}
+        for record in records:
+            if "before" in record:
+                users |= record_owners(record)[1]
+        return sorted(users)
+
     def summary(self):
         return {
             "operation": self.operation,
             "time": self.header["time"],
             "action": self.header["action"],
             "user_id": self.header["user_id"],
+            "users": self.users(),
             "subject": self.header["subject"],
             "base_url": self.header["base_url"],
             "undoes": self.header.get("undoes"),
@@ -2317,14 +2597,18 @@ def journal_entries(request):
     folder = request.journal_folder
     if not folder.is_dir():
         return []
-    prune_journal(folder, request.journal_days)
+    claim = open_journal_folder(request)  # read through the same rules as written: a foreign folder is refused
+    prune_journal(claim, request.journal_days)
+    key = server_key(request.base_url)
     entries = []
-    for path in sorted(folder.glob("*.jsonl"), reverse=True):
+    # Newest first: by the second in the name, then by the last write (two commands in one second).
+    paths = [path for path in folder.glob("*.jsonl") if is_journal_entry(path)]
+    for path in sorted(paths, key=lambda path: (path.name[:16], path.stat().st_mtime_ns), reverse=True):
         header, end, _ = read_entry(path)
-        if not header or header.get("journal") != JOURNAL_FORMAT:
+        if not header:
             continue
-        if (header["base_url"], header.get("db_id"), header.get("table")) != (
-            request.base_url,
+        if (header.get("server") or server_key(header["base_url"]), header.get("db_id"), header.get("table")) != (
+            key,
             request.db_id,
             request.table,
         ):
@@ -2339,279 +2623,383 @@ def journal_entries(request):
     return entries
 
 
-# === ranking ==================================================================
-# --find scores each memory twice and fuses the two, both on a 0-1 scale that means
-# the same from one query to the next:
-#   words    the share of the query's content words the memory holds (word forms and
-#            small typos count), each word weighted by how rare it is among the memories
-#            searched; a word that most of them hold (a user's own name) tells none apart
-#            and counts for nothing;
-#   meaning  how much closer the memory's sentence embedding is to the query's than the
-#            typical memory searched is (see "meaning"), so "is she vegetarian" finds
-#            "does not eat meat or fish", and a name that every memory holds lifts none.
-# score = 1 - (1 - words) * (1 - meaning): either alone can carry a memory to the top,
-# and both together carry it further. A memory scoring MATCH_SCORE or more is a match;
-# weaker ones are shown after the matches, as such, and never counted as matches.
+# === the write path ===========================================================
+# Every change to memories, whatever the command, is first a plan: a list of Change,
+# each what one memory held (before) and what is sent in its place (after). One
+# Writer turns a plan into requests: it journals every change and fsyncs the journal
+# before the change's request goes, picks the request from the change's shape (POST
+# for a memory the server names, PATCH for one whose id is known, DELETE), checks
+# the answer and records what became of it. A dry run stops at the plan, which is
+# what it shows. --undo is the inverse plan, sent the same way. So no command
+# journals, sends or checks a change on its own, and none can forget the way back.
+#
+# agno's PATCH writes memory, topics and user_id, clears agent_id and team_id (it has
+# no field for them) and sets a new updated_at: the Writer says so before it sends.
 
-
-# Words that carry no meaning in a question about a user ("what does the user like").
-QUESTION_WORDS = frozenset(
-    """a an the and or but of to in on at for with about from by as into than then so if not no
-    is are was were be been being am do does did doing have has had having will would can could should
-    shall may might must what which who whom whose when where why how whats
-    i me my mine we us our you your he him his she her they them their it its this that these those
-    there here any anything some something all every each much many more most very just also too
-    user users person people someone somebody customer client memory memories remember remembers
-    know knows knew tell told say said please""".split()
-)
-JUDGED_WORDS_KEPT = 50_000  # words whose matches --find remembers at once
-BM25_K1 = 1.2  # how quickly repeating a word stops adding to the score (ties of equal scores)
-BM25_B = 0.75  # how much a long memory is discounted (ties of equal scores)
-FUZZY_WEIGHT = 0.5  # a word with a typo counts half as much as the word itself
-WORD_PATTERN = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*")
-COMMON_SHARE = 0.5  # a query word held by more than this share of the memories searched tells none apart...
-COMMON_FROM = 8  # ...once at least this many memories were searched
-MATCH_SCORE = 0.5  # a memory scoring this or more answers the query; below, it is shown as weaker
-SHOWN_SCORE = 0.2  # below this a memory is not shown at all
-
-
-def normalize(text):
-    """Casefold and drop accents, so 'Café' and 'cafe' are one word."""
-    if text.isascii():  # most memories: nothing to decompose, and casefold is lower
-        return text.lower()
-    import unicodedata
-
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
-
-
-def words(text):
-    """The words of a text: 'Wi-Fi' gives wifi, wi and fi; "user's" gives users."""
-    found = []
-    for word in WORD_PATTERN.findall(normalize(text).replace("'", "").replace("\u2019", "")):
-        if "-" not in word and "." not in word:
-            found.append(word)
-            continue
-        parts = re.split(r"[-.]", word)
-        found.append("".join(parts))
-        found.extend(parts)
-    return found
-
-
-def content_words(text):
-    return [word for word in words(text) if word not in QUESTION_WORDS]
-
-
-# What a fact is without its wording: the same words in the same order, ignoring case,
-# accents, punctuation, spacing and these few words that state no fact. Nothing is
-# stemmed and no word is guessed at: "lived"/"lives", "light"/"dark" and "3"/"8" stay
-# apart, so two different facts are never taken for one (measured: README, "Duplicates").
-FILLER_WORDS = frozenset({"a", "an", "the", "too", "also", "really", "just", "user", "users"})
-
-
-def fact_key(text):
-    """Two memories with one fact_key state the same fact: the second is a duplicate."""
-    found = []
-    for word in WORD_PATTERN.findall(normalize(text).replace("'", "").replace("\u2019", "")):
-        found.extend(part for part in re.split(r"[-.]", word) if part and part not in FILLER_WORDS)
-    return " ".join(found)
-
-
-def typo_distance(word):
-    """How many letters a word may be off and still match: none for short words."""
-    return 0 if len(word) < 4 else 1 if len(word) < 8 else 2
-
-
-def fused(words_score, meaning_score):
-    """The score --find shows, 0-1: either kind of evidence alone can make a match."""
-    return 1 - (1 - words_score) * (1 - meaning_score)
+LOST_ON_UPDATE = ("agent_id", "team_id")
+DELETE_BATCH_SIZE = 5000  # memory ids per bulk DELETE request, at most (BatchDeleter)
 
 
 @dataclass
-class Query:
-    text: str
-    words: list  # the query's distinct content words, normalized
-    terms: list  # what is looked for: each word, then each adjacent pair joined ("time zone": timezone)
-    stems: list  # one per term
-    covers: list  # for each term, the indexes in words of the words it stands for
+class Change:
+    """One memory's change. before: the memory as the server holds it (MEMORY_FIELDS), None
+    for one to be created; after: {"memory", "topics", "user_id"} to send, None for a delete."""
+
+    memory_id: str | None  # None: a memory the server will name (POST)
+    user_id: str  # whose memory it is once changed (for a delete: whose it was)
+    before: dict | None
+    after: dict | None
+    restores: str | None = None  # an undo re-creating a memory under a new id: the id it had
+    number: int | None = None  # its record's number in the journal
 
     @classmethod
-    def parse(cls, text, stem):
-        import itertools
+    def create(cls, user_id, memory, topics, memory_id=None, restores=None):
+        return cls(memory_id, user_id, None, {"memory": memory, "topics": topics, "user_id": user_id}, restores)
 
-        content = list(dict.fromkeys(content_words(text)))
-        terms, covers = list(content), [(index,) for index in range(len(content))]
-        for index, (first, second) in enumerate(itertools.pairwise(content)):
-            if first + second not in terms:
-                terms.append(first + second)
-                covers.append((index, index + 1))
-        return cls(text, content, terms, [stem(term) for term in terms], covers)
+    @classmethod
+    def update(cls, before, memory=None, topics=None, user_id=None):
+        before = {name: before.get(name) for name in MEMORY_FIELDS}
+        owner = user_id or before["user_id"]
+        after = {
+            "memory": before["memory"] if memory is None else memory,
+            "topics": (before["topics"] or []) if topics is None else topics,
+            "user_id": owner,
+        }
+        return cls(before["memory_id"], owner, before, after)
+
+    @classmethod
+    def delete(cls, before):
+        before = {name: before.get(name) for name in MEMORY_FIELDS}
+        return cls(before["memory_id"], before["user_id"], before, None)
+
+    @property
+    def kind(self):
+        return "create" if self.before is None else "delete" if self.after is None else "update"
+
+    def changes_anything(self):
+        return self.kind != "update" or any(
+            (self.before[name] or [] if name == "topics" else self.before[name]) != self.after[name]
+            for name in ("memory", "topics", "user_id")
+        )
+
+    def cleared(self):
+        """What the server drops from the memory it updates: agent_id and team_id, where set."""
+        if self.kind != "update":
+            return {}
+        return {name: self.before[name] for name in LOST_ON_UPDATE if self.before.get(name)}
+
+    def as_json(self):
+        return {"memory_id": self.memory_id, "user_id": self.user_id, "before": self.before, "after": self.after}
+
+    def record(self):
+        """The journal's record of it, written before it is sent."""
+        record = {"n": self.number, "memory_id": self.memory_id, "user_id": self.user_id}
+        record |= {"before": self.before, "sent": self.after}
+        if self.restores:
+            record["restores"] = self.restores
+        return record
 
 
-class Ranking:
-    """Scores memories against a query as they stream past, keeping only what can
-    still make the top `limit`.
+def check_written(server, memory, change):
+    """The server answered 2xx: make sure it holds what was sent, for whom it was sent."""
+    after = change.after
+    server.owned_by(after["user_id"], [memory])
+    if memory["memory"] != after["memory"] or (memory["topics"] or []) != after["topics"]:
+        raise CLIError(
+            f"the server answered but memory {change.memory_id or memory['memory_id']} does not hold what was sent",
+            kind="server_error",
+        )
+    if change.memory_id is not None and memory["memory_id"] != change.memory_id:
+        raise CLIError(
+            f"the server answered for memory {memory['memory_id']} instead of {change.memory_id}", kind="server_error"
+        )
 
-    A memory's word score needs the statistics of the whole collection (how many
-    memories hold each word) before it is final, so memories are kept grouped by what
-    their word score depends on: how often each term occurs in them and their length.
-    Memories in one group score alike by words, so each group keeps its `limit` closest
-    in meaning (then the most recently updated); the number of groups does not grow
-    with the collection. The meaning score and the count of matches need every
-    memory's cosine, so each memory leaves its group's number and its cosine (8 bytes)
-    behind.
+
+def will_clear(cleared):
+    """'will clear agent_id 'support' on 2 memories and team_id 'ops' on 1': what an update costs."""
+    by_field = {}
+    for entry in cleared:
+        for name in LOST_ON_UPDATE:
+            if entry.get(name):
+                by_field.setdefault(name, {}).setdefault(entry[name], 0)
+                by_field[name][entry[name]] += 1
+    parts = []
+    for name, values in by_field.items():
+        named = ", ".join(repr(value) for value in list(values)[:3]) + (" ..." if len(values) > 3 else "")
+        parts.append(f"{name} {named} on {plural(sum(values.values()), 'memory')}")
+    return (
+        f"will clear {' and '.join(parts)}: the AgentOS API's update cannot keep them, and sets a new "
+        "updated_at (the journal keeps the old values)"
+    )
+
+
+class Writer:
+    """The one way a change reaches the server (the rules: the banner above).
+
+    plan() journals changes (a dry run keeps them to show instead); send() sends one
+    planned change once the journal is on disk; apply() does both for a whole plan.
+    The counts say what happened, for the line that reports a failure part way.
     """
 
-    def __init__(self, query, stem, limit):
-        import heapq
-        from array import array
+    def __init__(self, server, request, journal):
+        self.server, self.request, self.journal = server, request, journal
+        self.dry_run = request.dry_run
+        self.previewed = MemorySpool()  # a dry run's changes, as JSON (a --delete-all may list many)
+        self.cleared = []  # {"memory_id", "agent_id", "team_id"} of each memory an update strips
+        self.numbers = 0
+        self.sent = 0  # changes whose request went out
+        self.confirmed = 0  # ...and that the server answered for
+        self.unknown = 0  # ...and whose answer never came: they may have been made
 
-        from rapidfuzz.distance import Levenshtein
+    def plan(self, changes):
+        """Journal each change (synced before it is sent), or keep it to show in a dry run."""
+        for change in changes:
+            if lost := change.cleared():
+                self.cleared.append({"memory_id": change.memory_id} | {name: lost.get(name) for name in LOST_ON_UPDATE})
+        if self.dry_run:
+            self.previewed.extend([change.as_json() for change in changes])
+            return
+        for change in changes:
+            self.numbers += 1
+            change.number = self.numbers
+        self.journal.changes(changes)
 
-        self.query = query
-        self.stem = stem
-        self.limit = limit
-        self.distance = Levenshtein.distance
-        self.push, self.push_pop = heapq.heappush, heapq.heappushpop
-        self.matches_of_word = {}  # word -> ((term index, weight), ...): each word is judged once
-        self.groups = {}  # (term frequencies, length) -> heap of (cosine, updated_at, arrival, memory)
-        self.group_numbers = {}  # (term frequencies, length) -> its number in group_of
-        self.group_of = array("I")  # each memory's group
-        self.cosine_of = array("f")  # each memory's cosine with the query (0: ranked by words only)
-        self.scanned = 0
-        self.total_length = 0
-        self.holding = [0] * len(query.terms)  # memories holding each term
+    def announce(self, changes):
+        """Say what the server will drop, before it is sent."""
+        cleared = [change.cleared() for change in changes]
+        if any(cleared):
+            warn(self.request, will_clear([lost for lost in cleared if lost]))
 
-    def term_matches(self, word):
-        """((term index, weight), ...) for one word of a memory; each word is judged once."""
-        stem = self.stem(word)
-        matches = []
-        for index, (query_term, term_stem) in enumerate(zip(self.query.terms, self.query.stems, strict=True)):
-            if stem == term_stem:
-                matches.append((index, 1.0))
-            elif (allowed := typo_distance(query_term)) and abs(len(word) - len(query_term)) <= allowed:
-                if self.distance(word, query_term, score_cutoff=allowed) <= allowed:
-                    matches.append((index, FUZZY_WEIGHT))
-        if len(self.matches_of_word) >= JUDGED_WORDS_KEPT:
-            # Numbers and ids make the words seen grow with the memories: start afresh
-            # rather than hold them all (the words that recur are judged again at once).
-            self.matches_of_word.clear()
-        matches = self.matches_of_word[word] = tuple(matches)
-        return matches
+    async def apply(self, changes):
+        """A whole plan: journaled, announced, then sent --concurrency at a time; the
+        memories as the server now holds them (None where deleted), in order."""
+        import asyncio
 
-    def add(self, memory, cosine=0.0):
-        """One memory, with the cosine of its embedding and the query's (0 when ranking by words only)."""
-        memory_words = content_words(memory["memory"])
-        self.scanned += 1
-        self.total_length += len(memory_words)
-        frequencies = [0.0] * len(self.query.terms)
-        judged = self.matches_of_word
-        for word in memory_words:
-            matches = judged.get(word)
-            if matches is None:
-                matches = self.term_matches(word)
-            for index, weight in matches:
-                frequencies[index] += weight
-        for index, frequency in enumerate(frequencies):
-            self.holding[index] += frequency > 0
-        key = (tuple(frequencies), len(memory_words))
-        number = self.group_numbers.setdefault(key, len(self.group_numbers))
-        self.group_of.append(number)
-        self.cosine_of.append(cosine)
-        group = self.groups.setdefault(key, [])
-        entry = (cosine, memory.get("updated_at") or "", self.scanned, memory)
-        if len(group) < self.limit:
-            self.push(group, entry)
-        else:
-            self.push_pop(group, entry)  # drops the farthest in meaning, then the least recently updated
+        self.plan(changes)
+        if self.dry_run:
+            return None
+        self.announce(changes)
+        return await asyncio.gather(*(self.server.bounded(self.send(change)) for change in changes))
 
-    def common_terms(self):
-        """Terms most memories hold (a user's own name): they tell none apart."""
-        if self.scanned < COMMON_FROM:
-            return set()
-        common = {index for index, holding in enumerate(self.holding) if holding > COMMON_SHARE * self.scanned}
-        # A query made only of such words ("dana" alone) still has to find something.
-        return set() if all(index in common for index in range(len(self.query.words))) else common
+    async def send(self, change):
+        """Send one planned change; the memory as the server now holds it (None after a delete)."""
+        await self.journal.settle()
+        ids = [change.memory_id] if change.memory_id else []
+        answer = await self.sending(ids, change.number, self.request_for(change))
+        if change.kind == "delete":
+            self.journal.result("deleted", ids)
+            return None
+        memory = as_memory(answer, self.request.base_url)
+        if change.memory_id is None and memory["user_id"] != change.user_id:
+            self.journal.result("created", [memory["memory_id"]], change.number)
+            await take_back(self.server, change, memory)
+        self.journal.result("created" if change.kind == "create" else "changed", [memory["memory_id"]], change.number)
+        check_written(self.server, memory, change)
+        return memory
 
-    def word_weights(self):
-        """How much each of the query's words counts: rarer among the memories searched, more."""
-        import math
+    async def send_deletes(self, user_id, changes):
+        """Planned deletes of one user's memories, in one bulk DELETE."""
+        await self.journal.settle()
+        ids = [change.memory_id for change in changes]
+        await self.sending(ids, None, delete_batch(self.server, ids, user_id))
+        self.journal.result("deleted", ids)
 
-        common = self.common_terms()
-        weights = [0.0] * len(self.query.words)
-        for index, holding in enumerate(self.holding[: len(self.query.words)]):
-            if index not in common:
-                weights[index] = math.log(1 + (self.scanned - holding + 0.5) / (holding + 0.5))
-        return weights
+    async def sending(self, ids, number, request):
+        """Await a change's request, recording in the journal what went wrong."""
+        import httpx
 
-    def words_score(self, frequencies, weights):
-        """The weighted share of the query's words that a memory with these term frequencies holds (0-1)."""
-        total = sum(weights)
-        if not total:
-            return 0.0
-        found = [0.0] * len(weights)
-        for frequencies_index, frequency in enumerate(frequencies):
-            if frequency:
-                strength = 1.0 if frequency >= 1 else FUZZY_WEIGHT
-                for word in self.query.covers[frequencies_index]:
-                    found[word] = max(found[word], strength)
-        return sum(weight * share for weight, share in zip(weights, found, strict=True)) / total
+        self.sent += len(ids) or 1
+        try:
+            answer = await request
+        except httpx.HTTPStatusError as error:
+            self.journal.result("not_found" if error.response.status_code == 404 else "failed", ids, number)
+            raise
+        except BaseException:
+            self.unknown += len(ids) or 1
+            self.journal.result("unknown", ids or ["?"], number)
+            raise
+        self.confirmed += len(ids) or 1
+        return answer
 
-    def bm25(self, frequencies, length):
-        """Which of two memories that score alike holds the query's words more densely."""
-        import math
+    def request_for(self, change):
+        """The request that makes the change, as AgentOSClient sends it."""
+        server = self.server
+        if change.kind == "delete":
+            return server.call("DELETE", memory_path(change.memory_id), {"user_id": change.user_id})
+        body = {"memory": change.after["memory"], "user_id": change.after["user_id"], "topics": change.after["topics"]}
+        if change.memory_id is None:
+            return server.call("POST", "/memories", body=body)
+        # PATCH, the one call that keeps a memory id. It is an upsert that overwrites
+        # whatever holds the id, so it is planned only for an id just read back as this
+        # user's memory, or as free (an import's or an undo's re-creation).
+        return server.call("PATCH", memory_path(change.memory_id), body=body)
 
-        average_length = self.total_length / self.scanned if self.scanned else 1.0
-        score = 0.0
-        for holding, frequency in zip(self.holding, frequencies, strict=True):
-            if frequency:
-                weight = math.log(1 + (self.scanned - holding + 0.5) / (holding + 0.5))
-                norm = BM25_K1 * (1 - BM25_B + BM25_B * length / (average_length or 1.0))
-                score += weight * frequency * (BM25_K1 + 1) / (frequency + norm)
-        return score
+    def tally(self):
+        """What had been done when an operation stopped part way, for its one line."""
+        if not self.sent:
+            return "nothing was changed"
+        done = f"{plural(self.confirmed, 'change')} had been made and confirmed"
+        if self.unknown:
+            done += f", and {self.unknown} more may have been (no answer came)"
+        return done
 
-    def unmatched_words(self):
-        """The query's words that no memory searched holds, in any form."""
-        held = set()
-        for index, holding in enumerate(self.holding):
-            if holding:
-                held.update(self.query.covers[index])
-        return [word for index, word in enumerate(self.query.words) if index not in held]
+    def preview(self, data=None):
+        """A dry run's answer: what would change, and what the server would drop."""
+        return (data or {}) | {"dry_run": True, "changes": self.previewed, "cleared": self.cleared}
 
-    def common_words(self):
-        return [self.query.terms[index] for index in sorted(self.common_terms()) if index < len(self.query.words)]
 
-    def meaning_baseline(self):
-        """The cosine of a typical memory searched: the median, once there are enough to tell."""
-        if self.scanned < COMMON_FROM:
-            return COSINE_TYPICAL
-        import statistics
+async def take_back(server, change, memory):
+    """The server wrote the memory for another user (a service-account token that is not
+    admin writes as itself): delete it again, so nothing stays where it was not asked for."""
+    owner, memory_id = memory["user_id"], memory["memory_id"]
+    try:
+        await server.call("DELETE", memory_path(memory_id), {"user_id": owner})
+        await server.memory(memory_id, owner)
+    except Exception as error:
+        if getattr(getattr(error, "response", None), "status_code", None) == 404:
+            raise CLIError(
+                f"the server limited this token to user {owner}: it wrote the memory for {owner} instead of "
+                f"{change.user_id}, and it was removed again; nothing was changed",
+                kind="wrong_user",
+                hint=f"use a token of user {change.user_id}, or one with {ADMIN_SCOPE}",
+            ) from None
+        problem = translate(error, server.request).message
+    else:
+        problem = "it is still there"
+    raise CLIError(
+        f"the server wrote the memory for user {owner} instead of {change.user_id} (memory {memory_id}) "
+        f"and it could not be removed: {problem}",
+        kind="wrong_user",
+        hint=f"remove it with a token that may: --user-id {owner} --memory-id {memory_id} --delete",
+    )
 
-        return statistics.median(self.cosine_of)
 
-    def best(self):
-        """(the top memories, best first, each with its score; how many memories match)."""
-        baseline = self.meaning_baseline()
-        weights = self.word_weights()
-        score_of_group = {key: self.words_score(key[0], weights) for key in self.group_numbers}
-        ranked = []
-        for key, group in self.groups.items():
-            words_score, density = score_of_group[key], self.bm25(*key)
-            for cosine, updated_at, _, memory in group:
-                score = fused(words_score, meaning_score(cosine, baseline))
-                if score >= SHOWN_SCORE:
-                    ranked.append((round(score, 3), density, updated_at, memory))
-        # Equal scores: the denser in the query's words, then the most recently updated.
-        ranked.sort(key=lambda entry: entry[:3], reverse=True)
-        best = [dict(memory, score=score) for score, _, _, memory in ranked[: self.limit]]
-        by_number = [0.0] * len(self.group_numbers)
-        for key, number in self.group_numbers.items():
-            by_number[number] = score_of_group[key]
-        matched = sum(
-            round(fused(by_number[number], meaning_score(cosine, baseline)), 3) >= MATCH_SCORE
-            for number, cosine in zip(self.group_of, self.cosine_of, strict=True)
-        )
-        return best, matched
+class BatchDeleter:
+    """The Writer's transport for bulk deletes: the deletes of the memories a walk passes
+    on, sent while it still reads.
+
+    take() plans each memory's delete (journaled) and queues its id. Batches go out,
+    --concurrency at a time, only between the walk's resume() (a page has been
+    answered) and pause() (it is about to ask for the next), so the server's rows
+    stay put while it serves a page. The last WALK_OVERLAP ids wait for finish():
+    the walk's next page finds its place by them. A batch that fails, or a journal
+    that cannot be written, stops the sending; the walk reads on, so the error can
+    say how many of how many went.
+
+    No two requests of a run carry the same number of ids: agno's PostgreSQL backend
+    turns a number of ids into one statement text, which PostgreSQL comes to plan once
+    for any ids, badly (the measurements are in docs/performance.md).
+    Numbers drawn at random also keep separate runs apart.
+    """
+
+    def __init__(self, writer, request):
+        import random
+        from collections import deque
+
+        self.writer, self.request = writer, request
+        self.memories = MemorySpool()
+        self.waiting = deque()  # ids not sent yet: at most about a page of them
+        self.sizes = random.sample(range(DELETE_BATCH_SIZE // 2, DELETE_BATCH_SIZE + 1), DELETE_BATCH_SIZE // 2 + 1)
+        self.used = set()  # the numbers of ids sent so far
+        self.held_back = WALK_OVERLAP  # ids kept for the walk's next page to find its place by
+        self.sending = set()
+        self.open = False
+        self.deleted = 0  # ids in batches the server has answered for
+        self.failure = None
+        self.unanswered = 0  # ids in batches whose answer never came
+        self.progress = Progress.for_request("deleting", request)
+
+    def take(self, memories):
+        self.writer.plan([Change.delete(memory) for memory in memories])
+        self.memories.extend(memories)
+        self.waiting.extend(memory["memory_id"] for memory in memories)
+        self.pump()
+
+    def resume(self, expected=None):
+        if expected:
+            self.progress.start(expected)
+        self.open = True
+        self.pump()
+
+    async def pause(self):
+        """No more batches until resume(); the number deleted, once those under way are answered."""
+        import asyncio
+
+        self.open = False
+        while self.sending:
+            await asyncio.wait(self.sending)
+        return self.deleted
+
+    async def finish(self):
+        """Sends every id left, those held back too, and waits; raises the error of a batch that failed."""
+        import asyncio
+
+        self.held_back = 0
+        self.resume()
+        while self.sending:
+            await asyncio.wait(self.sending)
+        if self.failure is not None:
+            raise self.failure
+
+    def pump(self):
+        import asyncio
+        import functools
+
+        journal = self.writer.journal
+        while self.open and self.failure is None and len(self.sending) < self.request.concurrency:
+            ready = len(self.waiting) - self.held_back
+            count = self.sizes[len(self.used) % len(self.sizes)]
+            if ready < count:
+                if self.held_back or ready <= 0:
+                    return
+                count = ready  # the last batch: a number of its own too
+                while count in self.used and count > 1:
+                    count -= 1
+            try:
+                journal.sync()  # what the batch deletes is on disk before it goes
+            except CLIError as error:
+                self.failure = error
+                return
+            self.used.add(count)
+            batch = [self.waiting.popleft() for _ in range(count)]
+            self.writer.sent += count
+            task = asyncio.ensure_future(delete_batch(self.writer.server, batch, self.request.user_id))
+            task.add_done_callback(functools.partial(self.answered, batch))
+            self.sending.add(task)
+
+    def answered(self, batch, task):
+        import httpx
+
+        self.sending.discard(task)
+        journal, count = self.writer.journal, len(batch)
+        try:
+            if task.cancelled():
+                self.writer.unknown += count
+                journal.result("unknown", batch)
+                return
+            if task.exception() is not None:
+                self.failure = self.failure or task.exception()
+                if isinstance(task.exception(), httpx.HTTPStatusError):
+                    journal.result("failed", batch)
+                else:
+                    self.unanswered += count  # the request may have reached the server: its ids may be gone
+                    self.writer.unknown += count
+                    journal.result("unknown", batch)
+            else:
+                self.deleted += count
+                self.writer.confirmed += count
+                self.progress.advance(count)
+                journal.result("deleted", batch)
+        except CLIError as error:  # the journal cannot record it: stop sending, and say so once
+            self.failure = self.failure or error
+            return
+        self.pump()
+
+
+async def delete_batch(server, memory_ids, user_id):
+    """One DELETE /memories as agno's client sends it."""
+    body = {"memory_ids": memory_ids, **({"user_id": user_id} if user_id is not None else {})}
+    await server.call("DELETE", "/memories", body=body)
 
 
 # === meaning ==================================================================
@@ -2626,10 +3014,8 @@ class Ranking:
 # yet a vector is still derived from a memory: the folder is private (0700, file 0600),
 # entries unused for CACHE_DAYS go, and --erase removes the erased memories' vectors.
 
-MODEL_FOLDER = Path(__file__).resolve().parent.parent / "models" / "all-minilm-l6-v2"
 MODEL_TOKENS = 128  # what the model was trained on; longer memories are cut there
 EMBED_BATCH = 32  # texts a run of the model, sorted by length so little is padding
-MEANING_LIMIT = 10_000  # memories --find embeds in one call before it ranks by words instead (--by meaning: any)
 EMBED_SECONDS = 0.0008  # what embedding one memory takes, about, for the hint when MEANING_LIMIT is passed
 # all-MiniLM-L6-v2's cosines, as measured on the ranking set's tuning part
 # (tests/ranking_set.py): a question and an unrelated memory give about 0.1, but 0.5
@@ -2743,7 +3129,7 @@ class EmbeddingCache:
     def __init__(self, folder, days):
         import sqlite3
 
-        open_private_folder(folder)  # 0700: the file is private from the moment it exists
+        claim_folder(folder, is_cache_file)  # 0700: the file is private from the moment it exists
         path = folder / "embeddings.sqlite"
         # No descriptor of our own on the file: closing one would drop the locks that
         # SQLite holds on it (POSIX locks are per process), and two searches in one
@@ -2812,12 +3198,25 @@ class EmbeddingCache:
         return removed
 
 
+def is_cache_file(path):
+    """A file the cache wrote: its SQLite file, or SQLite's rollback journal beside it."""
+    if path.name == "embeddings.sqlite-journal":
+        return True
+    if path.name != "embeddings.sqlite" or not path.is_file() or path.is_symlink():
+        return False
+    with open(path, "rb") as file:
+        return file.read(16) in (b"SQLite format 3\x00", b"")
+
+
 def erase_cached_vectors(request, user_id, texts=None):
     """--erase: the embedding cache keeps nothing of what was erased. How many vectors went."""
     folder = request.cache_folder
     if not (folder / "embeddings.sqlite").exists():
         return 0
-    cache = EmbeddingCache(folder, request.cache_days)
+    try:
+        cache = EmbeddingCache(folder, request.cache_days)
+    except ForeignFolder:
+        return 0  # a folder the script may not use holds nothing it wrote
     try:
         return cache.erase(user_id, texts)
     finally:
@@ -2846,12 +3245,298 @@ class Meaning:
                 self.cache.from_cache -= 1
         missing = [index for index, key in enumerate(keys) if key not in found]
         if missing:
-            vectors = self.embedder.embed([memories[index]["memory"] for index in missing]).astype(numpy.float16)
+            texts = [memories[index]["memory"][:MAX_RANKED_CHARS] for index in missing]
+            vectors = self.embedder.embed(texts).astype(numpy.float16)
             new = [(*keys[index], vector.tobytes()) for index, vector in zip(missing, vectors, strict=True)]
             self.cache.store(self.embedder.name, new)
             found.update(((user_id, digest), vector) for user_id, digest, vector in new)
         matrix = numpy.frombuffer(b"".join(found[key] for key in keys), dtype=numpy.float16)
         return (matrix.reshape(len(keys), -1).astype(numpy.float32) @ self.query_vector).tolist()
+
+
+# === ranking ==================================================================
+# --find scores each memory twice and fuses the two, both on a 0-1 scale that means
+# the same from one query to the next:
+#   words    the share of the query's content words the memory holds (word forms and
+#            small typos count), each word weighted by how rare it is among the memories
+#            searched; a word that most of them hold (a user's own name) tells none apart
+#            and counts for nothing;
+#   meaning  how much closer the memory's sentence embedding is to the query's than the
+#            typical memory searched is (see "meaning"), so "is she vegetarian" finds
+#            "does not eat meat or fish", and a name that every memory holds lifts none.
+# score = 1 - (1 - words) * (1 - meaning): either alone can carry a memory to the top,
+# and both together carry it further. A memory scoring MATCH_SCORE or more is a match;
+# weaker ones are shown after the matches, as such, and never counted as matches.
+
+
+# Words that carry no meaning in a question about a user ("what does the user like").
+QUESTION_WORDS = frozenset(
+    """a an the and or but of to in on at for with about from by as into than then so if not no
+    is are was were be been being am do does did doing have has had having will would can could should
+    shall may might must what which who whom whose when where why how whats
+    i me my mine we us our you your he him his she her they them their it its this that these those
+    there here any anything some something all every each much many more most very just also too
+    user users person people someone somebody customer client memory memories remember remembers
+    know knows knew tell told say said please""".split()
+)
+JUDGED_WORDS_KEPT = 50_000  # words whose matches --find remembers at once
+BM25_K1 = 1.2  # how quickly repeating a word stops adding to the score (ties of equal scores)
+BM25_B = 0.75  # how much a long memory is discounted (ties of equal scores)
+FUZZY_WEIGHT = 0.5  # a word with a typo counts half as much as the word itself
+WORD_PATTERN = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*")
+COMMON_SHARE = 0.5  # a query word held by more than this share of the memories searched tells none apart...
+COMMON_FROM = 8  # ...once at least this many memories were searched
+MATCH_SCORE = 0.5  # a memory scoring this or more answers the query; below, it is shown as weaker
+SHOWN_SCORE = 0.2  # below this a memory is not shown at all
+
+
+def normalize(text):
+    """Casefold and drop accents, so 'Café' and 'cafe' are one word."""
+    if text.isascii():  # most memories: nothing to decompose, and casefold is lower
+        return text.lower()
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def words(text):
+    """The words of a text: 'Wi-Fi' gives wifi, wi and fi; "user's" gives users."""
+    found = []
+    for word in WORD_PATTERN.findall(normalize(text).replace("'", "").replace("\u2019", "")):
+        if "-" not in word and "." not in word:
+            found.append(word)
+            continue
+        parts = re.split(r"[-.]", word)
+        found.append("".join(parts))
+        found.extend(parts)
+    return found
+
+
+def content_words(text):
+    return [word for word in words(text) if word not in QUESTION_WORDS]
+
+
+def check_query(text, flag):
+    """--find's query: some words that are not all question words."""
+    query_words = words(text)
+    if not query_words:
+        raise usage_error(f"{flag} needs some words to look for")
+    if all(word in QUESTION_WORDS for word in query_words):
+        raise usage_error(f"{flag} {text!r} has only common words; name what to look for", hint='e.g. --find "coffee"')
+    return text
+
+
+# What a fact is without its wording: the same words in the same order, ignoring case,
+# accents, punctuation, spacing and these few words that state no fact. Nothing is
+# stemmed and no word is guessed at: "lived"/"lives", "light"/"dark" and "3"/"8" stay
+# apart, so two different facts are never taken for one (measured: README, "Duplicates").
+FILLER_WORDS = frozenset({"a", "an", "the", "too", "also", "really", "just", "user", "users"})
+
+
+def fact_key(text):
+    """Two memories with one fact_key state the same fact: the second is a duplicate."""
+    found = []
+    for word in WORD_PATTERN.findall(normalize(text).replace("'", "").replace("\u2019", "")):
+        found.extend(part for part in re.split(r"[-.]", word) if part and part not in FILLER_WORDS)
+    return " ".join(found)
+
+
+def typo_distance(word):
+    """How many letters a word may be off and still match: none for short words."""
+    return 0 if len(word) < 4 else 1 if len(word) < 8 else 2
+
+
+def fused(words_score, meaning_score):
+    """The score --find shows, 0-1: either kind of evidence alone can make a match."""
+    return 1 - (1 - words_score) * (1 - meaning_score)
+
+
+@dataclass
+class Query:
+    text: str
+    words: list  # the query's distinct content words, normalized
+    terms: list  # what is looked for: each word, then each adjacent pair joined ("time zone": timezone)
+    stems: list  # one per term
+    covers: list  # for each term, the indexes in words of the words it stands for
+
+    @classmethod
+    def parse(cls, text, stem):
+        import itertools
+
+        content = list(dict.fromkeys(content_words(text)))
+        terms, covers = list(content), [(index,) for index in range(len(content))]
+        for index, (first, second) in enumerate(itertools.pairwise(content)):
+            if first + second not in terms:
+                terms.append(first + second)
+                covers.append((index, index + 1))
+        return cls(text, content, terms, [stem(term) for term in terms], covers)
+
+
+class Ranking:
+    """Scores memories against a query as they stream past, keeping only what can
+    still make the top `limit`.
+
+    A memory's word score needs the statistics of the whole collection (how many
+    memories hold each word) before it is final, so memories are kept grouped by what
+    their word score depends on: how often each term occurs in them and their length.
+    Memories in one group score alike by words, so each group keeps its `limit` closest
+    in meaning (then the most recently updated); the number of groups does not grow
+    with the collection. The meaning score and the count of matches need every
+    memory's cosine, so each memory leaves its group's number and its cosine (8 bytes)
+    behind.
+    """
+
+    def __init__(self, query, stem, limit):
+        import heapq
+        from array import array
+
+        from rapidfuzz.distance import Levenshtein
+
+        self.query = query
+        self.stem = stem
+        self.limit = limit
+        self.distance = Levenshtein.distance
+        self.push, self.push_pop = heapq.heappush, heapq.heappushpop
+        self.matches_of_word = {}  # word -> ((term index, weight), ...): each word is judged once
+        self.groups = {}  # (term frequencies, length) -> heap of (cosine, updated_at, arrival, memory)
+        self.group_numbers = {}  # (term frequencies, length) -> its number in group_of
+        self.group_of = array("I")  # each memory's group
+        self.cosine_of = array("f")  # each memory's cosine with the query (0: ranked by words only)
+        self.scanned = 0
+        self.total_length = 0
+        self.holding = [0] * len(query.terms)  # memories holding each term
+
+    def term_matches(self, word):
+        """((term index, weight), ...) for one word of a memory; each word is judged once."""
+        stem = self.stem(word)
+        matches = []
+        for index, (query_term, term_stem) in enumerate(zip(self.query.terms, self.query.stems, strict=True)):
+            if stem == term_stem:
+                matches.append((index, 1.0))
+            elif (allowed := typo_distance(query_term)) and abs(len(word) - len(query_term)) <= allowed:
+                if self.distance(word, query_term, score_cutoff=allowed) <= allowed:
+                    matches.append((index, FUZZY_WEIGHT))
+        if len(self.matches_of_word) >= JUDGED_WORDS_KEPT:
+            # Numbers and ids make the words seen grow with the memories: start afresh
+            # rather than hold them all (the words that recur are judged again at once).
+            self.matches_of_word.clear()
+        matches = self.matches_of_word[word] = tuple(matches)
+        return matches
+
+    def add(self, memory, cosine=0.0):
+        """One memory, with the cosine of its embedding and the query's (0 when ranking by words only)."""
+        memory_words = content_words(memory["memory"][:MAX_RANKED_CHARS])
+        self.scanned += 1
+        self.total_length += len(memory_words)
+        frequencies = [0.0] * len(self.query.terms)
+        judged = self.matches_of_word
+        for word in memory_words:
+            matches = judged.get(word)
+            if matches is None:
+                matches = self.term_matches(word)
+            for index, weight in matches:
+                frequencies[index] += weight
+        for index, frequency in enumerate(frequencies):
+            self.holding[index] += frequency > 0
+        key = (tuple(frequencies), len(memory_words))
+        number = self.group_numbers.setdefault(key, len(self.group_numbers))
+        self.group_of.append(number)
+        self.cosine_of.append(cosine)
+        group = self.groups.setdefault(key, [])
+        entry = (cosine, memory.get("updated_at") or "", self.scanned, memory)
+        if len(group) < self.limit:
+            self.push(group, entry)
+        else:
+            self.push_pop(group, entry)  # drops the farthest in meaning, then the least recently updated
+
+    def common_terms(self):
+        """Terms most memories hold (a user's own name): they tell none apart."""
+        if self.scanned < COMMON_FROM:
+            return set()
+        common = {index for index, holding in enumerate(self.holding) if holding > COMMON_SHARE * self.scanned}
+        # A query made only of such words ("dana" alone) still has to find something.
+        return set() if all(index in common for index in range(len(self.query.words))) else common
+
+    def word_weights(self):
+        """How much each of the query's words counts: rarer among the memories searched, more."""
+        import math
+
+        common = self.common_terms()
+        weights = [0.0] * len(self.query.words)
+        for index, holding in enumerate(self.holding[: len(self.query.words)]):
+            if index not in common:
+                weights[index] = math.log(1 + (self.scanned - holding + 0.5) / (holding + 0.5))
+        return weights
+
+    def words_score(self, frequencies, weights):
+        """The weighted share of the query's words that a memory with these term frequencies holds (0-1)."""
+        total = sum(weights)
+        if not total:
+            return 0.0
+        found = [0.0] * len(weights)
+        for frequencies_index, frequency in enumerate(frequencies):
+            if frequency:
+                strength = 1.0 if frequency >= 1 else FUZZY_WEIGHT
+                for word in self.query.covers[frequencies_index]:
+                    found[word] = max(found[word], strength)
+        return sum(weight * share for weight, share in zip(weights, found, strict=True)) / total
+
+    def bm25(self, frequencies, length):
+        """Which of two memories that score alike holds the query's words more densely."""
+        import math
+
+        average_length = self.total_length / self.scanned if self.scanned else 1.0
+        score = 0.0
+        for holding, frequency in zip(self.holding, frequencies, strict=True):
+            if frequency:
+                weight = math.log(1 + (self.scanned - holding + 0.5) / (holding + 0.5))
+                norm = BM25_K1 * (1 - BM25_B + BM25_B * length / (average_length or 1.0))
+                score += weight * frequency * (BM25_K1 + 1) / (frequency + norm)
+        return score
+
+    def unmatched_words(self):
+        """The query's words that no memory searched holds, in any form."""
+        held = set()
+        for index, holding in enumerate(self.holding):
+            if holding:
+                held.update(self.query.covers[index])
+        return [word for index, word in enumerate(self.query.words) if index not in held]
+
+    def common_words(self):
+        return [self.query.terms[index] for index in sorted(self.common_terms()) if index < len(self.query.words)]
+
+    def meaning_baseline(self):
+        """The cosine of a typical memory searched: the median, once there are enough to tell."""
+        if self.scanned < COMMON_FROM:
+            return COSINE_TYPICAL
+        import statistics
+
+        return statistics.median(self.cosine_of)
+
+    def best(self):
+        """(the top memories, best first, each with its score; how many memories match)."""
+        baseline = self.meaning_baseline()
+        weights = self.word_weights()
+        score_of_group = {key: self.words_score(key[0], weights) for key in self.group_numbers}
+        ranked = []
+        for key, group in self.groups.items():
+            words_score, density = score_of_group[key], self.bm25(*key)
+            for cosine, updated_at, _, memory in group:
+                score = fused(words_score, meaning_score(cosine, baseline))
+                if score >= SHOWN_SCORE:
+                    ranked.append((round(score, 3), density, updated_at, memory))
+        # Equal scores: the denser in the query's words, then the most recently updated.
+        ranked.sort(key=lambda entry: entry[:3], reverse=True)
+        best = [dict(memory, score=score) for score, _, _, memory in ranked[: self.limit]]
+        by_number = [0.0] * len(self.group_numbers)
+        for key, number in self.group_numbers.items():
+            by_number[number] = score_of_group[key]
+        matched = sum(
+            round(fused(by_number[number], meaning_score(cosine, baseline)), 3) >= MATCH_SCORE
+            for number, cosine in zip(self.group_of, self.cosine_of, strict=True)
+        )
+        return best, matched
 
 
 # === operations that read =====================================================
@@ -3035,7 +3720,7 @@ async def meaning_for(server, request):
         return Meaning(Embedder(request.model_folder, name), cache, request.query), None
     except ModelUnavailable as error:
         why = f"the model cannot be loaded: {error}"
-    except (OSError, sqlite3.Error) as error:
+    except (OSError, sqlite3.Error, ForeignFolder) as error:
         why = (
             f"the embedding cache in {request.cache_folder} cannot be used: {getattr(error, 'strerror', None) or error}"
         )
@@ -3094,9 +3779,9 @@ def duplicate_group(user_id, memories):
     topics = list(keep.get("topics") or [])
     for other in others:
         topics += [topic for topic in other.get("topics") or [] if topic not in topics]
-    kept_text = " ".join(keep["memory"].casefold().split())
+    kept_text = " ".join(keep["memory"][:MAX_RANKED_CHARS].casefold().split())
     for other in others:
-        text = " ".join(other["memory"].casefold().split())
+        text = " ".join(other["memory"][:MAX_RANKED_CHARS].casefold().split())
         other["exact"] = text == kept_text
         other["score"] = round(fuzz.ratio(kept_text, text) / 100, 3)
     return {"user_id": user_id, "keep": keep, "topics": topics, "remove": others}
@@ -3172,14 +3857,13 @@ async def get_memory(server, request, memory_id):
     import httpx
 
     try:
-        memory = await server.client.get_memory(memory_id, user_id=request.user_id, **server.scope)
+        return await server.memory(memory_id, request.user_id)
     except httpx.HTTPStatusError as error:
         if error.response.status_code == 404 and is_json(error.response):
             raise CLIError(
                 f"memory {memory_id} not found for user {request.user_id}", kind="not_found", status=404
             ) from None
         raise
-    return server.owned_by(request.user_id, [memory_dict(memory)])[0]
 
 
 async def show_memory(server, request):
@@ -3197,7 +3881,7 @@ async def list_topics(server, request):
         )
         note(request, f"topics read from the memories: /memory_topics of {release.name} is wrong (right from agno 2.6)")
         return Outcome(sorted(topics))
-    topics = await server.client.get_memory_topics(user_id=request.user_id, **server.scope)
+    topics = await server.call("GET", "/memory_topics", {"user_id": request.user_id})
     if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
         raise not_agentos(server.request.base_url, "/memory_topics did not answer a list of topics")
     return Outcome(sorted(topics))
@@ -3271,6 +3955,10 @@ async def whoami(server, request):
     import time
 
     token, auth = server.token, await ask_auth(server)
+    if auth.mode != "jwt":
+        # One page of one memory, shown to nobody: whether this is an AgentOS memory API at all,
+        # and whether it takes this key (a JWT's scopes may rightly forbid reading, so not for one).
+        await fetch_page(server, {}, 1, 1)
     limited = limited_user(token, auth)
     return Outcome(
         {
@@ -3297,20 +3985,6 @@ async def whoami(server, request):
 # === operations that write ====================================================
 
 
-def check_written(server, memory, user_id, memory_id, content, topics):
-    """The server answered 2xx: make sure it holds what was asked for."""
-    server.owned_by(user_id, [memory])
-    if memory["memory"] != content or (memory["topics"] or []) != topics:
-        raise CLIError(
-            f"the server answered but memory {memory_id or memory['memory_id']} does not hold what was sent",
-            kind="server_error",
-        )
-    if memory_id is not None and memory["memory_id"] != memory_id:
-        raise CLIError(
-            f"the server answered for memory {memory['memory_id']} instead of {memory_id}", kind="server_error"
-        )
-
-
 SIMILAR_SHOWN = 5  # memories listed as similar to a new one
 
 
@@ -3321,14 +3995,11 @@ async def create_memory(server, request):
         if stored is not None:
             note = f"already stored as {stored['memory_id']}: nothing created (--allow-duplicate creates it anyway)"
             return Outcome(dict(stored, created=False), note=note)
-    topics = request.topics or []
-    created = await server.client.create_memory(request.content, request.user_id, topics=topics, **server.scope)
-    memory = memory_dict(created)
-    if memory["user_id"] != request.user_id:
-        await take_back(server, request, memory)
-    server.journal.created(memory)
-    check_written(server, memory, request.user_id, None, request.content, topics)
-    memory["created"] = True
+    written = await server.writer.apply([Change.create(request.user_id, request.content, request.topics or [])])
+    if written is None:
+        preview = server.writer.preview({"similar": similar} if similar else None)
+        return Outcome(preview, note="dry run: nothing was created")
+    memory = dict(written[0], created=True)
     hint = None
     if similar:
         memory["similar"] = similar
@@ -3357,56 +4028,20 @@ async def already_stored(server, request):
     return None, similar
 
 
-async def take_back(server, request, memory):
-    """The server wrote the memory for another user (a service-account token that is not
-    admin writes as itself): delete it again, so nothing stays where it was not asked for."""
-    owner, memory_id = memory["user_id"], memory["memory_id"]
-    try:
-        await server.client.delete_memory(memory_id, user_id=owner, **server.scope)
-        await server.client.get_memory(memory_id, user_id=owner, **server.scope)
-    except Exception as error:
-        if getattr(getattr(error, "response", None), "status_code", None) == 404:
-            raise CLIError(
-                f"the server limited this token to user {owner}: it wrote the memory for {owner} instead of "
-                f"{request.user_id}, and it was removed again; nothing was changed",
-                kind="wrong_user",
-                hint=f"use a token of user {request.user_id}, or one with {ADMIN_SCOPE}",
-            ) from None
-        problem = translate(error, request).message
-    else:
-        problem = "it is still there"
-    raise CLIError(
-        f"the server wrote the memory for user {owner} instead of {request.user_id} (memory {memory_id}) "
-        f"and it could not be removed: {problem}",
-        kind="wrong_user",
-        hint=f"remove it with a token that may: --user-id {owner} --memory-id {memory_id} --delete",
-    )
-
-
 async def update_memory(server, request):
     memory_id = request.memory_ids[0]
     # PATCH is an upsert on agno 3.1.10: it creates unknown ids and overwrites other
     # users' memories. Only ever send it for a memory this user is shown to own.
     current = await get_memory(server, request, memory_id)
-    content = request.content if request.content is not None else current["memory"]
-    topics = request.topics if request.topics is not None else (current["topics"] or [])
-    if content == current["memory"] and topics == (current["topics"] or []):
+    change = Change.update(current, request.content, request.topics)
+    if not change.changes_anything():
         return Outcome(current, note=f"memory {memory_id} unchanged: it already has this content and these topics")
-    server.journal.before([current], sent={memory_id: {"memory": content, "topics": topics}})
-    server.journal.sync()
-    updated = await journaled(
-        server.journal,
-        [memory_id],
-        server.client.update_memory(memory_id, content, request.user_id, topics=topics, **server.scope),
-    )
-    memory = memory_dict(updated)
-    check_written(server, memory, request.user_id, memory_id, content, topics)
-    cleared = [name for name in ("agent_id", "team_id") if current.get(name) and not memory.get(name)]
-    if cleared:
-        warn(
-            request,
-            f"the AgentOS API cleared {' and '.join(cleared)} of memory {memory_id} on update (it cannot keep them)",
-        )
+    written = await server.writer.apply([change])
+    if written is None:
+        return Outcome(server.writer.preview(), note="dry run: nothing was changed")
+    memory = written[0]
+    if server.writer.cleared:
+        memory["cleared"] = server.writer.cleared
     # What it held, beside what it holds: the one who asked can see the right memory changed.
     memory["before"] = {"memory": current["memory"], "topics": current["topics"] or []}
     return Outcome(memory, note=f"updated memory of user {request.user_id}")
@@ -3432,19 +4067,18 @@ async def delete_memories(server, request):
         raise CLIError(
             f"memory {missing[0]} not found for user {request.user_id}: nothing deleted", kind="not_found", status=404
         )
+    changes = [Change.delete(memory) for memory in found]
     if request.dry_run:
-        return partial_outcome(deletion(found, missing, dry_run=True), missing, request)
-    if found:
-        ids = [memory["memory_id"] for memory in found]
-        server.journal.before(found)
-        server.journal.sync()
-        if len(ids) == 1:
-            deleting = server.client.delete_memory(ids[0], user_id=request.user_id, **server.scope)
-        else:
-            deleting = server.client.delete_memories(ids, user_id=request.user_id, **server.scope)
-        await journaled(server.journal, ids, deleting, done="deleted")
+        server.writer.plan(changes)
+        return partial_outcome(server.writer.preview(deletion(found, missing, dry_run=True)), missing, request)
+    if len(changes) == 1:
+        await server.writer.apply(changes)
+    elif changes:
+        server.writer.plan(changes)
+        await server.writer.send_deletes(request.user_id, changes)
+    if changes:
         # ...and check afterwards that they are really gone.
-        await confirm_deleted(server, request, ids)
+        await confirm_deleted(server, request, [memory["memory_id"] for memory in found])
     result = deletion(found, missing, dry_run=False)
     if request.erase:
         result["erased_copies"] = erase_copies(request, memory_ids={memory["memory_id"] for memory in found})
@@ -3494,20 +4128,26 @@ async def confirm_deleted(server, request, memory_ids):
 async def delete_all(server, request):
     if request.dry_run or not request.yes:
         matching = MemorySpool()
+
+        def to_delete(memories):
+            matching.extend(memories)
+            if request.dry_run:
+                server.writer.plan([Change.delete(memory) for memory in memories])
+
         reading = Progress.for_request("reading", request)
         try:
-            await walk_matching(server, request, matching.extend, reading)
+            await walk_matching(server, request, to_delete, reading)
         finally:
             reading.stop()
         if request.dry_run:
-            return Outcome(deletion(matching, [], dry_run=True))
+            return Outcome(server.writer.preview(deletion(matching, [], dry_run=True)))
         if not matching:
             return Outcome(deletion([], [], dry_run=False), hint=await empty_answer_hint(server, request))
         raise usage_error(
             f"--delete-all would delete {plural(len(matching), 'memory')} of user {request.user_id}; nothing was deleted",
             hint="add --yes to delete them, or --dry-run to list them",
         )
-    deleter = BatchDeleter(server, request)
+    deleter = BatchDeleter(server.writer, request)
     found = None  # how many memories there were to delete, once the walk has read them all
     try:
         await walk_memories(
@@ -3526,6 +4166,7 @@ async def delete_all(server, request):
             )
             maybe = f", and {deleter.unanswered} more may have been (no answer came)" if deleter.unanswered else ""
             failure.message += f"; {tally} deleted before it stopped{maybe}: run it again to delete the rest"
+            failure.counted = True
         raise failure from None
     finally:
         deleter.progress.stop()
@@ -3559,45 +4200,89 @@ async def dedupe(server, request):
     removed = [memory for group in groups for memory in group["remove"]]
     meta = {"user_id": request.user_id, "searched": searched, "groups": len(groups), "duplicates": len(removed)}
     meta |= date_meta(request) | {"rule": KEEP_RULE}
-    if request.dry_run or not groups:
+    if not groups:
         return Outcome({"data": groups, "meta": meta, "dry_run": request.dry_run})
-    if not request.yes:
+    if not request.yes and not request.dry_run:
         raise usage_error(
             f"--dedupe would delete {plural(len(removed), 'duplicate')} in {plural(len(groups), 'group')}; "
             "nothing was changed",
             hint="add --yes to delete them, or --dry-run to list them",
         )
-    merged = [group for group in groups if group["topics"] != (group["keep"].get("topics") or [])]
-    for group in merged:
-        keep = group["keep"]
-        server.journal.before([keep], sent={keep["memory_id"]: {"memory": keep["memory"], "topics": group["topics"]}})
-    server.journal.sync()
-    for group in merged:
-        keep = group["keep"]
-        updated = await journaled(
-            server.journal,
-            [keep["memory_id"]],
-            server.client.update_memory(
-                keep["memory_id"], keep["memory"], group["user_id"], topics=group["topics"], **server.scope
-            ),
-        )
-        check_written(
-            server, memory_dict(updated), group["user_id"], keep["memory_id"], keep["memory"], group["topics"]
-        )
-    by_user = {}
+    merges = [Change.update(group["keep"], topics=group["topics"]) for group in groups]
+    merges = [change for change in merges if change.changes_anything()]
+    deletes = {}
     for group in groups:
-        by_user.setdefault(group["user_id"], []).extend(group["remove"])
-    server.journal.before(removed)
-    server.journal.sync()
+        deletes.setdefault(group["user_id"], []).extend(Change.delete(memory) for memory in group["remove"])
+    writer = server.writer
+    if request.dry_run:
+        writer.plan(merges + [change for changes in deletes.values() for change in changes])
+        return Outcome(writer.preview({"data": groups, "meta": meta}))
+    await writer.apply(merges)
+    for user_id, changes in deletes.items():
+        writer.plan(changes)
 
-    async def delete_for(user_id, memories):
-        ids = [memory["memory_id"] for memory in memories]
-        deleting = server.bounded(server.client.delete_memories(ids, user_id=user_id, **server.scope))
-        await journaled(server.journal, ids, deleting, done="deleted")
+    async def delete_for(user_id, changes):
+        await server.bounded(writer.send_deletes(user_id, changes))
+        ids = [change.memory_id for change in changes]
         await confirm_deleted(server, dataclasses.replace(request, user_id=user_id), ids)
 
-    await asyncio.gather(*(delete_for(user_id, memories) for user_id, memories in by_user.items()))
-    return Outcome({"data": groups, "meta": meta, "dry_run": False})
+    await asyncio.gather(*(delete_for(user_id, changes) for user_id, changes in deletes.items()))
+    return Outcome(
+        {"data": groups, "meta": meta, "dry_run": False} | ({"cleared": writer.cleared} if writer.cleared else {})
+    )
+
+
+async def edit_topics(server, request):
+    """--add-topics / --remove-topics: the same topics added to (or taken from) many
+    memories, each keeping its other topics in their order; one plan, one undo."""
+    memories = MemorySpool()
+    if request.memory_ids:
+        memories.extend(await memories_named(server, request))
+    else:
+        progress = Progress.for_request("reading", request)
+        try:
+            await walk_matching(server, request, memories.extend, progress)
+        finally:
+            progress.stop()
+        if len(memories) > 1 and not (request.yes or request.dry_run):
+            raise usage_error(
+                f"{request.action.label} would change the topics of up to {plural(len(memories), 'memory')} of user "
+                f"{request.user_id}; nothing was changed",
+                hint="add --yes to change them, or --dry-run to list them",
+            )
+    changes = [
+        change
+        for change in (Change.update(memory, topics=edited_topics(memory, request)) for memory in memories)
+        if change.changes_anything()
+    ]
+    written = await server.writer.apply(changes)
+    summary = {"changed": len(changes), "unchanged": len(memories) - len(changes), "user_id": request.user_id}
+    if written is None:
+        return Outcome(server.writer.preview(summary))
+    hint = await empty_answer_hint(server, request) if not memories and not request.memory_ids else None
+    return Outcome(summary | {"dry_run": False, "memories": written, "cleared": server.writer.cleared}, hint=hint)
+
+
+def edited_topics(memory, request):
+    """A memory's topics with --add-topics last (in the order given) or --remove-topics gone."""
+    topics = list(memory.get("topics") or [])
+    if request.topics_added:
+        return topics + [topic for topic in request.topics_added if topic not in topics]
+    return [topic for topic in topics if topic not in request.topics_removed]
+
+
+async def memories_named(server, request):
+    """The memories --memory-id names, each read as the user's (a missing one stops it all)."""
+    import asyncio
+
+    looked_up = await asyncio.gather(
+        *(server.bounded(get_memory(server, request, memory_id)) for memory_id in request.memory_ids),
+        return_exceptions=True,
+    )
+    for result in looked_up:
+        if isinstance(result, BaseException):
+            raise result
+    return looked_up
 
 
 def deleted_all(request, memories):
@@ -3616,132 +4301,6 @@ def deleted_all(request, memories):
     return Outcome(result)
 
 
-DELETE_BATCH_SIZE = 5000  # memory ids per bulk DELETE request, at most (BatchDeleter)
-
-
-class BatchDeleter:
-    """Bulk DELETEs of the memories a walk passes on, sent while it still reads.
-
-    take() keeps each memory for the report and queues its id. Batches go out,
-    --concurrency at a time, only between the walk's resume() (a page has been
-    answered) and pause() (it is about to ask for the next), so the server's rows
-    stay put while it serves a page. The last WALK_OVERLAP ids wait for finish():
-    the walk's next page finds its place by them. A batch that fails stops the
-    sending; the walk reads on, so the error can say how many of how many went.
-
-    No two requests of a run carry the same number of ids: agno's PostgreSQL backend
-    turns a number of ids into one statement text, which PostgreSQL comes to plan once
-    for any ids, badly (the measurements are in the README, "Bulk work at scale").
-    Numbers drawn at random also keep separate runs apart.
-    """
-
-    def __init__(self, server, request):
-        import random
-        from collections import deque
-
-        self.server, self.request = server, request
-        self.memories = MemorySpool()
-        self.waiting = deque()  # ids not sent yet: at most about a page of them
-        self.sizes = random.sample(range(DELETE_BATCH_SIZE // 2, DELETE_BATCH_SIZE + 1), DELETE_BATCH_SIZE // 2 + 1)
-        self.used = set()  # the numbers of ids sent so far
-        self.held_back = WALK_OVERLAP  # ids kept for the walk's next page to find its place by
-        self.sending = set()
-        self.open = False
-        self.deleted = 0  # ids in batches the server has answered for
-        self.failure = None
-        self.unanswered = 0  # ids in batches whose answer never came
-        self.progress = Progress.for_request("deleting", request)
-
-    def take(self, memories):
-        self.server.journal.before(memories)
-        self.memories.extend(memories)
-        self.waiting.extend(memory["memory_id"] for memory in memories)
-        self.pump()
-
-    def resume(self, expected=None):
-        if expected:
-            self.progress.start(expected)
-        self.open = True
-        self.pump()
-
-    async def pause(self):
-        """No more batches until resume(); the number deleted, once those under way are answered."""
-        import asyncio
-
-        self.open = False
-        while self.sending:
-            await asyncio.wait(self.sending)
-        return self.deleted
-
-    async def finish(self):
-        """Sends every id left, those held back too, and waits; raises the error of a batch that failed."""
-        import asyncio
-
-        self.held_back = 0
-        self.resume()
-        while self.sending:
-            await asyncio.wait(self.sending)
-        if self.failure is not None:
-            raise self.failure
-
-    def pump(self):
-        import asyncio
-        import functools
-
-        while self.open and self.failure is None and len(self.sending) < self.request.concurrency:
-            ready = len(self.waiting) - self.held_back
-            count = self.sizes[len(self.used) % len(self.sizes)]
-            if ready < count:
-                if self.held_back or ready <= 0:
-                    return
-                count = ready  # the last batch: a number of its own too
-                while count in self.used and count > 1:
-                    count -= 1
-            self.used.add(count)
-            batch = [self.waiting.popleft() for _ in range(count)]
-            self.server.journal.sync()  # what the batch deletes is on disk before it goes
-            task = asyncio.ensure_future(delete_batch(self.server, batch, self.request.user_id))
-            task.add_done_callback(functools.partial(self.answered, batch))
-            self.sending.add(task)
-
-    def answered(self, batch, task):
-        import httpx
-
-        self.sending.discard(task)
-        journal, count = self.server.journal, len(batch)
-        if task.cancelled():
-            journal.result("unknown", batch)
-            return
-        if task.exception() is not None:
-            self.failure = self.failure or task.exception()
-            if isinstance(task.exception(), httpx.HTTPStatusError):
-                journal.result("failed", batch)
-            else:
-                self.unanswered += count  # the request may have reached the server: its ids may be gone
-                journal.result("unknown", batch)
-        else:
-            self.deleted += count
-            journal.result("deleted", batch)
-            self.progress.advance(count)
-        self.pump()
-
-
-async def delete_batch(server, memory_ids, user_id):
-    """One DELETE /memories as agno's client sends it, without loading the client."""
-    import orjson
-
-    body = {"memory_ids": memory_ids, **({"user_id": user_id} if user_id is not None else {})}
-    response = await server.http.request(
-        "DELETE",
-        f"{server.request.base_url}/memories",
-        params=server.scope_params,
-        content=orjson.dumps(body),
-        headers={"content-type": "application/json", **(server.scope.get("headers") or {})},
-        timeout=server.request.timeout,
-    )
-    response.raise_for_status()
-
-
 # === export and import ========================================================
 
 
@@ -3750,6 +4309,9 @@ def json_lines(memories):
     import orjson
 
     return "".join(orjson.dumps(memory).decode() + "\n" for memory in memories)
+
+
+PARTIAL_FILES = set()  # files that an interrupted command must not leave behind (an export's .partial)
 
 
 async def export_memories(server, request):
@@ -3848,18 +4410,19 @@ class ImportIndex:
         # file_digest and server_digest: content_digest of the line and of the server's copy.
         self.folder, self.db = scratch_database(
             "manage-memories-import-",
-            "CREATE TABLE ids (memory_id TEXT PRIMARY KEY, line INTEGER, user_id TEXT, memory TEXT, topics TEXT, "
-            "updated_at TEXT, agent_id TEXT, team_id TEXT, file_digest BLOB, server_digest BLOB)",
+            "CREATE TABLE ids (memory_id TEXT PRIMARY KEY, line INTEGER, file_user TEXT, user_id TEXT, memory TEXT, "
+            "topics TEXT, updated_at TEXT, agent_id TEXT, team_id TEXT, file_digest BLOB, server_digest BLOB)",
         )
         self.count = 0
 
-    def add(self, memory_id, line, digest):
+    def add(self, memory_id, line, user_id, digest):
         """Note a line's id; returns the line that already has it, if one does."""
         import sqlite3
 
         try:
             self.db.execute(
-                "INSERT INTO ids (memory_id, line, file_digest) VALUES (?, ?, ?)", (memory_id, line, digest)
+                "INSERT INTO ids (memory_id, line, file_user, file_digest) VALUES (?, ?, ?, ?)",
+                (memory_id, line, user_id, digest),
             )
         except sqlite3.IntegrityError:
             return self.db.execute("SELECT line FROM ids WHERE memory_id = ?", (memory_id,)).fetchone()[0]
@@ -3890,6 +4453,14 @@ class ImportIndex:
                 for memory in memories
             ),
         )
+
+    def cleared(self):
+        """{"memory_id", "agent_id", "team_id"} of each memory an update will strip of its agent or team."""
+        rows = self.db.execute(
+            "SELECT memory_id, agent_id, team_id FROM ids WHERE server_digest IS NOT file_digest "
+            "AND user_id = file_user AND (agent_id IS NOT NULL OR team_id IS NOT NULL) ORDER BY line"
+        )
+        return [{"memory_id": memory_id, "agent_id": agent, "team_id": team} for memory_id, agent, team in rows]
 
     def unchanged(self):
         """How many lines the server already holds exactly (same user, memory and topics)."""
@@ -3929,7 +4500,8 @@ def check_import_lines(lines, default_user_id, index):
             skipped += 1
             continue
         per_user[record.user_id] = per_user.get(record.user_id, 0) + 1
-        earlier = index.add(record.memory_id, number, content_digest(record.user_id, record.memory, record.topics))
+        digest = content_digest(record.user_id, record.memory, record.topics)
+        earlier = index.add(record.memory_id, number, record.user_id, digest)
         if earlier is not None:
             problems.append(f"line {number}: memory id {record.memory_id} already appears on line {earlier}")
             continue
@@ -4023,14 +4595,17 @@ def parse_import_line(item, default_user_id, number):
 
 def open_import_file(path):
     """The import as a file that can be read twice; stdin is spooled to a temporary file."""
+    import io
     import shutil
     import tempfile
 
     if path == "-":
-        spool = tempfile.TemporaryFile("w+", encoding="utf-8")
-        shutil.copyfileobj(sys.stdin, spool)
+        # Read as bytes and decoded as a file by path is: a byte-order mark is not content,
+        # and text that is not UTF-8 is refused the same way.
+        spool = tempfile.TemporaryFile("w+b")
+        shutil.copyfileobj(sys.stdin.buffer, spool)
         spool.seek(0)
-        return spool
+        return io.TextIOWrapper(spool, encoding="utf-8-sig")
     try:
         return open(path, encoding="utf-8-sig")  # a byte-order mark from an editor is not content
     except OSError as error:  # checked by check_import_source, but it may have gone since
@@ -4056,6 +4631,9 @@ async def import_memories(server, request):
         writer.summary["skipped"] = skipped
         writer.summary["users"] = len(per_user)
         writer.summary["per_user"] = per_user
+        writer.summary["cleared"] = index.cleared()
+        if writer.summary["cleared"] and not request.dry_run:
+            warn(request, will_clear(writer.summary["cleared"]))
         writer.progress.start(index.count)
         try:
             writer.count_unchanged(index.unchanged())
@@ -4102,7 +4680,6 @@ class ImportWriter:
         import asyncio
 
         self.server, self.request, self.new_ids = server, request, new_ids
-        self.journal = server.journal
         self.summary = {
             "created": 0,
             "updated": 0,
@@ -4112,11 +4689,11 @@ class ImportWriter:
             "per_user": {},
             "conflicts": [],
             "failed": [],
-            "changes": [],
+            "lines": [],  # each line that changes a memory: its line, id, action and the fields it changes
         }
         self.progress = Progress("importing", sys.stderr.isatty() and not request.json and not request.dry_run)
         # Lines are journaled as they are queued; a longer queue lets one fsync cover many.
-        ahead = max(request.concurrency * 2, JOURNAL_AHEAD if self.journal.operation else 0)
+        ahead = max(request.concurrency * 2, JOURNAL_AHEAD if server.journal.operation else 0)
         self.queue = asyncio.Queue(maxsize=ahead)
         self.writers = [asyncio.create_task(self.write_queued()) for _ in range(request.concurrency)]
 
@@ -4129,17 +4706,20 @@ class ImportWriter:
             self.summary["conflicts"].append(change)
         elif outcome == "unchanged":
             self.summary["unchanged"] += 1
-        elif self.request.dry_run:
-            self.summary[outcome] += 1
-            self.summary["changes"].append(change)
         else:
-            sent = {"memory": record.memory, "topics": record.topics}
-            if current is not None:
-                self.journal.before([current.as_memory()], sent={record.memory_id: sent})
-            elif not self.new_ids:
-                self.journal.creating(record.memory_id, record.user_id, sent)
-            await self.queue.put((record, outcome, change))
-            return
+            if outcome == "updated":
+                planned = Change.update(current.as_memory(), record.memory, record.topics)
+            else:  # a free id: PATCH keeps it, except where the server lets this token create only by POST
+                planned = Change.create(
+                    record.user_id, record.memory, record.topics, memory_id=None if self.new_ids else record.memory_id
+                )
+            self.server.writer.plan([planned])
+            if self.request.dry_run:
+                self.summary[outcome] += 1
+                self.summary["lines"].append(dict(change, user_id=record.user_id))
+            else:
+                await self.queue.put((record, outcome, change, planned))
+                return
         self.progress.advance()
 
     async def write_queued(self):
@@ -4147,32 +4727,11 @@ class ImportWriter:
             await self.write(*job)
             self.progress.advance()
 
-    async def write(self, record, outcome, change):
-        server = self.server
+    async def write(self, record, outcome, change, planned):
         try:
-            if outcome == "created" and self.new_ids:
-                written = await server.client.create_memory(
-                    record.memory, record.user_id, topics=record.topics, **server.scope
-                )
-                self.journal.created(memory_dict(written))
-                kept_id = None
-            else:
-                # PATCH, the one call that keeps the memory id: for 'created' the id was
-                # just shown to be free, for 'updated' to belong to this user.
-                self.journal.sync()
-                written = await journaled(
-                    self.journal,
-                    [record.memory_id],
-                    server.client.update_memory(
-                        record.memory_id, record.memory, record.user_id, topics=record.topics, **server.scope
-                    ),
-                    "changed" if outcome == "updated" else "created",
-                )
-                kept_id = record.memory_id
-            memory = memory_dict(written)
-            check_written(server, memory, record.user_id, kept_id, record.memory, record.topics)
+            memory = await self.server.writer.send(planned)
             self.summary[outcome] += 1
-            self.summary["changes"].append(dict(change, memory_id=memory["memory_id"]))
+            self.summary["lines"].append(dict(change, memory_id=memory["memory_id"], user_id=record.user_id))
         except CLIError as error:
             if error.kind == "journal":
                 raise
@@ -4210,12 +4769,15 @@ class ImportWriter:
                 f"user isolation: the {summary['created']} new memories got new ids (the server lets this token "
                 "create only through POST); importing the same file again matches them by content",
             )
-        newer = [change for change in summary["changes"] if change.get("server_newer")]
+        newer = [line for line in summary["lines"] if line.get("server_newer")]
         if newer and not request.dry_run:
             warn(request, f"{plural(len(newer), 'update')} replaced a server copy newer than the file's line")
-        summary["dry_run"] = request.dry_run
         summary["failed"].sort(key=lambda failure: failure["line"])
-        summary["changes"].sort(key=lambda change: change["line"])
+        summary["lines"].sort(key=lambda line: line["line"])
+        if request.dry_run:
+            summary = self.server.writer.preview(summary)
+            summary["cleared"] = self.summary["cleared"]
+        summary["dry_run"] = request.dry_run
         return import_outcome(summary, request)
 
 
@@ -4225,7 +4787,6 @@ async def find_existing(server, index):
     Whichever needs less of the server: reading every memory page by page, or one GET per id.
     """
     import asyncio
-    import httpx
 
     probe = await fetch_page(server, {}, 1, 1)
     pages = -(-probe["meta"]["total_count"] // WALK_PAGE_SIZE)
@@ -4237,16 +4798,21 @@ async def find_existing(server, index):
             checking.stop()
         return
 
-    async def lookup(memory_id):
-        try:
-            return memory_dict(await server.client.get_memory(memory_id, **server.scope))
-        except httpx.HTTPStatusError as error:
-            if error.response.status_code != 404 or not is_json(error.response):
-                raise
-            return None
-
-    found = await asyncio.gather(*(server.bounded(lookup(memory_id)) for memory_id in list(index.ids())))
+    found = await asyncio.gather(*(server.bounded(held_under(server, memory_id)) for memory_id in list(index.ids())))
     index.note_server_copies([memory for memory in found if memory is not None])
+
+
+async def held_under(server, memory_id, user_id=None):
+    """What the server holds under memory_id now (for any user it lets this token see), or None."""
+    import httpx
+
+    try:
+        body = await server.call("GET", memory_path(memory_id), {"user_id": user_id})
+    except httpx.HTTPStatusError as error:
+        if error.response.status_code != 404 or not is_json(error.response):
+            raise
+        return None
+    return as_memory(body, server.request.base_url)
 
 
 def import_decision(record, current, dry_run):
@@ -4261,7 +4827,8 @@ def import_decision(record, current, dry_run):
     if current is None:
         change.update(action="create", fields=["memory", "topics"] if record.topics else ["memory"])
         if dry_run:
-            change["after"] = {"memory": record.memory, "topics": record.topics}
+            change["before"] = None
+            change["after"] = {"memory": record.memory, "topics": record.topics, "user_id": record.user_id}
         return "created", change
     if current.user_id != record.user_id:
         return "conflict", dict(change, user_id=record.user_id)
@@ -4274,8 +4841,9 @@ def import_decision(record, current, dry_run):
         return "unchanged", change
     change.update(action="update", fields=fields, server_newer=is_later(current.updated_at, record.updated_at))
     if dry_run:
-        change["before"] = {"memory": current.memory, "topics": current.topics, "updated_at": current.updated_at}
-        change["after"] = {"memory": record.memory, "topics": record.topics, "updated_at": record.updated_at}
+        change["before"] = current.as_memory()
+        change["after"] = {"memory": record.memory, "topics": record.topics, "user_id": record.user_id}
+        change["file_updated_at"] = record.updated_at
     return "updated", change
 
 
@@ -4461,7 +5029,7 @@ async def round_trip(server, probe, check):
     finally:
         if memory_id is not None:  # a step failed with the probe maybe still there: take it away
             try:
-                await server.client.delete_memory(memory_id, user_id=probe.user_id, **server.scope)
+                await server.call("DELETE", memory_path(memory_id), {"user_id": probe.user_id})
             except Exception:  # the failure already reported matters more than this one
                 check.skipped.append({"steps": "cleanup", "why": f"the probe {memory_id} may remain"})
 
@@ -4500,6 +5068,10 @@ async def gone(server, one):
 
 LATEST = "latest"  # --undo without an id
 OPERATION_ID = re.compile(r"[0-9a-f]{8}")
+RECENT_PAGE = 500  # rows a look at what changed lately reads at a time
+# Memories an undo decides at a time: one look at what changed lately covers the absent
+# ones of a chunk (those that exist are read again one by one), and memory stays flat.
+UNDO_CHUNK = 1000
 
 
 def check_operation_id(value, flag):
@@ -4511,8 +5083,8 @@ def check_operation_id(value, flag):
 async def history(server, request):
     """--history: this machine's journal for this server (server is None: nothing is asked of it)."""
     entries = journal_entries(request)
-    if request.user_id is not None:
-        entries = [entry for entry in entries if entry.header["user_id"] == request.user_id]
+    if request.user_id is not None:  # every operation that touched the user, imports and all-user ones too
+        entries = [entry for entry in entries if request.user_id in (entry.header["user_id"], *entry.users())]
     total = len(entries)
     shown = entries if request.all_pages else entries[: request.limit]
     data = {
@@ -4554,20 +5126,16 @@ def pick_entry(request, entries):
 
 class UndoPlan:
     """What an operation changed, one row per memory, in a temporary SQLite file (memory
-    stays flat however many it deleted), and what the server holds under each id now.
-    Has the interface find_existing() fills: count, ids(), note_server_copies()."""
+    stays flat however many it deleted): what each held before and what was sent in its
+    place, what became of it, and what the server held when the undo began. Reads entries
+    of this format and of earlier ones. Has the interface find_existing() fills: count,
+    ids(), note_server_copies()."""
 
     def __init__(self):
-        import sqlite3
-        import tempfile
-
-        self.folder = tempfile.TemporaryDirectory(prefix="manage-memories-undo-")
-        self.db = sqlite3.connect(os.path.join(self.folder.name, "undo.db"))
-        self.db.execute("PRAGMA journal_mode = OFF")
-        self.db.execute("PRAGMA synchronous = OFF")
-        self.db.execute(
-            "CREATE TABLE plan (memory_id TEXT PRIMARY KEY, user_id TEXT, before TEXT, sent TEXT, outcome TEXT, "
-            "current TEXT, seen INTEGER DEFAULT 0)"
+        self.folder, self.db = scratch_database(
+            "manage-memories-undo-",
+            "CREATE TABLE plan (memory_id TEXT PRIMARY KEY, number INTEGER, before TEXT, sent TEXT, outcome TEXT, "
+            "current TEXT)",
         )
         self.count = 0
 
@@ -4576,27 +5144,32 @@ class UndoPlan:
 
         for record in records:
             if "before" in record:
-                before = record["before"]
-                memory_id = before["memory_id"] if before else record.get("memory_id")
-                user_id = before["user_id"] if before else record.get("user_id")
-                if memory_id is None:
-                    continue
-                inserted = self.db.execute(
-                    "INSERT OR IGNORE INTO plan (memory_id, user_id, before, sent) VALUES (?, ?, ?, ?)",
-                    (memory_id, user_id, orjson.dumps(before).decode(), orjson.dumps(record.get("sent")).decode()),
+                before, sent = record["before"], record.get("sent")
+                memory_id, _ = record_owners(record)
+                owner = record.get("user_id") or (before or {}).get("user_id")
+                if isinstance(sent, dict):
+                    sent = {"user_id": owner} | sent  # earlier entries named no user in what they sent
+                # A memory the server named (POST) is known by its record's number until its answer names it.
+                key = memory_id or f"#{record.get('n')}"
+                self.count += self.db.execute(
+                    "INSERT OR IGNORE INTO plan (memory_id, number, before, sent) VALUES (?, ?, ?, ?)",
+                    (key, record.get("n"), orjson.dumps(before).decode(), orjson.dumps(sent).decode()),
                 ).rowcount
-                self.count += inserted
             elif "result" in record:
+                if record.get("n") is not None and record["result"] == "created":
+                    self.db.execute(
+                        "UPDATE OR IGNORE plan SET memory_id = ? WHERE memory_id = ?",
+                        (record["ids"][0], f"#{record['n']}"),
+                    )
                 self.db.executemany(
                     "UPDATE plan SET outcome = ? WHERE memory_id = ?",
-                    ((record["result"], id_) for id_ in record["ids"]),
+                    ((record["result"], memory_id) for memory_id in record["ids"]),
                 )
 
     def ids(self):
-        return (memory_id for (memory_id,) in self.db.execute("SELECT memory_id FROM plan"))
-
-    def users(self):
-        return [user for (user,) in self.db.execute("SELECT DISTINCT user_id FROM plan")]
+        return (
+            memory_id for (memory_id,) in self.db.execute("SELECT memory_id FROM plan WHERE memory_id NOT LIKE '#%'")
+        )
 
     def note_server_copies(self, memories):
         import orjson
@@ -4607,43 +5180,37 @@ class UndoPlan:
         )
 
     def rows(self):
-        """(memory_id, user_id, before, sent, outcome, current), decoded, in id order."""
+        """(memory_id or None, before, sent, outcome, what the server held at the start), decoded, in id order."""
         import orjson
 
-        for memory_id, user_id, before, sent, outcome, current in self.db.execute(
-            "SELECT memory_id, user_id, before, sent, outcome, current FROM plan ORDER BY memory_id"
+        for memory_id, before, sent, outcome, current in self.db.execute(
+            "SELECT memory_id, before, sent, outcome, current FROM plan ORDER BY memory_id"
         ):
-            yield (
-                memory_id,
-                user_id,
-                orjson.loads(before),
-                orjson.loads(sent),
-                outcome,
-                current and orjson.loads(current),
-            )
+            memory_id = None if memory_id.startswith("#") else memory_id
+            yield memory_id, orjson.loads(before), orjson.loads(sent), outcome, current and orjson.loads(current)
 
     def close(self):
         self.db.close()
         self.folder.cleanup()
 
 
-def holds(memory, user_id, content):
-    """Whether memory (None: absent) is user_id's and holds content ({"memory", "topics"}; None: absent)."""
+def holds(memory, content):
+    """Whether memory (None: absent) holds content ({"memory", "topics", "user_id"}; None: absent)."""
     if memory is None or content is None:
         return memory is None and content is None
     return (
-        memory["user_id"] == user_id
+        memory["user_id"] == content["user_id"]
         and memory["memory"] == content["memory"]
         and (memory.get("topics") or []) == (content.get("topics") or [])
     )
 
 
-def undo_decision(user_id, before, sent, outcome, current):
-    """What undoing one change does to a memory: ("recreate" | "revert" | "remove" |
-    "unchanged" | "conflict", why)."""
-    if holds(current, user_id, before):
+def undo_decision(before, sent, outcome, current):
+    """What undoing one change does to a memory, judged by what it holds now: ("recreate" |
+    "revert" | "remove" | "unchanged" | "conflict", why)."""
+    if holds(current, before):
         return "unchanged", "it holds what it held before"
-    if holds(current, user_id, sent):
+    if holds(current, sent):
         if before is None:
             return "remove", None  # the operation created it
         return ("recreate" if current is None else "revert"), None
@@ -4651,9 +5218,46 @@ def undo_decision(user_id, before, sent, outcome, current):
         return "unchanged", "the change was not made"
     if current is None:
         return "conflict", "it was deleted since"
-    if current["user_id"] != user_id:
+    owner = (sent or before)["user_id"]
+    if current["user_id"] != owner:
         return "conflict", f"its id now holds a memory of user {current['user_id']}"
     return "conflict", f"it was changed since (updated {format_time(current.get('updated_at'))})"
+
+
+def inverse(decision, memory_id, before, current, limited_to):
+    """The change that undoes one memory's change: the inverse plan, a memory at a time."""
+    if decision == "remove":
+        return Change.delete(current)
+    if decision == "revert":
+        return Change.update(current, before["memory"], before["topics"] or [], user_id=before["user_id"])
+    # Re-created under its own id by PATCH, whose upsert is safe here: the id was just
+    # read back as free. Under user isolation a token may create only through POST,
+    # which picks a new id; the journal keeps which memory it restores.
+    keep_id = limited_to is None
+    return Change.create(
+        before["user_id"],
+        before["memory"],
+        before["topics"] or [],
+        memory_id=memory_id if keep_id else None,
+        restores=None if keep_id else memory_id,
+    )
+
+
+def restored_elsewhere(request, operation):
+    """{memory id: the ids an earlier undo of the operation re-created it under} (user
+    isolation re-creates under new ids): a re-run finds them there and leaves them be."""
+    restored = {}
+    for entry in journal_entries(request):
+        if entry.header.get("undoes") != operation:
+            continue
+        _, _, records = read_entry(entry.path, records=True)
+        restores = {}
+        for record in records:
+            if record.get("restores") and record.get("n") is not None:
+                restores[record["n"]] = record["restores"]
+            elif record.get("result") == "created" and record.get("n") in restores:
+                restored.setdefault(restores[record["n"]], []).extend(record["ids"])
+    return restored
 
 
 async def undo_operation(server, request):
@@ -4663,29 +5267,27 @@ async def undo_operation(server, request):
     import itertools
 
     entry = pick_entry(request, journal_entries(request))
-    user_id = entry.header["user_id"]
-    if server.limited_to is not None and user_id not in (None, server.limited_to):
+    limited = server.limited_to
+    others = [user for user in entry.users() if user != limited]
+    if limited is not None and others:
         raise CLIError(
-            f"operation {entry.operation} changed memories of user {user_id}, and the server limits this token "
-            f"to user {server.limited_to}; nothing was changed",
+            f"operation {entry.operation} changed memories of {plural(len(others), 'other user')} "
+            f"({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}), and the server limits this token to "
+            f"user {limited}; nothing was changed",
             kind="wrong_user",
-            hint=f"use a token of {user_id}'s or one with {ADMIN_SCOPE}",
+            hint=f"undo it with the token that made it, or one with {ADMIN_SCOPE}",
         )
     with open(entry.path, "rb") as lock, contextlib.closing(UndoPlan()) as plan:
         try:  # one undo of an operation at a time: two at once would both re-create its memories
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise CLIError(f"operation {entry.operation} is being undone by another command", kind="conflict") from None
-        # Only now, with the undo allowed and its operation held, does it get an entry of its own.
+        # Only now, with the undo allowed and its operation held, is its entry named for it.
         if isinstance(server.journal, Journal):
-            server.journal.header.update(undoes=entry.operation, user_id=user_id)
-            server.journal.mark()
+            server.journal.header.update(undoes=entry.operation, user_id=entry.header["user_id"])
         _, _, records = read_entry(entry.path, records=True)
         plan.read(records)
-        if server.limited_to is not None:
-            await walk_memories(server, {"user_id": server.limited_to}, plan.note_server_copies)
-        else:
-            await find_existing(server, plan)
+        restored = restored_elsewhere(request, entry.operation)
         summary = {
             "undoes": entry.operation,
             "action": entry.header["action"],
@@ -4699,65 +5301,134 @@ async def undo_operation(server, request):
             "not_restored": NOT_RESTORED,
             "dry_run": request.dry_run,
         }
+        if server.limited_to is not None:
+            await walk_memories(server, {"user_id": server.limited_to}, plan.note_server_copies)
+        else:
+            await find_existing(server, plan)
+        recent = RecentChanges(server)
+        await recent.start()
         rows = plan.rows()
         while chunk := list(itertools.islice(rows, UNDO_CHUNK)):
-            changes = []
-            for memory_id, owner, before, sent, outcome, current in chunk:
-                decision, why = undo_decision(owner, before, sent, outcome, current)
-                if decision == "unchanged":
-                    summary["unchanged"] += 1
-                elif decision == "conflict":
-                    summary["conflicts"].append({"memory_id": memory_id, "user_id": owner, "reason": why})
-                elif request.dry_run:
-                    summary[UNDO_COUNTS[decision]] += 1
-                else:
-                    changes.append((decision, memory_id, owner, before, current))
-            for change in changes:  # all of a chunk on disk with one fsync, then sent
-                journal_undo_change(server, *change)
-            server.journal.sync()
-            await asyncio.gather(
-                *(server.bounded(send_undo_change(server, request, summary, *change)) for change in changes)
-            )
+            changed = await recent.since()
+            absent, present = [], []
+            for memory_id, before, sent, outcome, current in chunk:
+                if memory_id is None:
+                    owner = (before or sent or {}).get("user_id")
+                    reason = "its create got no answer, so its id is unknown"
+                    summary["conflicts"].append({"memory_id": None, "user_id": owner, "reason": reason})
+                    continue
+                current = changed.get(memory_id, current)
+                (absent if current is None else present).append((memory_id, before, sent, outcome))
+            await undo_absent(server, request, summary, absent, restored)
+            await asyncio.gather(*(server.bounded(undo_present(server, request, summary, row)) for row in present))
+        # An undo that ran to the end keeps an entry, even one that met only conflicts: its operation
+        # counts as taken back (one that failed before its first change leaves none, and offers no undo).
+        if isinstance(server.journal, Journal):
+            server.journal.mark()
     summary["failed"].sort(key=lambda failure: failure["memory_id"])
+    if request.dry_run:
+        return undo_outcome(server.writer.preview(summary))
+    if server.writer.cleared:
+        summary["cleared"] = server.writer.cleared
     return undo_outcome(summary)
 
 
 UNDO_COUNTS = {"recreate": "recreated", "revert": "reverted", "remove": "removed"}
-UNDO_CHUNK = 1000  # memories decided, journaled and sent at a time: memory stays flat
-UNDO_RESULTS = {"recreate": "created", "revert": "changed"}  # what the journal of the undo says of each
 
 
-def journal_undo_change(server, decision, memory_id, user_id, before, current):
-    """Record what a memory holds before the undo changes it, and what will be sent."""
-    journal = server.journal
-    if decision == "remove":
-        journal.before([current])
-    elif decision == "revert":
-        journal.before([current], sent={memory_id: {"memory": before["memory"], "topics": before["topics"] or []}})
-    elif server.limited_to is None:  # recreate under its own id; a new id is journaled once it is known
-        journal.creating(memory_id, user_id, {"memory": before["memory"], "topics": before["topics"] or []})
+class RecentChanges:
+    """What was created or changed on the server since the last look: the memories whose
+    updated_at is at or after the newest one seen before (the server's clock, by the
+    second), read newest first. An undo looks before each chunk it writes, so a memory
+    that someone else created or changed meanwhile is judged by what it holds now."""
+
+    def __init__(self, server):
+        self.server = server
+        self.filters = {"user_id": server.limited_to, "sort_by": "updated_at", "sort_order": "desc"}
+        self.newest = None  # the newest updated_at seen; None: the server held nothing yet
+
+    async def start(self):
+        page = await fetch_page(self.server, self.filters, 1, 1)
+        self.newest = updated_time(page["data"][0]) if page["data"] else None
+
+    async def since(self):
+        """{memory_id: memory} of what was created or changed since the last look."""
+        changed, page, newest = {}, 1, self.newest
+        while True:
+            rows = (await fetch_page(self.server, self.filters, page, RECENT_PAGE))["data"]
+            for memory in rows:
+                when = updated_time(memory)
+                if self.newest is not None and (when is None or when < self.newest):
+                    self.newest = newest
+                    return changed
+                changed[memory["memory_id"]] = memory
+                newest = max(newest, when) if newest and when else (when or newest)
+            if len(rows) < RECENT_PAGE:
+                self.newest = newest
+                return changed
+            page += 1
 
 
-async def send_undo_change(server, request, summary, decision, memory_id, user_id, before, current):
-    """Put one memory back as it was before the operation."""
-    journal = server.journal
-    content, topics = before["memory"] if before else None, (before or {}).get("topics") or []
+async def undo_absent(server, request, summary, rows, restored):
+    """Undo the changes of memories that did not exist when the undo began, and were not
+    created since (RecentChanges has just said so): planned together, so one fsync
+    covers them all, then sent --concurrency at a time. A memory an earlier run of this
+    undo re-created under a new id (user isolation) is found there and left be."""
+    planned = []
+    for memory_id, before, sent, outcome in rows:
+        current = None
+        for new_id in restored.get(memory_id, []):
+            if (current := await held_under(server, new_id, server.limited_to)) is not None:
+                break
+        decision, why = undo_decision(before, sent, outcome, current)
+        if judged(summary, memory_id, (before or sent)["user_id"], decision, why):
+            planned.append((decision, inverse(decision, memory_id, before, current, server.limited_to)))
+    await send_undo_changes(server, request, summary, planned)
+
+
+async def undo_present(server, request, summary, row):
+    """Undo the change of a memory that exists, read again right before it is written: a
+    change made since the operation, or a delete, is a conflict, left alone."""
+    memory_id, before, sent, outcome = row
+    current = await held_under(server, memory_id, server.limited_to)
+    decision, why = undo_decision(before, sent, outcome, current)
+    if judged(summary, memory_id, (before or sent)["user_id"], decision, why):
+        change = inverse(decision, memory_id, before, current, server.limited_to)
+        await send_undo_changes(
+            server, request, summary, [(decision, change)], bounded=False
+        )  # its caller holds a slot
+
+
+def judged(summary, memory_id, owner, decision, why):
+    """Count a memory that needs nothing (unchanged) or must be left alone (conflict); True if it is to be sent."""
+    if decision == "unchanged":
+        summary["unchanged"] += 1
+    elif decision == "conflict":
+        summary["conflicts"].append({"memory_id": memory_id, "user_id": owner, "reason": why})
+    return decision not in ("unchanged", "conflict")
+
+
+async def send_undo_changes(server, request, summary, planned, bounded=True):
+    """The inverse plan of some memories, through the Writer (a dry run counts them)."""
+    import asyncio
+
+    server.writer.plan([change for _, change in planned])
+    if request.dry_run:
+        for decision, _ in planned:
+            summary[UNDO_COUNTS[decision]] += 1
+        return
+    server.writer.announce([change for _, change in planned])
+    sends = [send_undo_change(server, request, summary, *each) for each in planned]
+    await asyncio.gather(*(server.bounded(send) if bounded else send for send in sends))
+
+
+async def send_undo_change(server, request, summary, decision, change):
+    """Put one memory back as it was before the operation; a failure is listed, not raised."""
+    memory_id = change.restores or change.memory_id
     try:
-        if decision == "remove":
-            deleting = server.client.delete_memory(memory_id, user_id=user_id, **server.scope)
-            await journaled(journal, [memory_id], deleting, "deleted")
-        elif decision == "recreate" and server.limited_to is not None:
-            # Under user isolation a token may create only through POST, which picks a new id.
-            written = memory_dict(await server.client.create_memory(content, user_id, topics=topics, **server.scope))
-            journal.created(written)
-            check_written(server, written, user_id, None, content, topics)
+        written = await server.writer.send(change)
+        if change.restores:
             summary["new_ids"].append({"memory_id": memory_id, "new_memory_id": written["memory_id"]})
-        else:
-            # PATCH keeps the id; it is an upsert, safe here because the id was just
-            # shown to be free (recreate) or this user's (revert).
-            writing = server.client.update_memory(memory_id, content, user_id, topics=topics, **server.scope)
-            written = memory_dict(await journaled(journal, [memory_id], writing, UNDO_RESULTS[decision]))
-            check_written(server, written, user_id, memory_id, content, topics)
         summary[UNDO_COUNTS[decision]] += 1
     except CLIError as error:
         if error.kind == "journal":
@@ -4985,6 +5656,9 @@ def render_duplicates(request, outcome):
     if request.action.name == "duplicates":
         yield ""
         yield "remove them: the same command with --dedupe --yes (--dedupe --dry-run to see it first)"
+    if outcome.data.get("dry_run"):
+        yield ""
+        yield from render_changes(outcome.data)
 
 
 def render_stats(request, outcome):
@@ -5007,11 +5681,31 @@ def render_stats(request, outcome):
     return "\n".join(lines)
 
 
+CHANGES_LISTED = 50  # changes a dry run shows a person; --json lists them all
+
+
+def render_topic_edit(request, outcome):
+    summary = outcome.data
+    if summary["dry_run"]:
+        return "\n".join(render_changes(summary))
+    lines = [
+        f"changed the topics of {plural(summary['changed'], 'memory')} of user {request.user_id}"
+        + (f" ({summary['unchanged']} had them already)" if summary["unchanged"] else "")
+    ]
+    lines += [
+        f"  {shown(memory['memory_id'])}: {', '.join(map(shown, memory['topics'])) or '(none)'}"
+        for memory in summary["memories"][:CHANGES_LISTED]
+    ]
+    if summary["cleared"]:
+        lines.append(will_clear(summary["cleared"]).replace("will clear", "cleared", 1))
+    return "\n".join(lines)
+
+
 def render_delete(request, outcome):
     """Line by line: a --delete-all report can list many memories, read back from a spool."""
     memories = outcome.data["deleted"]
     if outcome.data["dry_run"]:
-        yield f"would delete {plural(len(memories), 'memory')} of user {request.user_id} (dry run: nothing deleted)"
+        yield f"would delete {plural(len(memories), 'memory')} of user {request.user_id} (dry run: nothing was changed)"
     else:
         yield f"deleted {plural(len(memories), 'memory')} of user {request.user_id}"
     if "erased_copies" in outcome.data:
@@ -5020,12 +5714,16 @@ def render_delete(request, outcome):
         if outcome.data.get("erased_vectors"):
             vectors = plural(outcome.data["erased_vectors"], "embedding")
             yield f"erased: {vectors} removed from --find's cache ({request.cache_folder})"
+    if outcome.data["dry_run"]:  # a line per memory that would go, every one of them
+        for memory in memories:
+            yield "  " + describe_planned({"memory_id": memory["memory_id"], "before": memory, "after": None})
+        return
     for memory in memories:
         yield ""
         yield format_memory(memory)
 
 
-IMPORT_LISTING = 50  # changes a person sees; --json lists them all
+IMPORT_LISTING = 50  # import lines a person sees; --json lists them all
 
 
 def render_import(request, outcome):
@@ -5040,14 +5738,16 @@ def render_import(request, outcome):
     ]
     if summary["skipped"]:
         lines.append(f"  skipped {plural(summary['skipped'], 'line')} of users other than {request.user_id}")
-    lines += [f"  {describe_change(change)}" for change in summary["changes"][:IMPORT_LISTING]]
-    if len(summary["changes"]) > IMPORT_LISTING:
-        lines.append(f"  and {len(summary['changes']) - IMPORT_LISTING} more changes (--json lists them all)")
+    lines += [f"  {describe_change(change)}" for change in summary["lines"][:IMPORT_LISTING]]
+    if len(summary["lines"]) > IMPORT_LISTING:
+        lines.append(f"  and {len(summary['lines']) - IMPORT_LISTING} more changes (--json lists them all)")
     lines += [
         f"  conflict: line {c['line']}: memory {c['memory_id']} belongs to another user"
         for c in summary["conflicts"][:20]
     ]
     lines += [f"  failed: line {f['line']}: {f['error']}" for f in summary["failed"][:20]]
+    if summary["dry_run"]:
+        lines.append("dry run: nothing was changed")
     return "\n".join(lines)
 
 
@@ -5064,12 +5764,12 @@ def describe_change(change):
             old = before[name] if name == "memory" else ", ".join(before[name] or []) or "(none)"
             parts.append(f"{name} {shorten(old)!r} -> {shorten(new)!r}")
         else:
-            parts.append(f"{name} {shorten(new)!r}")
+            parts.append(f"{name} (none) -> {shorten(new)!r}")
     text = f"{head}: {'; '.join(parts)}"
     if change.get("server_newer"):
         text += (
             f"  [the server's copy ({format_time(before['updated_at'])}) is newer than the file's"
-            f" ({format_time(after['updated_at'])}): this would undo a later edit]"
+            f" ({format_time(change.get('file_updated_at'))}): this would undo a later edit]"
         )
     return text
 
@@ -5141,6 +5841,8 @@ def render_history(request, outcome):
 
 def render_undo(request, outcome):
     summary = outcome.data
+    if summary["dry_run"]:
+        yield from render_changes(summary)
     verb = "would undo" if summary["dry_run"] else "undid"
     done = (
         f"{summary['recreated']} re-created, {summary['reverted']} put back as they were, "
@@ -5149,7 +5851,8 @@ def render_undo(request, outcome):
     )
     lines = [f"{verb} operation {summary['undoes']} ({summary['action']}): {done}"]
     lines += [
-        f"  conflict: memory {conflict['memory_id']} of user {shown(conflict['user_id'])}: {conflict['reason']}; left alone"
+        f"  conflict: memory {conflict['memory_id']} of user {shown(conflict['user_id'])}: {shown(conflict['reason'])}; "
+        "left alone"
         for conflict in summary["conflicts"][:20]
     ]
     if len(summary["conflicts"]) > 20:
@@ -5161,7 +5864,7 @@ def render_undo(request, outcome):
             f"note: {', '.join(summary['not_restored'])} cannot be set through the API: restored memories carry "
             "no agent or team and a new update time"
         )
-    return "\n".join(lines)
+    yield from lines
 
 
 def render_check(request, outcome):
@@ -5184,9 +5887,45 @@ def render_topics(request, outcome):
     return "\n".join(map(shown, outcome.data)) if outcome.data else f"no topics for {whose}"
 
 
+def render_changes(data):
+    """A dry run: each memory that would change, before -> after, and what the server would clear."""
+    changes = data["changes"]
+    yield f"dry run: {plural(len(changes), 'memory')} would change; nothing was changed"
+    for number, change in enumerate(changes):
+        if number == CHANGES_LISTED:
+            yield f"  and {len(changes) - CHANGES_LISTED} more (--json lists them all)"
+            break
+        yield "  " + describe_planned(change)
+    if data["cleared"]:
+        yield will_clear(data["cleared"])
+
+
+def describe_planned(change):
+    """'update ID of user U: 'old' -> 'new'; topics a -> a, b' for one planned change."""
+    before, after = change["before"], change["after"]
+    if before is None:
+        head = f"create {shown(change['memory_id'] or '(a new id)')} for user {shown(change['user_id'])}"
+        topics = ", ".join(after["topics"]) or "(none)"
+        return f"{head}: (none) -> {shorten(shown_text(after['memory']))!r}, topics {shown(topics)}"
+    head = f"{'delete' if after is None else 'update'} {shown(change['memory_id'])} of user {shown(before['user_id'])}"
+    if after is None:
+        return f"{head}: {shorten(shown_text(before['memory']))!r} -> (deleted)"
+    parts = []
+    if after["memory"] != before["memory"]:
+        parts.append(f"{shorten(shown_text(before['memory']))!r} -> {shorten(shown_text(after['memory']))!r}")
+    if after["topics"] != (before["topics"] or []):
+        old, new = ", ".join(before["topics"] or []) or "(none)", ", ".join(after["topics"]) or "(none)"
+        parts.append(f"topics {shown(old)} -> {shown(new)}")
+    if after["user_id"] != before["user_id"]:
+        parts.append(f"user {shown(before['user_id'])} -> {shown(after['user_id'])}")
+    return f"{head}: {'; '.join(parts) or 'no change'}"
+
+
 def render_memory(request, outcome):
     """show, create and update: the memory, under what was done to it (the outcome's note);
     after an update, what it held before; after a create, the memories much like it."""
+    if outcome.data.get("dry_run"):
+        return "\n".join(render_changes(outcome.data))
     shown_memory = format_memory(outcome.data)
     if outcome.data.get("similar"):
         similar = [format_memory(memory) for memory in outcome.data["similar"]]
@@ -5245,7 +5984,11 @@ def write_json(value, out):
         out.write(json_safe(json.dumps(value, ensure_ascii=False)))
 
 
-def report(error, as_json, verbose):
+def report(error, as_json, verbose=False, traceback=False):
+    if traceback and error.original is not None:
+        import traceback as stack
+
+        stack.print_exception(error.original, file=sys.stderr)
     if as_json:
         body = {"type": error.kind, "message": error.message, "status": error.status, "hint": error.hint}
         if error.detail is not None:
@@ -5264,13 +6007,7 @@ def report(error, as_json, verbose):
 # needs, run_operation() for what to call and emit() for how to show it. A new action
 # is a row here, its operation and its renderer.
 
-FILTERS = frozenset({"--search", "--topics", "--agent-id", "--team-id", "--since", "--until"})
-PAGES = frozenset({"--limit", "--page", "--all", "--sort", "--order"})
 MEMORY_SORTS = ("updated_at", "created_at")
-READ = ("memories:read",)
-READ_WRITE = ("memories:read", "memories:write")  # writes look first, so they read too
-READ_DELETE = ("memories:read", "memories:delete")
-ALL_SCOPES = ("memories:read", "memories:write", "memories:delete")
 
 
 @dataclass(frozen=True)
@@ -5289,7 +6026,7 @@ class Action:
     value: str | None = None  # the Request field that the flag's value fills
     check: object = None  # (value, flag) -> value, or raises a usage error
     called: str | None = None  # what messages call an action without a flag
-    memory_ids: str = "none"  # how many --memory-id it takes: "none", "one" or "several"
+    memory_ids: str = "none"  # how many --memory-id it takes: "none", "one", "several", or "ids or filters"
     topics: str | None = None  # what --topics means: "set" (the memory's topics) or "filter"
     sorts: tuple = MEMORY_SORTS  # what --sort may name
     limit: int = DEFAULT_LIMIT  # the default --limit
@@ -5336,7 +6073,8 @@ ACTIONS = {
                 "help": "create a memory for --user-id, unless one of theirs states the same fact already (then "
                 "nothing is created and that one is named); memories much like it are listed",
             },
-            options=frozenset({"--topics", "--no-journal", "--allow-duplicate"}), needs_user=True, scopes=READ_WRITE,
+            options=frozenset({"--topics", "--no-journal", "--allow-duplicate", "--dry-run"}), needs_user=True,
+            scopes=READ_WRITE,
             value="content", check=validate_content, topics="set", journaled=True,
             operation=create_memory, render=render_memory,
         ),
@@ -5346,7 +6084,7 @@ ACTIONS = {
                 "metavar": "CONTENT",
                 "help": "replace the content of --memory-id (topics are kept unless --topics is given)",
             },
-            options=frozenset({"--topics", "--no-journal"}), needs_user=True, scopes=READ_WRITE,
+            options=frozenset({"--topics", "--no-journal", "--dry-run"}), needs_user=True, scopes=READ_WRITE,
             value="content", check=validate_content, memory_ids="one", topics="set", journaled=True,
             operation=update_memory, render=render_memory,
         ),
@@ -5363,6 +6101,21 @@ ACTIONS = {
             options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal", "--erase"}, needs_user=True,
             scopes=READ_DELETE, topics="filter", journaled=True,
             operation=delete_all, render=render_delete,
+        ),
+        *(
+            Action(
+                name, flag,
+                {"metavar": "A,B", "help": f"{verb} these topics {where} each memory named by --memory-id "
+                 "(repeatable) or matching the filters (more than one by filter needs --yes), keeping its other "
+                 "topics in order; one undo for all"},
+                options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal"}, needs_user=True,
+                scopes=READ_WRITE, value=field_name, check=topic_list, memory_ids="ids or filters", topics="filter",
+                journaled=True, operation=edit_topics, render=render_topic_edit,
+            )
+            for name, flag, verb, where, field_name in (
+                ("add_topics", "--add-topics", "add", "to", "topics_added"),
+                ("remove_topics", "--remove-topics", "remove", "from", "topics_removed"),
+            )
         ),
         Action(
             "duplicates", "--duplicates",
@@ -5443,7 +6196,6 @@ ACTIONS = {
 
 async def run_operation(request):
     import httpx
-    from agno.utils.http import set_default_async_client
 
     # Our own connection pool: no redirects followed (a token must not travel to
     # wherever a server points), and no more connections than requests in flight.
@@ -5451,19 +6203,25 @@ async def run_operation(request):
         follow_redirects=False,
         limits=httpx.Limits(max_connections=request.concurrency, max_keepalive_connections=request.concurrency),
     )
-    set_default_async_client(http)
     try:
         server = Server(request, http)
+        server.writer = Writer(server, request, server.journal)
         status = "failed"
         try:
             if request.wait:
                 await wait_for_server(server, request.wait)
             await identify(server, request)
             server.journal = start_journal(request, server)
+            server.writer = Writer(server, request, server.journal)
             outcome = await request.action.operation(server, request)
             status = operation_status(outcome)
+        except BrokenPipeError:
+            raise  # the reader of --export - went away: main() stops quietly
         except Exception as error:
-            raise with_undo(translate(error, request), request, server.journal) from None
+            failure = translate(error, request)
+            if failure.kind == "journal" and not failure.counted:
+                failure.message += f"; {server.writer.tally()}"
+            raise with_undo(failure, request, server.journal) from None
         finally:
             kept = server.journal.close(status)
         outcome.operation = server.journal.operation if kept else None
@@ -5480,9 +6238,17 @@ def operation_status(outcome):
 
 
 def undo_command(request, operation):
-    """The one line that takes an operation back."""
-    server = f" --base-url {request.base_url}" if request.base_url != DEFAULT_BASE_URL else ""
-    return f"uv run scripts/manage_memories.py{server} --undo {operation}"
+    """The one line that takes an operation back: the same server, database and table."""
+    import shlex
+
+    where = []
+    if request.base_url != DEFAULT_BASE_URL:
+        where += ["--base-url", request.base_url]
+    if request.db_id is not None:
+        where += ["--db-id", request.db_id]
+    if request.table is not None:
+        where += ["--table", request.table]
+    return shlex.join(["uv", "run", "scripts/manage_memories.py", *where, "--undo", operation])
 
 
 def with_undo(error, request, journal):
@@ -5509,7 +6275,6 @@ def run(request):
 # under load: the command then waited out its 30 s request timeout) is sent again,
 # every tenth of a second, and after INTERRUPT_GRACE the process ends regardless.
 INTERRUPT_GRACE = 1.0
-PARTIAL_FILES = set()  # files that an interrupted command must not leave behind (an export's .partial)
 
 
 async def interruptible(operation):
@@ -5520,13 +6285,15 @@ async def interruptible(operation):
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(operation)
     interrupted = asyncio.Event()
-    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # a kill cleans up as Ctrl-C does (no partial export)
+        loop.add_signal_handler(stop, interrupted.set)
     waiting = asyncio.ensure_future(interrupted.wait())
     try:
         await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiting.cancel()
-        loop.remove_signal_handler(signal.SIGINT)
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(stop)
     if task.done():
         return task.result()
     deadline = loop.time() + INTERRUPT_GRACE
@@ -5566,18 +6333,19 @@ def flags_given(parser, argv, wanted):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    given = flags_given(parser, argv, {"--json", "--verbose"})
+    given = flags_given(parser, argv, {"--json", "--verbose", "--traceback"})
     as_json, verbose = "--json" in given, "--verbose" in given
+    shows = {"verbose": verbose, "traceback": "--traceback" in given}
     try:
         args = parser.parse_args(argv)
         request = validate(args, os.environ, as_json)
         outcome = run(request)
         emit(request, outcome)
         if outcome.error is not None:
-            report(outcome.error, as_json, verbose)
+            report(outcome.error, as_json, **shows)
         return outcome.exit_code
     except CLIError as error:
-        report(error, as_json, verbose)
+        report(error, as_json, **shows)
         return error.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -5587,6 +6355,10 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except Exception as error:  # a fault in this script: still one line, unless --traceback asks for more
+        failure = unexpected(error)
+        report(failure, as_json, **shows)
+        return failure.exit_code
 
 
 if __name__ == "__main__":
