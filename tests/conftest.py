@@ -267,27 +267,72 @@ def user():
     return f"user-{uuid.uuid4().hex[:12]}"
 
 
-# One invocation of every operation, for the tests that must cover them all.
-OPERATIONS = {
-    "list": ["--user-id", "alice"],
-    "show": ["--user-id", "alice", "--memory-id", "{id}"],
-    "create": ["--user-id", "alice", "--create", "new"],
-    "update": ["--user-id", "alice", "--memory-id", "{id}", "--update", "changed"],
-    "topics-only": ["--user-id", "alice", "--memory-id", "{id}", "--topics", "changed"],
-    "delete": ["--user-id", "alice", "--memory-id", "{id}", "--delete"],
-    "delete-all": ["--user-id", "alice", "--delete-all", "--yes"],
-    "topics": ["--topics-list"],
-    "stats": ["--stats"],
-    "export": ["--export", "{tmp}/out.jsonl"],
-    "import": ["--import", "{tmp}/in.jsonl"],
+# The tests that must hold for every action build its command line from its row of
+# ACTIONS, so that a new action is covered without editing them. They read only the
+# row's name, flag, value, memory_ids, needs_user, options, offline and scopes.
+sys.path.insert(0, str(ROOT / "scripts"))
+import manage_memories  # noqa: E402
+
+TOPICS_ALONE = "update by --topics alone"
+# Every row, and the one command line that reaches a row without its flag (and with
+# other arguments): --memory-id with --topics alone is an update of the topics only.
+EVERY_ACTION = [*manage_memories.ACTIONS, TOPICS_ALONE]
+# The value a flag takes, by the kind its row names (Action.value); "path" is a file,
+# below, and "undo" none: --undo's operation id is optional, and the latest is undone.
+VALUES = {
+    "content": ["a text from the tests"],
+    "query": ["what does alice keep private?"],
+    "undo": [],
+    "topics_added": ["changed"],
+    "topics_removed": ["private"],
+    None: [],
 }
 
 
-def operation_args(operation, tmp_path, memory_id):
-    """The flags of OPERATIONS[operation], with an import file in tmp_path to read."""
-    line = {"memory": "imported", "user_id": "alice", "memory_id": memory_id}
-    (tmp_path / "in.jsonl").write_text(json.dumps(line) + "\n")
-    return [arg.replace("{id}", memory_id).replace("{tmp}", str(tmp_path)) for arg in OPERATIONS[operation]]
+class NoInvocation(Exception):
+    """A row of ACTIONS asks for something invocation() cannot build yet."""
+
+
+@dataclass
+class Invocation:
+    action: object  # the row of ACTIONS
+    args: list
+    env: dict  # a journal of the test's own, so that --history and --undo read only its operations
+    writes: Path | None = None  # the file the command writes (an export's): a refused command leaves none
+    reads_journal: bool = False  # it acts on the journal: the test puts an operation there first
+
+
+def invocation(name, tmp_path, memory_id):
+    """The command line of the action named (one of EVERY_ACTION), as alice on memory_id,
+    with its files in tmp_path."""
+    env = {"AGENTOS_MEMORY_JOURNAL": str(tmp_path / "journal")}
+    if name == TOPICS_ALONE:
+        args = ["--user-id", "alice", "--memory-id", memory_id, "--topics", "changed"]
+        return Invocation(manage_memories.ACTIONS["update"], args, env)
+    action = manage_memories.ACTIONS[name]
+    if action.memory_ids not in ("none", "one", "several", "ids or filters"):
+        raise NoInvocation(f"{name}: memory_ids={action.memory_ids!r}")
+    if action.value not in (*VALUES, "path") or (action.value and not action.flag):
+        raise NoInvocation(f"{name}: value={action.value!r}, flag={action.flag!r}")
+    args = ["--user-id", "alice"] if action.needs_user else []
+    if action.memory_ids != "none":
+        args += ["--memory-id", memory_id]
+    value, writes = VALUES.get(action.value), None
+    if action.value == "path" and "memories:write" in (action.scopes or ()):
+        # It writes memories, so its file is one to read: an import of one line.
+        value = [tmp_path / "in.jsonl"]
+        value[0].write_text(json.dumps({"memory": "imported", "user_id": "alice", "memory_id": memory_id}) + "\n")
+    elif action.value == "path":
+        # It only reads memories, so its file is one to write: an export, to a new file.
+        writes = tmp_path / "out.jsonl"
+        value = [writes]
+    if action.flag:
+        args += [action.flag, *value]
+    if "--yes" in action.options:
+        args.append("--yes")
+    # Offline rows read only the journal; --undo's value names an operation in it.
+    reads_journal = action.offline or action.value == "undo"
+    return Invocation(action, [str(arg) for arg in args], env, writes, reads_journal)
 
 
 @dataclass

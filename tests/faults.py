@@ -108,3 +108,38 @@ def memory_page(memory_count, total_count, page_limit=500):
     ]
     meta = {"page": 1, "limit": page_limit, "total_pages": -(-total_count // page_limit), "total_count": total_count}
     return json.dumps({"data": memories, "meta": meta})
+
+
+# A memory as an AgentOS answers a create: the one AgentOSThenFault stores.
+CREATED = {
+    "memory_id": "m-journaled",
+    "memory": "stored before the server went wrong",
+    "topics": [],
+    "agent_id": None,
+    "team_id": None,
+    "user_id": "alice",
+    "updated_at": "2026-12-02T00:00:00Z",
+}
+
+
+class AgentOSThenFault:
+    """An answer that plays a small AgentOS (empty listings, a create answered with
+    CREATED) until fail(), then answers as `fault`: so that this machine's journal can
+    hold an operation on a server that misbehaves afterwards."""
+
+    def __init__(self, fault):
+        self.fault = fault
+        self.failing = False
+
+    def fail(self):
+        self.failing = True
+
+    def __call__(self, method, path):
+        if self.failing:
+            return self.fault(method, path)
+        if method == "GET" and path.startswith("/memories?"):
+            page = {"data": [], "meta": {"page": 1, "limit": 1, "total_pages": 0, "total_count": 0}}
+            return 200, "application/json", json.dumps(page)
+        if method == "POST" and path == "/memories":
+            return 200, "application/json", json.dumps(CREATED)
+        return 404, "application/json", json.dumps({"detail": "Not Found"})

@@ -35,6 +35,8 @@ class GatedProxy:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep the script's connections open: a new one per request is slow
+
             def do_GET(self):
                 if self.path.startswith("/memories?"):
                     outer.order.append("GET")

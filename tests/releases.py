@@ -25,7 +25,8 @@ RESOLVED_AS_OF = "2026-11-20T00:00:00Z"
 # releases before 2.4 build an agent, which imports the OpenAI client.
 REQUIREMENTS = ("sqlalchemy[asyncio]", "openai")
 # The runner's cache, not the tests' temporary one: built once per machine, not once per run.
-CACHE = RUNNER_CACHE / "agentos-api-memory" / "releases"
+# Not the script's own cache folder (agentos-api-memory), which it keeps to files of its own.
+CACHE = RUNNER_CACHE / "agentos-api-memory-tests" / "releases"
 
 
 def release_python(version):

@@ -1,4 +1,7 @@
-"""JWT-secured AgentOS: never act on, or report, the wrong user (issue: JWT and isolation).
+"""Who may do what: every action refused without the right token, with nothing changed
+and the token never printed; the static key (OS_SECURITY_KEY) and where the script
+finds it; and JWT-secured servers, never acted on or reported for the wrong user
+(isolation, scopes, rejected tokens, service accounts, --whoami).
 
 Real servers verify real tokens: dev_server.py --jwt-key, with and without
 --user-isolation, on SQLite and PostgreSQL; tokens are minted with agno's own
@@ -6,12 +9,143 @@ create_dev_token, service-account tokens through POST /service-accounts.
 """
 
 import json
+import sys
 import time
+import uuid
 
 import jwt
 import pytest
 
-from conftest import JWT_KEY, TOKEN, mint, run_script, start_server
+from conftest import EVERY_ACTION, JWT_KEY, ROOT, TOKEN, NoInvocation, invocation, mint, run_script, start_server
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import manage_memories  # noqa: E402
+
+
+# --------------------------------------------- every action without the right token
+
+
+def prepare(action, server, tmp_path):
+    """The command line of one action, on a memory of alice's; an action that acts on the
+    journal finds an operation of this test's own there, made with the right token."""
+    memory = server.seed("alice", "alice's secret", ["private"])
+    call = invocation(action, tmp_path, memory["memory_id"])
+    if call.reads_journal:
+        journaled = ["--user-id", "alice", "--create", f"journaled {uuid.uuid4().hex}", "--token", TOKEN]
+        created = run_script("--base-url", server.url, *journaled, env=call.env)
+        assert created.code == 0, created.stderr
+    return call
+
+
+# Every action, its command line built from its row of ACTIONS (conftest.invocation).
+# An offline action (--history) reads only this machine's journal and needs no token:
+# without the right one it still answers (exit 0), sends the server nothing, and does
+# not print the token it was given.
+@pytest.mark.parametrize("token", [None, "wrong-token-Zq9"], ids=["no-token", "wrong-token"])
+@pytest.mark.parametrize("action", EVERY_ACTION)
+def test_without_the_right_token_every_action_is_exit_4_and_changes_nothing(secured, tmp_path, action, token):
+    call = prepare(action, secured, tmp_path)
+    before = secured.memories()
+    sent = len(secured.requests())
+    extra = ["--token", token] if token else []
+    result = run_script("--base-url", secured.url, *call.args, *extra, env=call.env)
+    if call.action.offline:
+        assert result.code == 0, result.stderr
+        assert secured.requests()[sent:] == []
+    else:
+        assert result.code == 4, result.stderr
+        assert result.stderr.count("\n") == 1 and "401" in result.stderr
+        assert "--undo" not in result.stderr, "nothing was done, yet the error offers to undo it"
+    assert secured.memories() == before
+    assert not (call.writes and call.writes.exists())
+    if token:
+        assert token not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("action", EVERY_ACTION)
+def test_the_token_never_appears_in_output(secured, tmp_path, action):
+    call = prepare(action, secured, tmp_path)
+    for extra in (["--token", TOKEN], ["--token", TOKEN, "--json"]):
+        result = run_script("--base-url", secured.url, *call.args, *extra, env=call.env)
+        assert TOKEN not in result.stdout + result.stderr
+        # 1: show/update/delete of an id deleted by the first round, or an undo of what it undid
+        assert result.code in (0, 1), result.stderr
+
+
+def test_every_action_has_an_invocation(tmp_path):
+    """The tests of every action (these, and test_faults.py's) build each command line
+    from its row of ACTIONS: a row they cannot build one for, or whose command line the
+    script refuses as a usage error, fails here instead of going untested."""
+    problems = []
+    for name in manage_memories.ACTIONS:
+        folder = tmp_path / name
+        folder.mkdir()
+        try:
+            call = invocation(name, folder, "m1")
+        except NoInvocation as missing:
+            problems.append(f"no invocation for {missing}")
+            continue
+        result = run_script("--base-url", "http://127.0.0.1:9", "--timeout", "1", *call.args, "--json", env=call.env)
+        if result.code == 2:
+            problems.append(f"{name}: {' '.join(call.args)}: {result.error()['message']}")
+    assert not problems
+
+
+# ------------------------------------------------------------------- the static key
+
+
+def test_without_token_is_exit_4_with_a_hint(secured, user):
+    result = run_script("--base-url", secured.url, "--user-id", user)
+    assert result.code == 4 and "OS_SECURITY_KEY" in result.stderr and "AGNO_ADMIN_TOKEN" in result.stderr
+
+
+def test_wrong_token_is_exit_4(secured, user):
+    result = run_script("--base-url", secured.url, "--user-id", user, "--create", "x", "--token", "wrong", "--json")
+    assert result.code == 4 and result.error()["type"] == "auth"
+    assert secured.memories(user) == []
+
+
+def test_token_flag_works_and_is_never_printed(secured, user):
+    result = run_script("--base-url", secured.url, "--user-id", user, "--create", "x", "--token", TOKEN)
+    assert result.code == 0, result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    assert len(secured.memories(user)) == 1
+
+
+@pytest.mark.parametrize("variable", ["AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY"])
+def test_token_comes_from_the_environment(secured, user, variable):
+    result = run_script("--base-url", secured.url, "--user-id", user, "--json", env={variable: TOKEN})
+    assert result.code == 0, result.stderr
+
+
+def test_agno_admin_token_wins_over_os_security_key(secured, user):
+    env = {"AGNO_ADMIN_TOKEN": TOKEN, "OS_SECURITY_KEY": "wrong"}
+    assert run_script("--base-url", secured.url, "--user-id", user, env=env).code == 0
+
+
+def test_the_token_is_not_in_help_even_when_set_in_the_environment():
+    result = run_script("--help", env={"AGNO_ADMIN_TOKEN": TOKEN, "OS_SECURITY_KEY": TOKEN})
+    assert result.code == 0 and TOKEN not in result.stdout + result.stderr
+
+
+def test_a_token_over_plain_http_to_another_host_is_warned_about():
+    result = run_script("--base-url", "http://192.0.2.1:7777", "--user-id", "alice", "--token", TOKEN, "--timeout", "1")
+    assert result.stderr.startswith("warning: sending the token over plain http to 192.0.2.1")
+    assert TOKEN not in result.stderr
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:9", "http://localhost:9", "https://192.0.2.1:9"])
+def test_no_warning_for_loopback_or_https(base_url):
+    result = run_script("--base-url", base_url, "--user-id", "alice", "--token", TOKEN, "--timeout", "1")
+    assert "warning" not in result.stderr
+
+
+def test_no_warning_without_a_token():
+    result = run_script("--base-url", "http://192.0.2.1:7777", "--user-id", "alice", "--timeout", "1")
+    assert "warning" not in result.stderr
+
+
+# ---------------------------------------------------------------------- JWT servers
 
 
 def start_jwt_server(tmp_path_factory, backend, **options):
@@ -53,7 +187,7 @@ def run_as(server, token, *args):
     return run_script("--base-url", server.url, "--token", token, *args)
 
 
-# ------------------------------------------------------------- isolation on: refusals
+# ----------------------------------------------------------- isolation on: refusals
 
 
 @pytest.mark.parametrize(
@@ -113,7 +247,7 @@ def test_import_naming_another_user_is_refused(isolated, users, tmp_path):
     assert [m["memory"] for m in isolated.memories(bob)] == ["bob likes coffee"]
 
 
-# --------------------------------------------------------- isolation on: the token's user
+# --------------------------------------------------- isolation on: the token's user
 
 
 def test_without_user_id_the_token_subject_is_used_and_said(isolated, users):
@@ -173,7 +307,7 @@ def test_a_disabled_user_is_told_so(isolated, user):
     assert result.code == 4 and f"user {user} is disabled on this AgentOS (403)" in result.stderr
 
 
-# ---------------------------------------------------------- isolation off: RBAC only
+# --------------------------------------------------------- isolation off: RBAC only
 
 
 def test_without_isolation_a_token_acts_on_the_user_named(scoped, user):
@@ -188,7 +322,7 @@ def test_without_isolation_the_subject_is_still_the_default_user(scoped, user):
     assert result.code == 0 and [m["memory"] for m in result.json()["data"]] == ["mine"]
 
 
-# ------------------------------------------------------------------------- scopes
+# --------------------------------------------------------------------------- scopes
 
 
 def test_a_write_the_scopes_cannot_cover_is_refused_before_sending(scoped, user):
@@ -218,7 +352,7 @@ def test_a_scope_the_server_refuses_is_named(scoped, user):
     assert error["hint"] == "ask for a token with memories:read or agent_os:admin"
 
 
-# -------------------------------------------------------------- tokens the server rejects
+# -------------------------------------------------------- tokens the server rejects
 
 
 @pytest.mark.parametrize(
@@ -257,7 +391,7 @@ def test_a_token_for_another_audience_is_named(tmp_path):
         server.stop()
 
 
-# --------------------------------------------------------------- service-account tokens
+# ----------------------------------------------------------- service-account tokens
 
 
 def service_account(server, name, scopes=("memories:read", "memories:write", "memories:delete")):
@@ -311,7 +445,7 @@ def test_an_admin_service_account_lists_without_a_warning(isolated, users):
     assert result.stderr == ""
 
 
-# --------------------------------------------------------------------------- whoami
+# ------------------------------------------------------------------------- --whoami
 
 
 def test_whoami_tells_mode_isolation_subject_scopes_and_expiry(isolated):

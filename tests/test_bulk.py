@@ -1,131 +1,23 @@
-"""Filters, stats, bulk delete, export and import (issue: beyond the seed)."""
+"""Work on many memories at once: --delete-all, --export and --import (backups,
+restores, conflicts, what each line changes, progress), and --duplicates and --dedupe.
+On a real AgentOS, both backends.
+"""
 
+import datetime
 import json
+import sys
+import time
 
 import pytest
 
-from conftest import run_script
+from conftest import ROOT, run_script
+from duplicate_set import DIFFERENT_FACTS, SAME_FACT, SAME_FACT_MISSED
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import manage_memories  # noqa: E402
 
 
-def memories_of(result):
-    return sorted(memory["memory"] for memory in result.json()["data"])
-
-
-# ------------------------------------------------------------------- list filters
-
-
-def test_topics_filter_means_all_of_them(agentos, cli, user):
-    # Sent as a list, the server would read only 'a' and return 'only a' too.
-    agentos.seed(user, "only a", ["a"])
-    agentos.seed(user, "a and b", ["a", "b"])
-    agentos.seed(user, "only b", ["b"])
-    assert memories_of(cli("--user-id", user, "--topics", "a,b", "--json")) == ["a and b"]
-    assert memories_of(cli("--user-id", user, "--topics", "b", "--json")) == ["a and b", "only b"]
-
-
-def test_agent_and_team_filters(agentos, cli, user):
-    agentos.seed_from_agent(user, "from the agent", agent_id="support-agent")
-    agentos.seed_from_agent(user, "from the team", team_id="care-team")
-    agentos.seed(user, "by hand")
-    assert memories_of(cli("--user-id", user, "--agent-id", "support-agent", "--json")) == ["from the agent"]
-    assert memories_of(cli("--user-id", user, "--team-id", "care-team", "--json")) == ["from the team"]
-    assert "agent support-agent" in cli("--user-id", user, "--agent-id", "support-agent").stdout
-
-
-def test_sort_and_order(agentos, cli, user):
-    import time
-
-    agentos.seed(user, "first")
-    time.sleep(1.1)  # the server stores seconds
-    second = agentos.seed(user, "second")
-    time.sleep(1.1)
-    agentos.put(second["memory_id"], user, "second, edited")  # newest update, older creation
-    by_update = [m["memory"] for m in cli("--user-id", user, "--json").json()["data"]]
-    by_creation = [
-        m["memory"] for m in cli("--user-id", user, "--sort", "created_at", "--order", "asc", "--json").json()["data"]
-    ]
-    assert by_update == ["second, edited", "first"]
-    assert by_creation == ["first", "second, edited"]
-
-
-def test_unknown_sort_field_is_refused(cli, user):
-    result = cli("--user-id", user, "--sort", "memory")
-    assert result.code == 2 and "invalid choice" in result.stderr
-
-
-def test_update_warns_when_the_server_clears_the_agent(agentos, cli, user):
-    memory_id = agentos.seed_from_agent(user, "from the agent", agent_id="support-agent")
-    result = cli("--user-id", user, "--memory-id", memory_id, "--update", "edited by hand")
-    assert result.code == 0
-    assert "cleared agent_id" in result.stderr
-
-
-def test_db_id_and_table_pass_through(agentos, cli, user):
-    agentos.seed(user, "in the dev db")
-    result = cli("--user-id", user, "--db-id", "dev", "--table", "agno_memories", "--json")
-    assert result.code == 0 and memories_of(result) == ["in the dev db"]
-
-
-def test_unknown_db_id_is_a_clear_error(cli, user):
-    result = cli("--user-id", user, "--db-id", "no-such-db")
-    assert result.code == 1 and "no-such-db" in result.stderr and result.stderr.count("\n") == 1
-
-
-# -------------------------------------------------------------------------- stats
-
-
-def test_stats_for_all_users_and_one(fresh_agentos):
-    server = fresh_agentos()
-    for number in range(3):
-        server.seed("alice", f"a{number}")
-    server.seed("bob", "b")
-    everyone = run_script("--base-url", server.url, "--stats", "--json")
-    assert everyone.code == 0
-    counts = {row["user_id"]: row["total_memories"] for row in everyone.json()["data"]}
-    assert counts == {"alice": 3, "bob": 1} and everyone.json()["meta"]["total_count"] == 2
-    bob = run_script("--base-url", server.url, "--stats", "--user-id", "bob")
-    assert "bob" in bob.stdout and "alice" not in bob.stdout
-    paged = run_script("--base-url", server.url, "--stats", "--limit", "1")
-    assert paged.stdout.startswith("1 of 2 users") and "--page 2" in paged.stdout
-    assert len(run_script("--base-url", server.url, "--stats", "--all", "--json").json()["data"]) == 2
-
-
-# -------------------------------------------------------------------- bulk delete
-
-
-def test_delete_several_ids_reports_deleted_and_not_found(agentos, cli, user):
-    keep = agentos.seed(user, "keep")
-    first = agentos.seed(user, "first")
-    second = agentos.seed(user, "second")
-    someone_elses = agentos.seed(user + "-other", "not yours")
-    result = cli(
-        "--user-id",
-        user,
-        "--delete",
-        "--json",
-        "--memory-id",
-        first["memory_id"],
-        "--memory-id",
-        second["memory_id"],
-        "--memory-id",
-        someone_elses["memory_id"],
-        "--memory-id",
-        "no-such-id",
-    )
-    assert result.code == 1
-    body = result.json()
-    assert sorted(m["memory"] for m in body["deleted"]) == ["first", "second"]
-    assert sorted(body["not_found"]) == sorted([someone_elses["memory_id"], "no-such-id"])
-    assert agentos.memories(user) == [keep]
-    assert agentos.memories(user + "-other") == [someone_elses]
-
-
-def test_delete_dry_run_deletes_nothing(agentos, cli, user):
-    memory = agentos.seed(user, "stays")
-    result = cli("--user-id", user, "--memory-id", memory["memory_id"], "--delete", "--dry-run", "--json")
-    assert result.code == 0
-    assert result.json() == {"deleted": [memory], "count": 1, "not_found": [], "dry_run": True}
-    assert agentos.memories(user) == [memory]
+# --------------------------------------------------------------------- --delete-all
 
 
 def test_delete_all_without_yes_deletes_nothing(agentos, cli, user):
@@ -176,7 +68,14 @@ def test_delete_all_honours_search(agentos, cli, user):
     assert [m["memory"] for m in agentos.memories(user)] == ["permanent thing"]
 
 
-# ------------------------------------------------------------------------- export
+def test_delete_all_of_one_user_leaves_other_users_alone(agentos, cli, user):
+    other = agentos.seed(user + "-other", "theirs")
+    agentos.seed(user, "mine")
+    assert cli("--user-id", user, "--delete-all", "--yes").code == 0
+    assert agentos.memories(user) == [] and agentos.memories(user + "-other") == [other]
+
+
+# ------------------------------------------------------------------------- --export
 
 
 def test_export_writes_every_field_of_every_memory(agentos, cli, user, tmp_path):
@@ -216,12 +115,19 @@ def test_export_honours_filters(agentos, cli, user):
     assert [json.loads(line)["memory"] for line in result.stdout.splitlines()] == ["tea"]
 
 
+def test_export_of_one_user_holds_only_that_users_memories(agentos, cli, user):
+    agentos.seed(user, "mine")
+    agentos.seed(user + "-other", "theirs")
+    lines = cli("--user-id", user, "--export", "-").stdout.splitlines()
+    assert [json.loads(line)["memory"] for line in lines] == ["mine"]
+
+
 def test_export_to_a_missing_folder_is_exit_2(cli, user, tmp_path):
     result = cli("--user-id", user, "--export", tmp_path / "missing" / "x.jsonl")
     assert result.code == 2 and "folder" in result.stderr
 
 
-# ------------------------------------------------------------------------- import
+# ------------------------------------------------------------------------- --import
 
 
 def test_export_then_import_into_an_empty_server_reproduces_every_memory(fresh_agentos, tmp_path):
@@ -245,6 +151,21 @@ def test_export_then_import_into_an_empty_server_reproduces_every_memory(fresh_a
     assert again.code == 0
     assert again.json() | {"unchanged": 120} == again.json() and again.json()["created"] == 0
     assert essence(target) == essence(source)
+
+
+def test_export_and_import_count_users_and_memories_per_user(fresh_agentos, user, tmp_path):
+    server = fresh_agentos()
+    for name, count in (("ann", 2), ("bo", 3)):
+        for number in range(count):
+            server.seed(f"{user}-{name}", f"fact {number}")
+    out = tmp_path / "all.jsonl"
+    exported = run_script("--base-url", server.url, "--export", out, "--json").json()
+    assert exported["users"] == 2 and exported["per_user"] == {f"{user}-ann": 2, f"{user}-bo": 3}
+    human = run_script("--base-url", server.url, "--export", out)
+    assert human.stdout.startswith("exported 5 memories of 2 users to ")
+    imported = run_script("--base-url", server.url, "--import", out, "--json").json()
+    assert imported["users"] == 2 and imported["per_user"] == {f"{user}-ann": 2, f"{user}-bo": 3}
+    assert "(5 memories of 2 users)" in run_script("--base-url", server.url, "--import", out).stdout
 
 
 def test_import_updates_changed_memories(agentos, user, tmp_path):
@@ -291,6 +212,33 @@ def test_import_leaves_another_users_memory_alone_and_reports_the_conflict(agent
     assert result.error()["type"] == "conflict"
 
 
+def test_import_with_a_user_cannot_write_lines_of_another_user(agentos, user, tmp_path):
+    backup = tmp_path / "in.jsonl"
+    lines = [{"memory": "x", "user_id": user + "-other"}, {"memory": "mine", "user_id": user}]
+    backup.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = run_script("--base-url", agentos.url, "--import", backup, "--user-id", user, "--json")
+    assert result.code == 0 and result.json()["skipped"] == 1 and result.json()["created"] == 1
+    assert agentos.memories(user + "-other") == []
+    assert [m["memory"] for m in agentos.memories(user)] == ["mine"]
+
+
+def test_restore_one_user_from_a_backup_of_everyone(agentos, user, tmp_path):
+    tom, other = f"{user}-tom", f"{user}-other"
+    lost = agentos.seed(tom, "Likes jazz")
+    agentos.seed(other, "someone else's")
+    backup = tmp_path / "all.jsonl"
+    backup.write_text("".join(json.dumps(line) + "\n" for line in agentos.memories(tom) + agentos.memories(other)))
+    assert run_script("--base-url", agentos.url, "--user-id", tom, "--delete-all", "--yes").code == 0
+    result = run_script("--base-url", agentos.url, "--import", backup, "--user-id", tom, "--json")
+    assert result.code == 0, result.stderr
+    summary = result.json()
+    assert summary["created"] == 1 and summary["skipped"] == 1
+    assert [change["memory_id"] for change in summary["lines"]] == [lost["memory_id"]]
+    assert agentos.memories(tom) == [dict(lost, updated_at=agentos.memories(tom)[0]["updated_at"])]
+    human = run_script("--base-url", agentos.url, "--import", backup, "--user-id", tom)
+    assert "skipped 1 line of users other than" in human.stdout
+
+
 def test_import_sets_apart_each_line_that_differs_from_the_server_in_one_field(agentos, user, tmp_path):
     """Lines the server holds exactly are counted without being read again; each line
     that differs in one field (text, topics order, owner) or is missing is decided on
@@ -311,7 +259,7 @@ def test_import_sets_apart_each_line_that_differs_from_the_server_in_one_field(a
     summary = result.json()
     assert (summary["created"], summary["updated"], summary["unchanged"]) == (1, 2, 2)
     assert [(c["line"], c["memory_id"]) for c in summary["conflicts"]] == [(4, other["memory_id"])]
-    assert [(c["line"], c["action"], c["fields"]) for c in summary["changes"]] == [
+    assert [(c["line"], c["action"], c["fields"]) for c in summary["lines"]] == [
         (2, "update", ["memory"]),
         (3, "update", ["topics"]),
         (5, "create", ["memory", "topics"]),
@@ -335,6 +283,25 @@ def test_import_dry_run_writes_nothing(agentos, user, tmp_path):
     assert agentos.memories(user) == []
 
 
+def test_import_dry_run_lists_each_change_and_flags_a_newer_server_copy(agentos, user, tmp_path):
+    memory = agentos.seed(user, "Prefers tea", ["drinks"])
+    backup = tmp_path / "backup.jsonl"
+    backup.write_text(json.dumps(memory) + "\n" + json.dumps({"memory": "Plays chess", "user_id": user}) + "\n")
+    time.sleep(1.1)  # the server stores seconds
+    agentos.put(memory["memory_id"], user, "Prefers coffee", ["drinks"])  # edited after the backup
+    result = run_script("--base-url", agentos.url, "--import", backup, "--user-id", user, "--dry-run", "--json")
+    assert result.code == 0, result.stderr
+    update, create = result.json()["lines"]
+    assert update["action"] == "update" and update["memory_id"] == memory["memory_id"]
+    assert update["fields"] == ["memory"] and update["server_newer"] is True
+    assert update["before"]["memory"] == "Prefers coffee" and update["after"]["memory"] == "Prefers tea"
+    assert create["action"] == "create" and create["after"]["memory"] == "Plays chess"
+    human = run_script("--base-url", agentos.url, "--import", backup, "--user-id", user, "--dry-run")
+    assert f"update {memory['memory_id']} (line 1): memory 'Prefers coffee' -> 'Prefers tea'" in human.stdout
+    assert "this would undo a later edit" in human.stdout
+    assert [m["memory"] for m in agentos.memories(user)] == ["Prefers coffee"]
+
+
 def test_import_from_stdin_with_concurrency(agentos, user):
     lines = "".join(json.dumps({"memory": f"fact {n}", "user_id": user}) + "\n" for n in range(40))
     result = run_script("--base-url", agentos.url, "--import", "-", "--concurrency", "3", input=lines)
@@ -345,6 +312,24 @@ def test_import_from_stdin_with_concurrency(agentos, user):
 def test_import_of_a_missing_file_is_exit_2(agentos):
     result = run_script("--base-url", agentos.url, "--import", "/nonexistent/file.jsonl")
     assert result.code == 2 and "not found" in result.stderr
+
+
+def test_import_accepts_a_file_saved_with_a_byte_order_mark(agentos, user, tmp_path):
+    backup = tmp_path / "notes.jsonl"
+    backup.write_bytes(b"\xef\xbb\xbf" + json.dumps({"memory": "from an editor", "user_id": user}).encode() + b"\n")
+    result = run_script("--base-url", agentos.url, "--import", backup)
+    assert result.code == 0, result.stderr
+    assert [m["memory"] for m in agentos.memories(user)] == ["from an editor"]
+
+
+def test_import_of_a_file_that_is_not_utf8_is_exit_2(agentos, tmp_path):
+    backup = tmp_path / "latin1.jsonl"
+    backup.write_bytes(b'{"memory": "caf\xe9", "user_id": "alice"}\n')
+    result = run_script("--base-url", agentos.url, "--import", backup)
+    assert result.code == 2 and "not UTF-8" in result.stderr and result.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------- concurrency and progress
 
 
 @pytest.mark.parametrize("value", ["0", "65"])
@@ -385,16 +370,107 @@ def test_a_progress_bar_shows_on_a_terminal_and_nowhere_else(agentos, user, tmp_
     assert "importing" not in run_script("--base-url", agentos.url, "--import", backup).stderr
 
 
-def test_import_accepts_a_file_saved_with_a_byte_order_mark(agentos, user, tmp_path):
-    backup = tmp_path / "notes.jsonl"
-    backup.write_bytes(b"\xef\xbb\xbf" + json.dumps({"memory": "from an editor", "user_id": user}).encode() + b"\n")
-    result = run_script("--base-url", agentos.url, "--import", backup)
-    assert result.code == 0, result.stderr
-    assert [m["memory"] for m in agentos.memories(user)] == ["from an editor"]
+# ---------------------------------------------------------- what counts as one fact
 
 
-def test_import_of_a_file_that_is_not_utf8_is_exit_2(agentos, tmp_path):
-    backup = tmp_path / "latin1.jsonl"
-    backup.write_bytes(b'{"memory": "caf\xe9", "user_id": "alice"}\n')
-    result = run_script("--base-url", agentos.url, "--import", backup)
-    assert result.code == 2 and "not UTF-8" in result.stderr and result.stderr.count("\n") == 1
+def test_the_duplicate_set_finds_every_same_fact_pair_and_merges_no_different_facts():
+    found = [pair for pair in SAME_FACT if manage_memories.fact_key(pair[0]) == manage_memories.fact_key(pair[1])]
+    merged = [
+        pair for pair in DIFFERENT_FACTS if manage_memories.fact_key(pair[0]) == manage_memories.fact_key(pair[1])
+    ]
+    missed = [
+        pair for pair in SAME_FACT_MISSED if manage_memories.fact_key(pair[0]) == manage_memories.fact_key(pair[1])
+    ]
+    print(f"\nsame fact: {len(found)} of {len(SAME_FACT)} found; different facts merged: {len(merged)}")
+    assert found == SAME_FACT and merged == [] and missed == []
+
+
+# ----------------------------------------------------------- --duplicates, --dedupe
+
+
+def seed_with_duplicates(server, user):
+    """Three facts stated twice or three times, with ids that fall far apart in memory_id
+    order (so a walk in small pages meets a group's members on different pages), among
+    fillers; updated_at set, so the rule's choice is known."""
+    from agno.db.schemas import UserMemory
+
+    base = int(datetime.datetime(2026, 11, 1, tzinfo=datetime.timezone.utc).timestamp())
+    rows = [
+        ("a-01", "Tom prefers dark mode", ["ui"], 1),
+        ("z-01", "tom prefers dark mode too", ["ui", "preferences"], 2),  # most topics: kept
+        ("m-01", "Lives in Berlin", [], 3),
+        ("y-01", "Lives in Berlin.", [], 5),  # newest of equal topics: kept
+        ("b-01", "lives in berlin", ["home"], 4),  # ...unless one has more topics: this one
+        ("c-01", "Tom prefers light mode", [], 6),  # a different fact
+    ] + [(f"f-{number:03d}", f"Filler fact number {number}", [], 0) for number in range(60)]
+    server.database().upsert_memories(
+        [
+            UserMemory(
+                memory=text, memory_id=f"{user}-{key}", user_id=user, topics=topics, updated_at=base + hours * 3600
+            )
+            for key, text, topics, hours in rows
+        ],
+        preserve_updated_at=True,
+    )
+
+
+def test_duplicates_lists_groups_across_pages_with_the_memory_kept_by_the_rule(fresh_agentos, user):
+    from proxy import GatedProxy
+
+    server = fresh_agentos()
+    seed_with_duplicates(server, user)
+    with GatedProxy(server.url, cap=10) as proxy:
+        body = run_script("--base-url", proxy.url, "--user-id", user, "--duplicates", "--json").json()
+        assert proxy.pages >= 5
+    groups = {group["keep"]["memory_id"]: group for group in body["data"]}
+    assert set(groups) == {f"{user}-z-01", f"{user}-b-01"}
+    dark, berlin = groups[f"{user}-z-01"], groups[f"{user}-b-01"]
+    assert [memory["memory_id"] for memory in dark["remove"]] == [f"{user}-a-01"]
+    assert dark["topics"] == ["ui", "preferences"]
+    assert [memory["memory_id"] for memory in berlin["remove"]] == [f"{user}-y-01", f"{user}-m-01"]
+    assert [memory["exact"] for memory in berlin["remove"]] == [False, True]
+    assert body["meta"] | {"rule": None} == {
+        "user_id": user,
+        "searched": 66,
+        "groups": 2,
+        "duplicates": 3,
+        "rule": None,
+    }
+
+
+def test_dedupe_dry_run_changes_nothing_and_yes_does_exactly_what_was_listed(fresh_agentos, user):
+    server = fresh_agentos()
+    seed_with_duplicates(server, user)
+    before = {memory["memory_id"]: memory for memory in server.memories(user)}
+    dry = run_script("--base-url", server.url, "--user-id", user, "--dedupe", "--dry-run", "--json").json()
+    assert {memory["memory_id"]: memory for memory in server.memories(user)} == before
+    refused = run_script("--base-url", server.url, "--user-id", user, "--dedupe")
+    assert refused.code == 2 and "would delete 3 duplicates in 2 groups" in refused.stderr
+    done = run_script("--base-url", server.url, "--user-id", user, "--dedupe", "--yes", "--json").json()
+    assert done["data"] == dry["data"] and done["dry_run"] is False
+    listed = {memory["memory_id"] for group in dry["data"] for memory in group["remove"]}
+    after = {memory["memory_id"]: memory for memory in server.memories(user)}
+    assert set(after) == set(before) - listed
+    assert after[f"{user}-b-01"]["topics"] == ["home"]  # nothing to merge: the others had none
+    assert after[f"{user}-z-01"]["topics"] == ["ui", "preferences"]
+    undone = run_script("--base-url", server.url, "--undo", "--json")
+    assert undone.code == 0 and set(memory["memory_id"] for memory in server.memories(user)) == set(before)
+
+
+def test_dedupe_merges_the_others_topics_onto_the_memory_kept(fresh_agentos, user):
+    server = fresh_agentos()
+    server.put(f"{user}-1", user, "Likes green tea", ["drinks"])
+    server.put(f"{user}-2", user, "likes green tea", ["food", "drinks"])
+    done = run_script("--base-url", server.url, "--user-id", user, "--dedupe", "--yes", "--json")
+    assert done.code == 0, done.stderr
+    (kept,) = server.memories(user)
+    assert kept["memory_id"] == f"{user}-2" and kept["topics"] == ["food", "drinks"]
+
+
+def test_duplicates_of_every_user_are_grouped_per_user(fresh_agentos, user):
+    server = fresh_agentos()
+    for name in ("ann", "bo"):
+        server.seed(f"{user}-{name}", "Prefers tea")
+    server.seed(f"{user}-bo", "prefers tea")
+    body = run_script("--base-url", server.url, "--duplicates", "--json").json()
+    assert [group["user_id"] for group in body["data"]] == [f"{user}-bo"] and body["meta"]["user_id"] is None

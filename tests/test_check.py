@@ -1,4 +1,4 @@
-"""--check: one call that says whether the memory API works for this token (issue: CI smoke check)."""
+"""--check: one call that says whether the memory API works for this token, step by step."""
 
 import json
 

@@ -1,8 +1,12 @@
-"""SKILL.md, the reference and the README say only what is true: their code runs (issue: docs)."""
+"""SKILL.md, the reference and the README say only what is true: their code runs, their
+flags and error types are the script's, and the skill passes the Agent Skills validator."""
 
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -134,22 +138,51 @@ def test_the_readme_ci_job_runs_as_written(tmp_path):
     port = free_port()
     database = tmp_path / "ci.db"
     outputs = []
+    left_running = []  # (pid, session): what a step leaves behind (the server), stopped by pid at the end
     try:
         for step in steps:
             commands = step.replace("uv run scripts/manage_memories.py", f'"{sys.executable}" "{SCRIPT}"')
             commands = commands.replace("uv run scripts/dev_server.py", f'"{sys.executable}" "{DEV_SERVER}"')
             commands = commands.replace("7777", str(port)).replace("tmp/ci.db", str(database))
             commands = commands.replace("> tmp-server.log", f"> {tmp_path / 'server.log'}")
-            result = subprocess.run(
-                ["bash", "-e", "-c", commands], capture_output=True, text=True, env=CLEAN_ENV, cwd=ROOT, timeout=180
+            # Each step's shell leads a session of its own, so what it leaves running is
+            # found by that session's id, and nothing of another run's.
+            shell = subprocess.Popen(
+                ["bash", "-e", "-c", commands],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=CLEAN_ENV,
+                cwd=ROOT,
+                start_new_session=True,
             )
-            assert result.returncode == 0, f"step failed: {step}\n{result.stdout}\n{result.stderr}"
-            outputs.append(result.stdout)
+            try:
+                stdout, stderr = shell.communicate(timeout=180)
+            finally:
+                left_running += [(pid, shell.pid) for pid in session_members(shell.pid)]
+            assert shell.returncode == 0, f"step failed: {step}\n{stdout}\n{stderr}"
+            outputs.append(stdout)
         assert json.loads(outputs[1])["ok"] is True
         found = json.loads(outputs[2].splitlines()[-1])
         assert [memory["memory"] for memory in found["data"]] == ["Deployed from CI"]
     finally:
-        subprocess.run(["pkill", "-f", str(database)])
+        for pid, session in left_running:
+            if session_of(pid) == session:  # still that process, not another that took its pid since
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+
+def session_of(pid):
+    try:
+        return os.getsid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def session_members(session):
+    """The pids of the processes still running in a session."""
+    pids = (int(name) for name in os.listdir("/proc") if name.isdigit())
+    return [pid for pid in pids if session_of(pid) == session]
 
 
 def help_flags():

@@ -1,4 +1,6 @@
-"""Faults: servers that hang, lie, fail or die mid-way (issue: proven under faults)."""
+"""Servers that misbehave: ones that hang, answer HTML or unrelated JSON (checked for
+every action), fail with a 500 or a dump, redirect, drop pages or die mid-export or
+mid-import; and Ctrl-C and --wait while they do."""
 
 import io
 import json
@@ -10,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import OPERATIONS, ROOT, operation_args, run_script, start_script, wait_for_requests
-from faults import FaultServer, SilentServer, html, json_answer, memory_page
+from conftest import EVERY_ACTION, ROOT, invocation, run_script, start_script, wait_for_requests
+from faults import CREATED, AgentOSThenFault, FaultServer, SilentServer, html, json_answer, memory_page
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import manage_memories  # noqa: E402
@@ -33,22 +35,49 @@ def test_a_server_that_never_answers_times_out_with_exit_3():
     assert elapsed < 15, "the 1-second --timeout was not used (the default is 30 s)"
 
 
-@pytest.mark.parametrize("operation", OPERATIONS)
-def test_an_html_web_server_is_not_an_agentos(operation, tmp_path):
-    with FaultServer(html()) as server:
-        result = run_script("--base-url", server.url, *operation_args(operation, tmp_path, "m1"), "--json")
+def run_against(fault, action, tmp_path, *flags):
+    """(invocation, result, requests sent) of one action against a server answering
+    `fault`. An action that acts on the journal finds an operation on that server there,
+    made while the server still played an AgentOS."""
+    call = invocation(action, tmp_path, "m1")
+    answer = AgentOSThenFault(fault)
+    with FaultServer(answer) as server:
+        if call.reads_journal:
+            created = run_script(
+                "--base-url", server.url, "--user-id", "alice", "--create", CREATED["memory"], env=call.env
+            )
+            assert created.code == 0, created.stderr
+        answer.fail()
+        sent = len(server.requests)
+        result = run_script("--base-url", server.url, *call.args, *flags, env=call.env)
+    return call, result, server.requests[sent:]
+
+
+# Every action, its command line built from its row of ACTIONS (conftest.invocation).
+# An offline action (--history) reads only this machine's journal: whatever the server,
+# it answers (exit 0) and sends it nothing.
+@pytest.mark.parametrize("action", EVERY_ACTION)
+def test_an_html_web_server_is_not_an_agentos(action, tmp_path):
+    call, result, requests = run_against(html(), action, tmp_path, "--json")
+    if call.action.offline:
+        assert result.code == 0 and requests == [], result.stderr
+        return
     assert result.code == 3, result.stderr
     assert result.error()["type"] == "not_agentos" and "is not an AgentOS memory API" in result.error()["message"]
-    assert not any(line.startswith(("PATCH", "DELETE")) for line in server.requests)
-    assert not (tmp_path / "out.jsonl").exists()
+    assert "--undo" not in (result.error()["hint"] or ""), "nothing was done, yet the error offers to undo it"
+    assert not any(line.startswith(("POST", "PATCH", "DELETE")) for line in requests)
+    assert not (call.writes and call.writes.exists())
 
 
-@pytest.mark.parametrize("operation", OPERATIONS)
-def test_a_server_answering_unrelated_json_is_not_an_agentos(operation, tmp_path):
-    with FaultServer(json_answer({"status": "ok", "version": "1.2.3"})) as server:
-        result = run_script("--base-url", server.url, *operation_args(operation, tmp_path, "m1"))
+@pytest.mark.parametrize("action", EVERY_ACTION)
+def test_a_server_answering_unrelated_json_is_not_an_agentos(action, tmp_path):
+    call, result, requests = run_against(json_answer({"status": "ok", "version": "1.2.3"}), action, tmp_path)
+    if call.action.offline:
+        assert result.code == 0 and requests == [], result.stderr
+        return
     assert_one_line(result, 3, "is not an AgentOS memory API")
-    assert not any(line.startswith(("PATCH", "DELETE")) for line in server.requests)
+    assert "--undo" not in result.stderr, "nothing was done, yet the error offers to undo it"
+    assert not any(line.startswith(("POST", "PATCH", "DELETE")) for line in requests)
 
 
 def test_a_404_html_page_is_not_an_agentos():

@@ -1,27 +1,25 @@
-"""Agents get the right answer in one call (issue: ranked --find, honest empty results).
+"""--find: how it ranks (words, their forms and typos, meaning: pure functions), the
+ranking set's questions answered by a real AgentOS, and what an answer says (scores,
+matches, the words no memory holds, each user); and the literal --search pointing to it.
 
---find, the hints on empty answers, --stats ordered across every user, near-miss
-user ids, restoring one user from a backup, one JSON shape per kind of result.
+The model and --find's cache of embeddings: test_finding_by_meaning.py.
 """
 
 import contextlib
 import io
 import json
-import socket
-import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import CLEAN_ENV, DEV_SERVER, ROOT, SCRIPT, free_port, run_script
+from conftest import ROOT, run_script
 from ranking_set import CASES, HELD_OUT, MEMORIES, TUNING
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import manage_memories  # noqa: E402
 
 
-# ------------------------------------------------------------- ranking, pure functions
+# ---------------------------------------------------------- ranking, pure functions
 
 
 def stem(word):
@@ -161,7 +159,7 @@ def test_the_words_remembered_stay_bounded_when_every_memory_brings_new_ones(mon
     assert matched == 1000
 
 
-# ----------------------------------------------------------- ranking, on a real server
+# -------------------------------------------------------- ranking, on a real server
 
 
 @pytest.fixture(scope="module")
@@ -359,7 +357,7 @@ def test_find_with_only_question_words_is_a_usage_error():
     assert result.code == 2 and "only common words" in result.stderr
 
 
-# ---------------------------------------------------------------- literal --search
+# ----------------------------------------------------------------- literal --search
 
 
 def test_search_without_a_match_points_to_find(people):
@@ -369,202 +367,3 @@ def test_search_without_a_match_points_to_find(people):
     assert '--find "dark theme" matches words' in result.stdout
     body = run_script("--base-url", server.url, "--user-id", "alice", "--search", "dark theme", "--json").json()
     assert body["data"] == [] and '--find "dark theme"' in body["hint"]
-
-
-# ------------------------------------------------------------------ near-miss users
-
-
-def test_a_user_id_with_no_memories_names_close_ones(fresh_agentos):
-    server = fresh_agentos()
-    for number in range(3):
-        server.seed("maria@example.com", f"fact {number}")
-    server.seed("mario", "one fact")
-    server.seed("zeno", "unrelated")
-    result = run_script("--base-url", server.url, "--user-id", "maria")
-    assert result.code == 0 and result.stdout.startswith("no memories of user maria")
-    assert "did you mean maria@example.com (3 memories), mario (1 memory)?" in result.stdout
-    body = run_script("--base-url", server.url, "--user-id", "maria", "--json").json()
-    assert body["hint"].startswith("user maria has no memories; did you mean maria@example.com (3 memories)")
-    stats = run_script("--base-url", server.url, "--stats", "--user-id", "maria", "--json")
-    assert stats.code == 0 and "maria@example.com" in stats.json()["hint"]
-
-
-# --------------------------------------------------------------------------- stats
-
-
-def test_stats_sort_count_orders_every_user_not_one_page(fresh_agentos):
-    server = fresh_agentos()
-    for number in range(5):
-        server.seed("heavy", f"fact {number}")  # written first: last by updated_at
-    time.sleep(1.1)
-    for user in ("light-1", "light-2", "light-3"):
-        server.seed(user, "one fact")
-    body = run_script("--base-url", server.url, "--stats", "--sort", "count", "--limit", "2", "--json").json()
-    assert [row["user_id"] for row in body["data"]][:1] == ["heavy"]
-    assert body["meta"]["total_count"] == 4 and body["meta"]["total_pages"] == 2
-    ascending = run_script("--base-url", server.url, "--stats", "--sort", "count", "--order", "asc", "--all", "--json")
-    assert [row["user_id"] for row in ascending.json()["data"]][-1] == "heavy"
-    human = run_script("--base-url", server.url, "--stats", "--sort", "count", "--limit", "1")
-    assert "heavy" in human.stdout and "1 of 4 users with memories" in human.stdout
-
-
-def test_stats_for_one_user_gives_that_users_count(agentos, user):
-    agentos.seed(user, "a")
-    agentos.seed(user, "b")
-    body = run_script("--base-url", agentos.url, "--stats", "--user-id", user, "--json").json()
-    assert [(row["user_id"], row["total_memories"]) for row in body["data"]] == [(user, 2)]
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--stats", "--sort", "created_at"], "--stats sorts by count or updated_at"),
-        (["--user-id", "a", "--sort", "count"], "--sort count goes with --stats"),
-    ],
-)
-def test_sorts_that_do_not_fit_are_refused(args, message):
-    result = run_script(*args)
-    assert result.code == 2 and message in result.stderr
-
-
-# -------------------------------------------------------------- restore one user
-
-
-def backup_of(server, path):
-    assert run_script("--base-url", server.url, "--export", path).code == 0
-
-
-def test_restore_one_user_from_a_backup_of_everyone(agentos, user, tmp_path):
-    tom, other = f"{user}-tom", f"{user}-other"
-    lost = agentos.seed(tom, "Likes jazz")
-    agentos.seed(other, "someone else's")
-    backup = tmp_path / "all.jsonl"
-    backup.write_text("".join(json.dumps(line) + "\n" for line in agentos.memories(tom) + agentos.memories(other)))
-    assert run_script("--base-url", agentos.url, "--user-id", tom, "--delete-all", "--yes").code == 0
-    result = run_script("--base-url", agentos.url, "--import", backup, "--user-id", tom, "--json")
-    assert result.code == 0, result.stderr
-    summary = result.json()
-    assert summary["created"] == 1 and summary["skipped"] == 1
-    assert [change["memory_id"] for change in summary["changes"]] == [lost["memory_id"]]
-    assert agentos.memories(tom) == [dict(lost, updated_at=agentos.memories(tom)[0]["updated_at"])]
-    human = run_script("--base-url", agentos.url, "--import", backup, "--user-id", tom)
-    assert "skipped 1 line of users other than" in human.stdout
-
-
-def test_import_dry_run_lists_each_change_and_flags_a_newer_server_copy(agentos, user, tmp_path):
-    memory = agentos.seed(user, "Prefers tea", ["drinks"])
-    backup = tmp_path / "backup.jsonl"
-    backup.write_text(json.dumps(memory) + "\n" + json.dumps({"memory": "Plays chess", "user_id": user}) + "\n")
-    time.sleep(1.1)  # the server stores seconds
-    agentos.put(memory["memory_id"], user, "Prefers coffee", ["drinks"])  # edited after the backup
-    result = run_script("--base-url", agentos.url, "--import", backup, "--user-id", user, "--dry-run", "--json")
-    assert result.code == 0, result.stderr
-    update, create = result.json()["changes"]
-    assert update["action"] == "update" and update["memory_id"] == memory["memory_id"]
-    assert update["fields"] == ["memory"] and update["server_newer"] is True
-    assert update["before"]["memory"] == "Prefers coffee" and update["after"]["memory"] == "Prefers tea"
-    assert create["action"] == "create" and create["after"]["memory"] == "Plays chess"
-    human = run_script("--base-url", agentos.url, "--import", backup, "--user-id", user, "--dry-run")
-    assert f"update {memory['memory_id']} (line 1): memory 'Prefers coffee' -> 'Prefers tea'" in human.stdout
-    assert "this would undo a later edit" in human.stdout
-    assert [m["memory"] for m in agentos.memories(user)] == ["Prefers coffee"]
-
-
-# ------------------------------------------------------------------- JSON shapes
-
-
-def test_every_delete_answers_with_the_same_keys(agentos, user):
-    memories = [agentos.seed(user, f"fact {n}")["memory_id"] for n in range(4)]
-    base = ["--base-url", agentos.url, "--user-id", user, "--json"]
-    answers = [
-        run_script(*base, "--memory-id", memories[0], "--delete", "--dry-run"),
-        run_script(*base, "--memory-id", memories[0], "--delete"),
-        run_script(*base, "--memory-id", memories[1], "--memory-id", memories[2], "--delete"),
-        run_script(*base, "--delete-all", "--dry-run"),
-        run_script(*base, "--delete-all", "--yes"),
-    ]
-    for answer in answers:
-        assert answer.code == 0, answer.stderr
-        # "operation", the journal's id for --undo, comes with every delete that deleted something.
-        changed = not answer.json()["dry_run"] and answer.json()["count"] > 0
-        assert set(answer.json()) == {"deleted", "count", "not_found", "dry_run"} | (
-            {"operation"} if changed else set()
-        )
-
-
-def test_the_error_envelope_always_has_its_four_fields():
-    error = run_script("--user-id", "a", "--limit", "0", "--json").error()
-    assert set(error) == {"type", "message", "status", "hint"}
-
-
-def test_counts_are_in_singular_and_plural(agentos, user):
-    agentos.seed(user, "only one")
-    assert run_script("--base-url", agentos.url, "--user-id", user).stdout.startswith(f"1 of 1 memory of user {user}")
-    result = run_script("--base-url", agentos.url, "--user-id", user, "--delete-all", "--yes")
-    assert result.stdout.startswith(f"deleted 1 memory of user {user}")
-
-
-# ----------------------------------------------------------- fast usage errors
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--import", "/no/such/file.jsonl"],
-        ["--user-id", "a", "--limit", "0"],
-        ["--find", "the"],
-        ["--create", "x"],
-        ["--stats", "--sort", "created_at"],
-    ],
-)
-def test_usage_errors_never_import_agno(args):
-    """Exit-2 answers come before agno is imported: python -X importtime lists every import."""
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", SCRIPT, *args], capture_output=True, text=True, env=CLEAN_ENV
-    )
-    assert result.returncode == 2
-    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
-    heavy = ("agno", "httpx", "pydantic", "numpy", "onnxruntime", "tokenizers")
-    assert imported and not [name for name in imported if name.startswith(heavy)]
-
-
-# --------------------------------------------------------------- the dev server
-
-
-def test_the_dev_server_on_a_port_in_use_exits_with_one_line(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, DEV_SERVER, "--port", str(port), "--db-file", tmp_path / "x.db"],
-            capture_output=True,
-            text=True,
-            env=CLEAN_ENV,
-            timeout=60,
-        )
-    assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
-
-
-def test_the_dev_server_keeps_stdout_clean(tmp_path):
-    port = free_port()
-    out = tmp_path / "stdout"
-    with open(out, "w") as stdout:
-        server = subprocess.Popen(
-            [sys.executable, DEV_SERVER, "--port", str(port), "--db-file", tmp_path / "x.db"],
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=CLEAN_ENV,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while run_script("--base-url", f"http://127.0.0.1:{port}", "--stats").code != 0:
-                assert time.monotonic() < deadline and server.poll() is None
-                time.sleep(0.2)
-        finally:
-            server.terminate()
-            _, stderr = server.communicate(timeout=20)
-    assert out.read_text() == ""
-    assert stderr.startswith(f"AgentOS memory API on http://127.0.0.1:{port}")

@@ -1,5 +1,6 @@
-"""--find by meaning: the model that ships with the skill, its cache, and what happens
-without them (issue: --find answers by meaning, offline).
+"""--find by meaning: the model that ships with the skill, --find's cache of embeddings
+(what it keeps, for how long, --erase), and the answer by words when the model is
+missing, damaged or would have too many memories to embed.
 
 Every test runs the script as a user would, against a real AgentOS, with a cache
 folder of its own so that what it counts is its own.
@@ -33,7 +34,7 @@ FACTS = [
 def agentos(tmp_path_factory):
     """One SQLite server for the module. The model, its cache and the ranking run in the
     script, after the memories are read; the reading is tested on both backends
-    elsewhere (test_answers, test_scale), so these tests do not run twice."""
+    elsewhere (test_finding, test_scale), so these tests do not run twice."""
     from conftest import start_server
 
     server = start_server(tmp_path_factory.mktemp("meaning"))

@@ -1,4 +1,5 @@
-"""Every change can be undone: the journal, --history and --undo (issue: undo).
+"""Every change can be undone: the journal, --history and --undo (each kind of change,
+conflicts, faults, erasure, user isolation).
 
 Each test keeps its journal in a folder of its own ($AGENTOS_MEMORY_JOURNAL) and
 checks what the server holds afterwards, straight from the API.
@@ -315,7 +316,8 @@ def test_history_json_shape(agentos, memories_cli, user):
     assert history["meta"]["total_count"] == 2 and history["meta"]["keep_days"] == 30
     newest, oldest = history["data"]
     assert set(newest) == {
-        "operation", "time", "action", "user_id", "subject", "base_url", "undoes", "status", "counts", "undone_by",
+        "operation", "time", "action", "user_id", "users", "subject", "base_url", "undoes", "status", "counts",
+        "undone_by",
     }  # fmt: skip
     assert (newest["action"], newest["counts"]) == ("--create", {"created": 1})
     assert (oldest["action"], oldest["user_id"], oldest["counts"]) == ("--delete", user, {"deleted": 1})

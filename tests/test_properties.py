@@ -1,4 +1,4 @@
-"""Any value either round-trips exactly or is refused before sending (issue: bad input).
+"""Any value either round-trips exactly or is refused before sending (hypothesis).
 
 These call the script's main() in-process against the real server: a subprocess
 costs about a second of imports, which would limit hypothesis to a handful of

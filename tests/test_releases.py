@@ -1,4 +1,4 @@
-"""Every AgentOS release since 2.0: the right result or one clear refusal (issue 13).
+"""Every AgentOS release since 2.0: the right result or one clear refusal.
 
 Real servers of one release from each line that answers differently (releases.py
 builds their environments) and of the release the project pins, on SQLite, each

@@ -1,4 +1,4 @@
-"""Bulk work stays exact and linear (issue: production scale), on small data built to hit
+"""Bulk work stays exact and linear at production scale, on small data built to hit
 the same edges: ties across page boundaries, writes between two pages, a heavy user
 beside many light ones, an import into a server far larger than the file.
 
@@ -297,7 +297,9 @@ def test_a_deleting_walk_keeps_the_last_ids_it_read_until_the_end(monkeypatch):
 
     async def delete(count):
         request = SimpleNamespace(concurrency=4, user_id="heavy", json=True)
-        deleter = manage_memories.BatchDeleter(SimpleNamespace(journal=manage_memories.NoJournal()), request)
+        request.dry_run = False
+        writer = manage_memories.Writer(SimpleNamespace(), request, manage_memories.NoJournal())
+        deleter = manage_memories.BatchDeleter(writer, request)
         first = deleter.sizes[0]
         deleter.take([{"memory_id": f"m-{n:05d}"} for n in range(first)])
         deleter.resume()
@@ -323,7 +325,7 @@ def test_a_delete_all_report_larger_than_memory_keeps_lists_every_memory(fresh_a
     fill(server, [(f"b-{n:05d}", "bulky", f"fact {n} {padding}") for n in range(6500)])  # about 10 MB
     listed = run_script("--base-url", server.url, "--user-id", "bulky", "--delete-all", "--dry-run")
     assert listed.code == 0 and listed.stdout.startswith(
-        "would delete 6500 memories of user bulky (dry run: nothing deleted)\n"
+        "would delete 6500 memories of user bulky (dry run: nothing was changed)\n"
     )
     assert all(listed.stdout.count(f"b-{n:05d}") == 1 for n in range(0, 6500, 97))
     result = run_script("--base-url", server.url, "--user-id", "bulky", "--delete-all", "--yes", "--json")

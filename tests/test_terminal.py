@@ -1,4 +1,4 @@
-"""Text from the server is shown, never obeyed (issue: terminal-safe output).
+"""Text from the server is shown, never obeyed: terminal-safe output.
 
 A memory, topic or user id stored by any client may hold what a terminal acts on:
 colours, a changed window title, a cleared line, C1 controls, right-to-left

@@ -120,11 +120,11 @@ def test_update_with_same_content_writes_nothing(agentos, cli, user):
     assert agentos.memories(user) == [memory]
 
 
-def test_update_warns_when_the_server_clears_the_agent(agentos, cli, user):
+def test_update_warns_before_the_server_clears_the_agent(agentos, cli, user):
     memory_id = agentos.seed_from_agent(user, "from the agent", agent_id="support-agent")
     result = cli("--user-id", user, "--memory-id", memory_id, "--update", "edited by hand")
     assert result.code == 0
-    assert "cleared agent_id" in result.stderr
+    assert "will clear agent_id 'support-agent' on 1 memory" in result.stderr
 
 
 # ------------------------------------------------------------------------- --topics
@@ -215,7 +215,10 @@ def test_delete_dry_run_deletes_nothing(agentos, cli, user):
     memory = agentos.seed(user, "stays")
     result = cli("--user-id", user, "--memory-id", memory["memory_id"], "--delete", "--dry-run", "--json")
     assert result.code == 0
-    assert result.json() == {"deleted": [memory], "count": 1, "not_found": [], "dry_run": True}
+    change = {"memory_id": memory["memory_id"], "user_id": user, "before": memory, "after": None}
+    assert result.json() == {
+        "deleted": [memory], "count": 1, "not_found": [], "dry_run": True, "changes": [change], "cleared": [],
+    }  # fmt: skip
     assert agentos.memories(user) == [memory]
 
 
