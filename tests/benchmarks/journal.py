@@ -38,6 +38,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=200_000, help="memories on the server (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="pairs of runs of each command (default: %(default)s)")
+    parser.add_argument(
+        "--work", choices=("both", "delete-all", "import"), default="both", help="which work to time (default: both)"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="agentos-journal-bench-"))
@@ -52,7 +55,7 @@ def main():
         delete = [*ours, "--user-id", "heavy", "--delete-all", "--yes"]
         for journal in (True, False):
             results[("--delete-all, the heavy user", journal)] = []
-        for _ in range(args.rounds):
+        for _ in range(args.rounds if args.work != "import" else 0):
             for journal in (True, False):
                 elapsed, _ = measure(delete + ([] if journal else ["--no-journal"]))
                 results[("--delete-all, the heavy user", journal)].append(elapsed)
@@ -64,7 +67,7 @@ def main():
         name = f"--import updating the heavy user's {len(heavy):,}"
         for journal in (True, False):
             results[(name, journal)] = []
-        for round_number in range(args.rounds):
+        for round_number in range(args.rounds if args.work != "delete-all" else 0):
             for journal in (True, False):
                 updating_import(work / "update.jsonl", heavy, f"{round_number}-{journal}")
                 command = [*ours, "--import", work / "update.jsonl"] + ([] if journal else ["--no-journal"])
@@ -74,7 +77,7 @@ def main():
         print(f"\nSQLite, {args.size:,} memories, medians of {args.rounds}\n")
         print("| work | with the journal | --no-journal | ratio |")
         print("|---|---|---|---|")
-        for work_name in dict.fromkeys(name for name, _ in results):
+        for work_name in dict.fromkeys(name for (name, _), runs in results.items() if runs):
             with_journal = statistics.median(results[(work_name, True)])
             without = statistics.median(results[(work_name, False)])
             print(f"| {work_name} | {with_journal:.2f} s | {without:.2f} s | {with_journal / without:.2f}x |")
