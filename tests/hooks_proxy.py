@@ -3,14 +3,15 @@ at the moment a write arrives: run something first (another command, a full disk
 or answer in the server's place (a failure), then let the write through."""
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
+from proxy import LoopbackProxy
 
 WRITES = ("POST", "PATCH", "DELETE")
 
 
-class WriteHookProxy:
+class WriteHookProxy(LoopbackProxy):
     """Forwards every request to `target`. Each write (POST, PATCH, DELETE) first goes to
     `on_write(method, path, number)`, number counting the writes from 1, one call at a
     time; a (status, body) it returns is answered instead of forwarding the write.
@@ -58,17 +59,7 @@ class WriteHookProxy:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.client.close()
+        self.listen(Handler, port)
 
 
 def server_failure(body=b'{"detail": "the database failed"}'):

@@ -10,7 +10,29 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 
-class GatedProxy:
+class LoopbackProxy:
+    """What the tests' proxies share: a threading HTTP server on loopback in front of
+    `target`, with one httpx client to forward through, started and stopped by `with`."""
+
+    def listen(self, handler, port=0):
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.closing()
+        self.server.shutdown()
+        self.server.server_close()
+        self.client.close()
+
+    def closing(self):
+        """What a proxy does before it stops (let held requests go)."""
+
+
+class GatedProxy(LoopbackProxy):
     """Forwards everything to `target`; the `hold`-th GET /memories waits for release().
     Keeps the JSON body of each bulk DELETE /memories it forwards, in `deletes`; from
     the `fail_delete`-th one on it answers 500 itself, as a server whose database failed;
@@ -87,15 +109,7 @@ class GatedProxy:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.listen(Handler)
 
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
+    def closing(self):
         self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.client.close()

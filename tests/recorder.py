@@ -4,10 +4,11 @@ copy of each, so a test can compare what two clients sent for the same work."""
 import json
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from proxy import LoopbackProxy
 
 # Headers about one hop of the connection, not about the request or its answer. The
 # answer's body is forwarded decoded, so its encoding and length are the proxy's own.
@@ -30,7 +31,7 @@ class RecordedRequest:
         return f"{self.method} {self.path}{'?' + query if query else ''} {self.body.decode(errors='replace')}"
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackProxy):
     """Forwards to `target`; `requests` holds every request in the order it arrived."""
 
     def __init__(self, target):
@@ -82,14 +83,4 @@ class RecordingProxy:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.client.close()
+        self.listen(Handler)

@@ -11,8 +11,10 @@ import shutil
 import subprocess
 import sys
 
+from dataclasses import dataclass
+
 import pytest
-from conftest import RUNNER_CACHE
+from conftest import CLEAN_ENV, ROOT, RUNNER_CACHE, AgentOSServer, free_port, start_server
 
 # One release of each line that answers differently (see the README's compatibility table);
 # AGENTOS_TEST_RELEASES=2.1.10,2.3.26,... tests others (the table was made with every line).
@@ -58,3 +60,35 @@ def release_python(version):
                     raise RuntimeError(f"building the agno {version} environment failed: {done.stderr.strip()}")
             built.write_text(wanted)
     return python
+
+
+def version_of(release):
+    return tuple(int(part) for part in release.split("."))
+
+
+@dataclass
+class ReleaseServer:
+    """A running AgentOS of one agno release."""
+
+    release: str
+    server: AgentOSServer
+
+    @property
+    def version(self):
+        return version_of(self.release)
+
+
+def start_release_server(release, home, current):
+    """An empty AgentOS of `release` on SQLite in `home`: the project's own agno for
+    `current`, else the release's environment (release_python) running release_server.py."""
+    if release == current:
+        return start_server(home)
+    server = AgentOSServer("", None, db_file=home / "agentos.db")
+    command = [
+        str(release_python(release)),
+        str(ROOT / "tests" / "release_server.py"),
+        "--db-file",
+        str(server.db_file),
+    ]
+    server.launch(command, CLEAN_ENV, home / "server.log", free_port())
+    return server

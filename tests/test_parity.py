@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from importlib.metadata import version
 
 import pytest
-from conftest import CLEAN_ENV, ROOT, AgentOSServer, free_port, run_script, start_server
+from conftest import run_script, start_server
 from recorder import RecordingProxy
-from releases import OLD_RELEASES, release_python
+from releases import OLD_RELEASES, ReleaseServer, start_release_server
 
 # The release the project's environment holds: the client compared against, and a server.
 CURRENT = version("agno")
@@ -31,10 +31,6 @@ USER = "parity-user"
 SEEDED = {"first": ("Prefers green tea", ["drinks"]), "second": ("Walks to work", ["health"])}
 # The dev server's one database, and agno's default name for its memory table.
 SCOPE = {"db_id": "dev", "table": "agno_memories"}
-
-
-def version_of(release):
-    return tuple(int(part) for part in release.split("."))
 
 
 @dataclass
@@ -94,16 +90,6 @@ PARITY = {
 TOPICS_RIGHT_FROM = (2, 6)
 
 
-@dataclass
-class ReleaseServer:
-    release: str
-    server: AgentOSServer
-
-    @property
-    def version(self):
-        return version_of(self.release)
-
-
 @pytest.fixture(scope="module")
 def current_server(tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp(f"parity-agno-{CURRENT}"))
@@ -117,10 +103,7 @@ def release(request, tmp_path_factory):
     if request.param == CURRENT:
         yield request.getfixturevalue("current_server")
         return
-    home = tmp_path_factory.mktemp(f"parity-agno-{request.param}")
-    server = AgentOSServer("", None, db_file=home / "agentos.db")
-    command = [str(release_python(request.param)), str(ROOT / "tests" / "release_server.py")]
-    server.launch([*command, "--db-file", str(server.db_file)], CLEAN_ENV, home / "server.log", free_port())
+    server = start_release_server(request.param, tmp_path_factory.mktemp(f"parity-agno-{request.param}"), CURRENT)
     yield ReleaseServer(request.param, server)
     server.stop()
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from conftest import CLEAN_ENV, ROOT, AgentOSServer, Result, free_port, run_script, start_server
-from releases import OLD_RELEASES, release_python
+from conftest import Result, run_script
+from releases import OLD_RELEASES, ReleaseServer, start_release_server, version_of
 
 PINNED = "3.1.10"
 # One worker starts and seeds each release's server once, not each worker its own.
@@ -37,10 +37,6 @@ ERINS = 150
 TOPICS = {"alice": ["drinks", "food", "health"], "bob": ["work"]}
 
 
-def version_of(release):
-    return tuple(int(part) for part in release.split("."))
-
-
 @dataclass
 class Row:
     user_id: str
@@ -50,13 +46,8 @@ class Row:
 
 
 @dataclass
-class ReleaseServer:
-    release: str
-    server: AgentOSServer
-
-    @property
-    def version(self):
-        return version_of(self.release)
+class UnderTest(ReleaseServer):
+    """A release's server, seeded, with what the tests ask of it."""
 
     def run(self, *args) -> Result:
         return run_script("--base-url", self.server.url, *args)
@@ -83,15 +74,8 @@ class ReleaseServer:
 
 @pytest.fixture(scope="module", params=[*OLD_RELEASES, PINNED])
 def release(request, tmp_path_factory):
-    home = tmp_path_factory.mktemp(f"agno-{request.param}")
-    if request.param == PINNED:
-        server = start_server(home)
-    else:
-        server = AgentOSServer("", None, db_file=home / "agentos.db")
-        python = release_python(request.param)
-        command = [str(python), str(ROOT / "tests" / "release_server.py"), "--db-file", str(server.db_file)]
-        server.launch(command, CLEAN_ENV, home / "server.log", free_port())
-    under_test = ReleaseServer(request.param, server)
+    server = start_release_server(request.param, tmp_path_factory.mktemp(f"agno-{request.param}"), PINNED)
+    under_test = UnderTest(request.param, server)
     seed(under_test)
     yield under_test
     server.stop()
