@@ -2744,7 +2744,8 @@ class Writer:
     def __init__(self, server, request, journal):
         self.server, self.request, self.journal = server, request, journal
         self.dry_run = request.dry_run
-        self.previewed = MemorySpool()  # a dry run's changes, as JSON (a --delete-all may list many)
+        # A dry run's changes, as JSON (a --delete-all may list many); other runs keep none.
+        self.previewed = MemorySpool() if self.dry_run else None
         self.cleared = []  # {"memory_id", "agent_id", "team_id"} of each memory an update strips
         self.numbers = 0
         self.sent = 0  # changes whose request went out
@@ -6205,7 +6206,6 @@ async def run_operation(request):
     )
     try:
         server = Server(request, http)
-        server.writer = Writer(server, request, server.journal)
         status = "failed"
         try:
             if request.wait:
@@ -6219,8 +6219,12 @@ async def run_operation(request):
             raise  # the reader of --export - went away: main() stops quietly
         except Exception as error:
             failure = translate(error, request)
-            if failure.kind == "journal" and not failure.counted:
-                failure.message += f"; {server.writer.tally()}"
+            if (
+                failure.kind == "journal"
+                and not failure.counted
+                and not failure.message.endswith("nothing was changed")
+            ):
+                failure.message += f"; {server.writer.tally() if server.writer else 'nothing was changed'}"
             raise with_undo(failure, request, server.journal) from None
         finally:
             kept = server.journal.close(status)
