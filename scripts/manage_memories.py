@@ -104,7 +104,9 @@ MAX_ID_CHARS = 255
 # What one answer may hold: far above any real AgentOS answer (a memory is at most 5,000
 # characters there), low enough that a server sending without end stops in one line.
 ROW_BYTES_MAX = 64 << 10  # a memory's row, as JSON
+STATS_ROW_BYTES_MAX = 2 << 10  # a user's row of /user_memory_stats: a user id, a count, a time
 ANSWER_BYTES_MAX = 64 << 20  # a single memory, a list of topics, an error
+NESTING_MAX = 64  # levels of JSON in any answer; a page of memories has four
 MAX_TOPICS = 50
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
@@ -379,6 +381,10 @@ def validate_plain_text(value, what, max_chars):
     return value
 
 
+def user_id_value(value, flag):
+    return validate_plain_text(value, flag, MAX_ID_CHARS)
+
+
 SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([mhdw])")
 SPAN_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -409,11 +415,14 @@ def updated_time(memory):
     import datetime
 
     value = memory.get("updated_at")
-    if isinstance(value, int | float):
-        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
-    if not value:
+    try:
+        if isinstance(value, int | float):
+            return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+        if not value:
+            return None
+        when = datetime.datetime.fromisoformat(value)
+    except (ValueError, OverflowError, OSError):  # a time no AgentOS sends: no window holds it
         return None
-    when = datetime.datetime.fromisoformat(value)
     return when.replace(tzinfo=datetime.timezone.utc) if when.tzinfo is None else when
 
 
@@ -721,6 +730,8 @@ auth:
 # The flags that choose memories, and those that page through them (ACTIONS says which action takes them).
 FILTERS = frozenset({"--search", "--topics", "--agent-id", "--team-id", "--since", "--until"})
 PAGES = frozenset({"--limit", "--page", "--all", "--sort", "--order"})
+# The reads that take --user-id repeated (ACTIONS' names): each user's memories, one after another.
+SEVERAL_USERS = ("list", "find", "export", "duplicates")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -783,8 +794,16 @@ def build_parser():
     target = parser.add_argument_group("which memories")
     target.add_argument(
         "--user-id",
+        action="append",
         metavar="USER",
-        help="the user whose memories to use (required by every memory operation; with a JWT, the token's subject)",
+        help="the user whose memories to use (required to change memories; with a JWT, the token's subject); "
+        "without it, a listing, --find, --export and --duplicates read every user's, and they take it repeated",
+    )
+    target.add_argument(
+        "--all-users",
+        action="store_true",
+        help="change every user's memories that match the filters, in place of --user-id (--delete-all needs a "
+        "filter as well)",
     )
     target.add_argument(
         "--memory-id",
@@ -902,12 +921,14 @@ class Request:
     timeout: float
     json: bool
     user_id: str | None = None
+    user_ids: list = field(default_factory=list)  # a repeated --user-id: these users' memories, one after another
     memory_ids: list = field(default_factory=list)
     query: str | None = None
     content: str | None = None
     topics: list | None = None
     topics_added: list | None = None  # --add-topics
     topics_removed: list | None = None  # --remove-topics
+    target_user: str | None = None  # --move-to
     search: str | None = None
     since: object = None  # --since: an aware datetime
     until: object = None  # --until: an aware datetime
@@ -922,6 +943,7 @@ class Request:
     db_id: str | None = None
     table: str | None = None
     yes: bool = False
+    all_users: bool = False  # --all-users: a change for every user, with no --user-id
     dry_run: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     path: str | None = None
@@ -954,6 +976,7 @@ ACTION_OPTIONS = {
     "sort": "--sort",
     "order": "--order",
     "yes": "--yes",
+    "all_users": "--all-users",
     "dry_run": "--dry-run",
     "concurrency": "--concurrency",
     "no_journal": "--no-journal",
@@ -1039,15 +1062,28 @@ def validate(args, environ, as_json):
             setattr(args, dest, value)
 
     token = read_token_option(args, environ)
+    user_ids = list(dict.fromkeys(args.user_id or []))
+    for user_id in user_ids:
+        validate_plain_text(user_id, "--user-id", MAX_ID_CHARS)
+    if len(user_ids) > 1 and action.name not in SEVERAL_USERS:
+        several = ", ".join(ACTIONS[name].label for name in SEVERAL_USERS)
+        raise usage_error(f"only {several} take several --user-id; {action.label} acts on one user")
+    args.user_id = user_ids[0] if len(user_ids) == 1 else None
     # With a JWT the user can come from the token's subject; that is settled once the
     # server's auth mode is known (identify()).
-    if action.needs_user and args.user_id is None and not (token and JWT_SHAPE.fullmatch(token)):
+    if args.all_users and user_ids:
+        raise usage_error("--all-users and --user-id contradict each other: choose one")
+    if action.needs_user and args.user_id is None and not args.all_users and not (token and JWT_SHAPE.fullmatch(token)):
+        every = " (or --all-users for every user's)" if "--all-users" in action.options else ""
         raise usage_error(
-            f"--user-id is required with {action.label}: say whose memories",
+            f"--user-id is required with {action.label}: say whose memories{every}",
             hint="use --stats to see which users have memories",
         )
-    if args.user_id is not None:
-        validate_plain_text(args.user_id, "--user-id", MAX_ID_CHARS)
+    if args.all_users and action.name == "delete_all" and not given & FILTERS:
+        raise usage_error(
+            "--delete-all --all-users needs a filter (--agent-id, --topics, --search, --since ...): "
+            "emptying a server is not one flag; nothing was sent"
+        )
     for flag, value in (
         ("--agent-id", args.agent_id),
         ("--team-id", args.team_id),
@@ -1116,6 +1152,7 @@ def validate(args, environ, as_json):
         timeout=args.timeout,
         json=as_json,
         user_id=args.user_id,
+        user_ids=user_ids if len(user_ids) > 1 else [],
         memory_ids=memory_ids,
         topics=topics,
         search=args.search,
@@ -1132,6 +1169,7 @@ def validate(args, environ, as_json):
         db_id=args.db_id,
         table=args.table,
         yes=args.yes,
+        all_users=args.all_users,
         dry_run=args.dry_run,
         concurrency=args.concurrency,
         wait=args.wait,
@@ -1286,22 +1324,79 @@ class Server:
         return memories
 
 
-def page_bytes(limit):
-    """What a page of limit rows may take."""
-    return limit * ROW_BYTES_MAX + (1 << 20)
+def page_bytes(limit, path="/memories"):
+    """What a page of limit rows may take: a memory's row, or a user's row of /user_memory_stats."""
+    return limit * (STATS_ROW_BYTES_MAX if path == "/user_memory_stats" else ROW_BYTES_MAX) + (1 << 20)
+
+
+class Nesting:
+    """How deep a JSON answer nests, measured on its bytes as they arrive, before any
+    parser builds it: a row nested 50,000 deep (100 KB) took ijson 6 GB, since it
+    keeps a path string per level (measured), and orjson refuses past 1,024 levels in
+    a message about recursion. So every answer is held to NESTING_MAX, ijson's and
+    orjson's alike.
+
+    It works at the speed of bytes.translate and bytes.replace (0.1 s for 75 MB of
+    memories, measured), never a Python step per character: escapes are dropped (a
+    quote or bracket after a backslash is text), then everything but quotes and
+    brackets; empty strings go; the rare string left that holds brackets is cut
+    out; then matched pairs of brackets are taken away, one level each round, and
+    what remains (closers, then openers) carries the depth to the next chunk."""
+
+    STRUCTURE = bytes(range(256)).translate(None, b'"[]{}')  # what the gauge drops
+    ESCAPE = re.compile(rb"\\.", re.DOTALL)
+    PAIRS = (b"[]", b"{}", b"[}", b"{]")  # mismatched pairs are not JSON: the parser says so later
+
+    def __init__(self, base_url):
+        self.base_url = base_url
+        self.depth = 0
+        self.in_string = False  # the last chunk ended inside a string
+        self.held = b""  # a backslash that ended the last chunk, and escapes what begins the next
+
+    def feed(self, chunk):
+        text = self.held + chunk
+        body = text.rstrip(b"\\")
+        self.held = b"\\" if (len(text) - len(body)) % 2 else b""
+        text = text[: len(text) - len(self.held)]
+        if b"\\" in text:
+            text = self.ESCAPE.sub(b"", text)
+        marks = (b'"' if self.in_string else b"") + text.translate(None, self.STRUCTURE)
+        while b'""' in marks:
+            marks = marks.replace(b'""', b"")
+        if b'"' in marks:
+            parts = marks.split(b'"')
+            self.in_string = len(parts) % 2 == 0
+            marks = b"".join(parts[0::2])
+        else:
+            self.in_string = False
+        rounds = 0
+        while any(pair in marks for pair in self.PAIRS):
+            for pair in self.PAIRS:
+                marks = marks.replace(pair, b"")
+            rounds += 1
+            if self.depth + rounds > NESTING_MAX:
+                break
+        closers = len(marks) - len(marks.lstrip(b"]}"))
+        openers = len(marks) - closers
+        # rounds bounds how deep a pair taken away went, above the openers still open
+        if self.depth + openers + rounds > NESTING_MAX:
+            raise not_agentos(self.base_url, f"it answered JSON nested more than {NESTING_MAX} levels deep")
+        self.depth = max(0, self.depth - closers) + openers
 
 
 async def read_capped(server, response, cap):
-    """A streamed answer read whole, but no more than cap bytes of it (decoded): a server
-    that sends without end stops here, in one line, instead of filling memory."""
+    """A streamed answer read whole, but no more than cap bytes of it (decoded) and no
+    deeper than NESTING_MAX: a server that sends without end, or one answer nested
+    without end, stops here in one line instead of filling memory."""
     import httpx
 
-    chunks, size = [], 0
+    chunks, size, nesting = [], 0, Nesting(server.request.base_url)
     try:
         async for chunk in response.aiter_bytes(1 << 16):
             size += len(chunk)
             if size > cap:
                 raise not_agentos(server.request.base_url, f"it answered more than {cap >> 20} MB to one request")
+            nesting.feed(chunk)
             chunks.append(chunk)
     finally:
         await response.aclose()
@@ -1332,7 +1427,10 @@ async def wait_for_server(server, seconds):
         left = deadline - loop.time()
         try:
             async with asyncio.timeout(max(0.5, min(server.request.timeout, left))):  # --wait bounds the whole wait
-                await server.http.get(f"{base_url}/health", timeout=max(0.5, min(server.request.timeout, left)))
+                http_request = server.http.build_request(
+                    "GET", f"{base_url}/health", timeout=max(0.5, min(server.request.timeout, left))
+                )
+                await (await server.http.send(http_request, stream=True)).aclose()  # its status is enough
             return
         except (httpx.TransportError, TimeoutError) as error:
             if loop.time() >= deadline:
@@ -1342,6 +1440,15 @@ async def wait_for_server(server, seconds):
                     hint="is the AgentOS running? see --base-url",
                 ) from None
             await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
+
+
+async def get_capped(server, path):
+    """A GET without auth or query, read within --timeout and ANSWER_BYTES_MAX (read_capped)."""
+    import asyncio
+
+    http_request = server.http.build_request("GET", f"{server.request.base_url}{path}", timeout=server.request.timeout)
+    async with asyncio.timeout(server.request.timeout):
+        return await read_capped(server, await server.http.send(http_request, stream=True), ANSWER_BYTES_MAX)
 
 
 async def ask_auth(server):
@@ -1363,10 +1470,7 @@ async def ask_auth(server):
 
 async def get_json(server, path):
     """A GET of one of the server's own description endpoints: its JSON, or None."""
-    import asyncio
-
-    async with asyncio.timeout(server.request.timeout):
-        response = await server.http.get(f"{server.request.base_url}{path}", timeout=server.request.timeout)
+    response = await get_capped(server, path)
     try:
         return response.json() if response.status_code == 200 else None
     except ValueError:
@@ -1378,6 +1482,7 @@ async def get_json(server, path):
 # a user_id its database cannot take).
 TOPICS_RIGHT_FROM = (2, 6)
 CREATED_AT_FROM = (2, 3)  # the memory table has no created_at before 2.3; sorting by it is ignored
+TWO_TWO_OR_THREE = "agno 2.2 or 2.3"  # they answer every read of the memory API alike
 
 
 @dataclass(frozen=True)
@@ -1412,9 +1517,20 @@ async def identify_release(server):
         return Release("agno 2.0 or 2.1", (2, 0))
     if "T" in str(started):
         return Release("agno 2.4", (2, 4))  # an ISO time; before 2.4 a Unix timestamp
-    # 2.3 adds POST /optimize-memories: a GET of it is 405 there and 404 before.
-    optimize = await server.http.get(f"{server.request.base_url}/optimize-memories", timeout=server.request.timeout)
-    return Release("agno 2.3", (2, 3)) if optimize.status_code == 405 else Release("agno 2.2", (2, 2))
+    return Release(TWO_TWO_OR_THREE, (2, 2))  # told apart only where it matters: sorts_by_created_at()
+
+
+async def sorts_by_created_at(server):
+    """Whether the memory table has created_at (agno 2.3 on). Where 2.2 and 2.3 cannot be told
+    apart otherwise, one GET of POST /optimize-memories (new in 2.3) does it: 405 there and
+    404 before. It is the one request outside the memory API's reads the script sends, sent
+    without the token, and only for --sort created_at on such a server."""
+    release = await ask_release(server)
+    if release.name == TWO_TWO_OR_THREE:
+        optimize = await get_capped(server, "/optimize-memories")
+        release = Release("agno 2.3", (2, 3)) if optimize.status_code == 405 else Release("agno 2.2", (2, 2))
+        server.release = release
+    return not release.before(CREATED_AT_FROM)
 
 
 def unsupported(release, what, first_release, hint=None):
@@ -1442,7 +1558,14 @@ async def identify(server, request):
         raise auth_failure(403, "missing a user identity", token)
     limited = limited_user(token, auth)
     server.limited_to = limited
-    if request.user_id is None and action.needs_user:
+    if request.all_users and limited:
+        raise CLIError(
+            f"the server limits this token to user {limited} (user isolation is on), so it cannot act on every "
+            "user; nothing was sent",
+            kind="wrong_user",
+            hint=f"drop --all-users to act as {limited}, or use a token with {ADMIN_SCOPE}",
+        )
+    if request.user_id is None and action.needs_user and not request.all_users:
         if not (jwt_server and token.subject):
             mode = auth.mode or "unknown"
             raise usage_error(
@@ -1451,10 +1574,29 @@ async def identify(server, request):
             )
         request.user_id = validate_plain_text(token.subject, "the token's subject (sub)", MAX_ID_CHARS)
         note(request, f"acting as user {token.subject}, the subject of the token")
-    elif request.user_id is None and limited:
+    elif request.user_id is None and not request.user_ids and action.every_user and jwt_server and token.subject:
+        if not token.is_admin:  # a listing of every user's is an admin's; anyone else's is their own
+            request.user_id = validate_plain_text(token.subject, "the token's subject (sub)", MAX_ID_CHARS)
+            note(request, f"acting as user {token.subject}, the subject of the token")
+    elif request.user_id is None and limited and not request.user_ids:
         request.user_id = limited
         note(request, f"only user {limited}'s memories: the server limits this token to its own user")
-    if limited and request.user_id != limited:
+    if limited and any(user_id != limited for user_id in request.user_ids):
+        others = ", ".join(user_id for user_id in request.user_ids if user_id != limited)
+        raise CLIError(
+            f"the server limits this token to user {limited} (user isolation is on), so it cannot read the memories "
+            f"of {others}; nothing was sent",
+            kind="wrong_user",
+            hint=f"drop the other --user-id, or use a token with {ADMIN_SCOPE}",
+        )
+    if limited and request.target_user not in (None, limited):
+        raise CLIError(
+            f"the server limits this token to user {limited} (user isolation is on), so it cannot move memories "
+            f"to user {request.target_user}; nothing was sent",
+            kind="wrong_user",
+            hint=f"use a token with {ADMIN_SCOPE}",
+        )
+    if limited and request.user_id != limited and not request.user_ids:
         raise CLIError(
             f"the server limits this token to user {limited} (user isolation is on), so it cannot act on "
             f"user {request.user_id}; nothing was sent",
@@ -1507,6 +1649,13 @@ def date_meta(request):
     return window
 
 
+def whose(request):
+    """'user alice', 'users alice, bob' (a repeated --user-id), or 'every user' (none, or --all-users)."""
+    if request.user_ids:
+        return f"users {', '.join(request.user_ids)}"
+    return "every user" if request.user_id is None else f"user {request.user_id}"
+
+
 def narrowed(request):
     """Whether any filter narrows the memories from all of the user's."""
     return any((request.search, request.topics, request.agent_id, request.team_id, request.since, request.until))
@@ -1518,15 +1667,17 @@ def matches(memory, request):
         return False
     if request.search and request.search.casefold() not in memory["memory"].casefold():
         return False
-    if request.since or request.until:
-        updated = updated_time(memory)
-        if (
-            updated is None
-            or (request.since and updated < request.since)
-            or (request.until and updated >= request.until)
-        ):
-            return False
-    return True
+    return in_window(memory, request)
+
+
+def in_window(memory, request):
+    """Whether the memory's updated_at falls in --since/--until (always, without them)."""
+    if not (request.since or request.until):
+        return True
+    updated = updated_time(memory)
+    return not (
+        updated is None or (request.since and updated < request.since) or (request.until and updated >= request.until)
+    )
 
 
 MEMORY_FIELDS = ("memory_id", "memory", "topics", "agent_id", "team_id", "user_id", "updated_at")
@@ -1570,11 +1721,15 @@ async def get_page(server, path, filters, page, limit, stream=False):
         headers=server.headers,
         timeout=server.request.timeout,
     )
-    response = await send_idempotent(server, http_request, stream=True)
-    if response.status_code != 200:
-        response = await read_capped(server, response, ANSWER_BYTES_MAX)  # errors are short: read them whole
-    elif not stream:
-        response = await read_capped(server, response, page_bytes(limit))
+    import asyncio
+
+    # --timeout bounds the whole request; a walk that streams the page bounds its own read (read_page).
+    async with asyncio.timeout(None if stream else server.request.timeout):
+        response = await send_idempotent(server, http_request, stream=True)
+        if response.status_code != 200:
+            response = await read_capped(server, response, ANSWER_BYTES_MAX)  # errors are short: read them whole
+        elif not stream:
+            response = await read_capped(server, response, page_bytes(limit, path))
     if response.status_code == 500:
         cap_error = PAGE_CAP_ERROR.search(server_detail(response) or "")
         if cap_error and limit > int(cap_error[1]):
@@ -1845,18 +2000,23 @@ class MemoryWalk:
 
     async def read_page(self):
         """Read the current page and pass its new memories on; False once it was the last."""
+        import asyncio
+
         current = self.current
-        try:
-            response = await current.task
-        except PageCapped as capped:  # it refuses pages this large: ask in pages it serves
-            await self.drop_following()
-            self.resize(capped.cap)
-            self.current = await self.ask_next(current.start)
-            return True
-        # The whole answer first, then the next request: the server prepares the next
-        # page while this one is parsed (it cannot send while it prepares). A deleting
-        # walk sends its deletes instead, and asks for the next page after parsing.
-        body = await download(self.server, response, current.limit)
+        # --timeout bounds the page from the moment the walk waits for it to its last byte
+        # (not from when it was asked: a page asked ahead waits on this one's parse).
+        async with asyncio.timeout(self.server.request.timeout):
+            try:
+                response = await current.task
+            except PageCapped as capped:  # it refuses pages this large: ask in pages it serves
+                await self.drop_following()
+                self.resize(capped.cap)
+                self.current = await self.ask_next(current.start)
+                return True
+            # The whole answer first, then the next request: the server prepares the next
+            # page while this one is parsed (it cannot send while it prepares). A deleting
+            # walk sends its deletes instead, and asks for the next page after parsing.
+            body = await download(self.server, response, current.limit)
         if self.removing is not None:
             expected = (read_meta(body) or {}).get("total_count")  # for the progress bar, before the parse
             self.removing.resume(expected + current.removed if isinstance(expected, int) else None)
@@ -1937,7 +2097,7 @@ async def download(server, response, limit):
     import tempfile
 
     body = tempfile.SpooledTemporaryFile(max_size=STREAM_CHUNK_BYTES * 32)
-    cap, size = page_bytes(limit), 0
+    cap, size, nesting = page_bytes(limit), 0, Nesting(server.request.base_url)
     try:
         async for chunk in response.aiter_bytes(STREAM_CHUNK_BYTES):
             size += len(chunk)
@@ -1945,6 +2105,7 @@ async def download(server, response, limit):
                 raise not_agentos(
                     server.request.base_url, f"a page of {limit:,} memories came larger than {cap >> 20} MB"
                 )
+            nesting.feed(chunk)
             body.write(chunk)
     except BaseException:
         body.close()
@@ -2043,7 +2204,13 @@ async def drop(page_request):
 
 
 async def walk_matching(server, request, on_batch, progress=None):
-    return await walk_memories(server, server_filters(request), on_batch, progress, keep=lambda m: matches(m, request))
+    """Every memory that matches the request: --user-id's, each repeated --user-id's in turn, or every user's."""
+    summary = WalkSummary()
+    for user_id in request.user_ids or [request.user_id]:
+        filters = server_filters(dataclasses.replace(request, user_id=user_id))
+        walked = await walk_memories(server, filters, on_batch, progress, keep=lambda m: matches(m, request))
+        summary.kept, summary.changed = summary.kept + walked.kept, summary.changed + walked.changed
+    return summary
 
 
 # === spools ===================================================================
@@ -3556,12 +3723,13 @@ class Outcome:
 
 async def list_memories(server, request):
     if request.sort == "created_at":
-        release = await ask_release(server)
-        if release.before(CREATED_AT_FROM):
+        if not await sorts_by_created_at(server):
+            release = await ask_release(server)
             raise unsupported(
                 release, "sort memories by created_at (its memory table has none)", "2.3", "use --sort updated_at"
             )
-    if not request.all_pages and not request.search and not request.topics and not (request.since or request.until):
+    one_request = not (request.all_pages or request.search or request.topics or request.since or request.until)
+    if one_request and not request.user_ids:
         result = await fetch_page(server, server_filters(request), request.page, request.limit)
         if not result["data"] and request.page > 1:
             # Past the last page the server reports total_count 0; ask for the real total.
@@ -3569,9 +3737,12 @@ async def list_memories(server, request):
             total = probe["meta"]["total_count"]
             result["meta"]["total_count"] = total
             result["meta"]["total_pages"] = -(-total // request.limit)
+        unfiltered = not request.agent_id and not request.team_id
+        if request.user_id is None and unfiltered:
+            # Every user's memories: the users that have any are /user_memory_stats's rows.
+            result["meta"]["users"] = (await fetch_stats(server, 1, 1))["meta"]["total_count"]
         hint = None
         if not result["meta"]["total_count"]:
-            unfiltered = not request.agent_id and not request.team_id
             hint = await empty_answer_hint(server, request, user_total=0 if unfiltered else None)
         return Outcome(result, hint=hint)
     # Search and topic filters are SQL LIKE on the server: wildcards, case folding of
@@ -3582,20 +3753,28 @@ async def list_memories(server, request):
     # the server's pages sorted by it (in memory).
     by_created_at = request.sort == "created_at"
     memories = [] if by_created_at else SortedSpool(descending=request.order == "desc")
+    users = set()
+
+    def keep(batch):
+        memories.extend(batch)
+        users.update(memory["user_id"] for memory in batch)
+
     progress = Progress.for_request("reading", request)
     try:
-        await walk_matching(server, request, memories.extend, progress)
+        await walk_matching(server, request, keep, progress)
     finally:
         progress.stop()
     if by_created_at:
         await order_by_created_at(server, request, memories)
     total = len(memories)
     hint = await empty_answer_hint(server, request) if not total else None
+    every_user = {"users": len(users)} if request.user_id is None else {}
     if request.all_pages:
         return Outcome(
             {
                 "data": memories,
-                "meta": {"page": 1, "limit": total, "total_pages": 1 if total else 0, "total_count": total},
+                "meta": {"page": 1, "limit": total, "total_pages": 1 if total else 0, "total_count": total}
+                | every_user,
             },
             hint=hint,
         )
@@ -3609,7 +3788,8 @@ async def list_memories(server, request):
                 "limit": request.limit,
                 "total_pages": -(-total // request.limit),
                 "total_count": total,
-            },
+            }
+            | every_user,
         },
         hint=hint,
     )
@@ -3620,11 +3800,14 @@ async def order_by_created_at(server, request, memories):
     rank, unranked, page = {}, {memory["memory_id"] for memory in memories}, 1
     while unranked:
         result = await fetch_page(server, server_filters(request), page, WALK_PAGE_SIZE)
+        known = len(rank)
         for memory in result["data"]:
             rank.setdefault(memory["memory_id"], len(rank))
             unranked.discard(memory["memory_id"])
-        if page >= result["meta"]["total_pages"]:
+        if page >= result["meta"]["total_pages"] or not result["data"]:
             break
+        if len(rank) == known:  # a page of nothing new: the same rows again, whatever total it claims
+            raise not_agentos(server.request.base_url, "it answers the same page again for the next one")
         page += 1
     memories.sort(key=lambda memory: rank.get(memory["memory_id"], len(rank)))
 
@@ -3721,6 +3904,10 @@ async def meaning_for(server, request):
         return Meaning(Embedder(request.model_folder, name), cache, request.query), None
     except ModelUnavailable as error:
         why = f"the model cannot be loaded: {error}"
+    except TimeoutError:  # an OSError too, but the server's, not the cache's: the request failed
+        if cache is not None:
+            cache.close()
+        raise
     except (OSError, sqlite3.Error, ForeignFolder) as error:
         why = (
             f"the embedding cache in {request.cache_folder} cannot be used: {getattr(error, 'strerror', None) or error}"
@@ -3888,7 +4075,9 @@ async def list_topics(server, request):
     return Outcome(sorted(topics))
 
 
-STATS_PAGE_SIZE = 50_000  # /user_memory_stats rows are small; each page regroups every memory
+# /user_memory_stats rows are small, and each page regroups every memory: few, large pages,
+# but no larger than a page the script holds in memory (STATS_ROW_BYTES_MAX each) can be.
+STATS_PAGE_SIZE = 20_000
 STATS_FIELDS = ("user_id", "total_memories", "last_memory_updated_at")
 
 
@@ -3908,24 +4097,31 @@ async def fetch_stats(server, page, limit, user_id=None):
 
 async def all_user_stats(server, user_id=None):
     """Every user's row of /user_memory_stats (user_id's alone, if given), page by page."""
-    rows, page = [], 1
+    rows, page, users = [], 1, set()
     while True:
         result = await fetch_stats(server, page, STATS_PAGE_SIZE, user_id)
         # Releases before 2.5 ignore user_id here and list every user: keep the row asked for.
         rows.extend(row for row in result["data"] if user_id is None or row["user_id"] == user_id)
         if page >= result["meta"]["total_pages"] or not result["data"]:
             return rows
+        known = len(users)
+        users.update(row["user_id"] for row in result["data"])
+        if len(users) == known:  # a page of users already listed: the same rows again
+            raise not_agentos(server.request.base_url, "it answers the same page of user stats again")
         page += 1
 
 
 async def user_stats(server, request):
     """--stats: the server's pages (newest activity first), or every user ordered here."""
-    if not request.sort_given and not request.all_pages and request.user_id is None:
+    window = request.since or request.until
+    if not request.sort_given and not request.all_pages and request.user_id is None and not window:
         result = await fetch_stats(server, request.page, request.limit)
         rows = result["data"]
         total = result["meta"]["total_count"]
     else:
         rows = await all_user_stats(server, request.user_id)
+        if window:  # users by age: whose last update falls in --since/--until
+            rows = [row for row in rows if in_window({"updated_at": row["last_memory_updated_at"]}, request)]
         total = len(rows)
         if request.sort_given:
             # The server orders by last update and pages; "who has the most" needs every row.
@@ -3949,6 +4145,7 @@ async def user_stats(server, request):
         },
     }
     hint = await similar_users_hint(server, request.user_id) if request.user_id and not total else None
+    result["meta"] |= date_meta(request)
     return Outcome(result, hint=hint)
 
 
@@ -4145,7 +4342,7 @@ async def delete_all(server, request):
         if not matching:
             return Outcome(deletion([], [], dry_run=False), hint=await empty_answer_hint(server, request))
         raise usage_error(
-            f"--delete-all would delete {plural(len(matching), 'memory')} of user {request.user_id}; nothing was deleted",
+            f"--delete-all would delete {plural(len(matching), 'memory')} of {whose(request)}; nothing was deleted",
             hint="add --yes to delete them, or --dry-run to list them",
         )
     deleter = BatchDeleter(server.writer, request)
@@ -4236,21 +4433,7 @@ async def dedupe(server, request):
 async def edit_topics(server, request):
     """--add-topics / --remove-topics: the same topics added to (or taken from) many
     memories, each keeping its other topics in their order; one plan, one undo."""
-    memories = MemorySpool()
-    if request.memory_ids:
-        memories.extend(await memories_named(server, request))
-    else:
-        progress = Progress.for_request("reading", request)
-        try:
-            await walk_matching(server, request, memories.extend, progress)
-        finally:
-            progress.stop()
-        if len(memories) > 1 and not (request.yes or request.dry_run):
-            raise usage_error(
-                f"{request.action.label} would change the topics of up to {plural(len(memories), 'memory')} of user "
-                f"{request.user_id}; nothing was changed",
-                hint="add --yes to change them, or --dry-run to list them",
-            )
+    memories = await memories_to_change(server, request, "change the topics of")
     changes = [
         change
         for change in (Change.update(memory, topics=edited_topics(memory, request)) for memory in memories)
@@ -4284,6 +4467,102 @@ async def memories_named(server, request):
         if isinstance(result, BaseException):
             raise result
     return looked_up
+
+
+async def move_memories(server, request):
+    """--move-to: the memories named or matching move to another user, as one plan. Each
+    is a copy created for the target (POST: the API cannot choose its id) and the original
+    deleted; where the target holds the same fact already (fact_key, as --create judges),
+    the delete alone. The copies go first, so a move that stops part way has lost
+    nothing; --undo deletes the copies and puts the originals back under their ids."""
+    source, target = request.user_id, request.target_user
+    if source == target:
+        raise usage_error(f"--move-to {target} names the user the memories belong to already; nothing was changed")
+    memories = await memories_to_change(server, request, "move")
+    held = set()
+    await walk_memories(
+        server, {"user_id": target}, lambda batch: held.update(fact_key(memory["memory"]) for memory in batch)
+    )
+    copies, already_held = [], []
+    for memory in memories:
+        key = fact_key(memory["memory"])
+        if key in held:
+            already_held.append(memory["memory_id"])
+        else:
+            held.add(key)  # two of the source's memories with one fact: the target gets one
+            copies.append(Change.create(target, memory["memory"], list(memory["topics"] or [])))
+    deletes = [Change.delete(memory) for memory in memories]
+    writer = server.writer
+    # A copy is a new memory: the API has no field for agent_id or team_id, so they stay behind.
+    writer.cleared += [
+        {"memory_id": memory["memory_id"]} | {name: memory.get(name) for name in LOST_ON_UPDATE}
+        for memory in memories
+        if any(memory.get(name) for name in LOST_ON_UPDATE) and memory["memory_id"] not in already_held
+    ]
+    summary = {"from": source, "to": target, "moved": len(copies), "already_held": already_held}
+    if request.dry_run:
+        writer.plan(copies + deletes)
+        return Outcome(writer.preview(summary))
+    if writer.cleared:
+        warn(request, will_clear(writer.cleared).replace("the AgentOS API's update", "a copy made through the API"))
+    created = await writer.apply(copies)
+    await delete_planned(server, request, deletes)
+    return Outcome(summary | {"dry_run": False, "created": created, "cleared": writer.cleared})
+
+
+async def memories_to_change(server, request, verb):
+    """The memories --memory-id names, or those the filters match (more than one of
+    them needs --yes): what a change of many works on."""
+    memories = MemorySpool()
+    if request.memory_ids:
+        memories.extend(await memories_named(server, request))
+        return memories
+    progress = Progress.for_request("reading", request)
+    try:
+        await walk_matching(server, request, memories.extend, progress)
+    finally:
+        progress.stop()
+    if len(memories) > 1 and not (request.yes or request.dry_run):
+        raise usage_error(
+            f"{request.action.label} would {verb} up to {plural(len(memories), 'memory')} of {whose(request)}; "
+            "nothing was changed",
+            hint=f"add --yes to {verb} them, or --dry-run to list them",
+        )
+    return memories
+
+
+async def delete_planned(server, request, deletes):
+    """Deletes planned by an operation, sent in bulk (DELETE_BATCH_SIZE ids at most, each
+    request another number of them: see BatchDeleter) and then looked for: DELETE
+    answers 204 whatever it did, so a walk over the user's memories proves them gone."""
+    import asyncio
+
+    writer = server.writer
+    writer.plan(deletes)
+    by_user = {}
+    for change in deletes:
+        by_user.setdefault(change.user_id, []).append(change)
+    batches, size = [], DELETE_BATCH_SIZE
+    for user_id, changes in by_user.items():
+        start = 0
+        while start < len(changes):
+            batches.append((user_id, changes[start : start + size]))
+            start, size = start + size, max(1, size - 1)
+    await asyncio.gather(*(server.bounded(writer.send_deletes(user_id, batch)) for user_id, batch in batches))
+    gone = {change.memory_id for change in deletes}
+    for user_id in by_user:
+        survivors = []
+        await walk_memories(
+            server,
+            {"user_id": user_id},
+            lambda batch: survivors.extend(memory["memory_id"] for memory in batch if memory["memory_id"] in gone),
+        )
+        if survivors:
+            raise CLIError(
+                f"the server reported success but {plural(len(survivors), 'memory')} still exist: "
+                f"{', '.join(survivors[:10])}",
+                kind="server_error",
+            )
 
 
 def deleted_all(request, memories):
@@ -4328,10 +4607,11 @@ async def export_memories(server, request):
             sys.stdout.write(json_safe(json_lines(memories)))
             count(memories)
 
-        exported = (await walk_matching(server, request, write_lines)).kept
+        walk = await walk_matching(server, request, write_lines)
         sys.stdout.flush()
-        note = f"exported {plural(exported, 'memory')} of {plural(len(per_user), 'user')}"
-        return Outcome(None, note=note, streamed=True)
+        # The count goes to stderr, stdout being the memories: so that a pipe knows it got them all.
+        summary = {"exported": walk.kept, "users": len(per_user), "changed_underneath": walk.changed}
+        return Outcome(summary, streamed=True)
 
     import tempfile
 
@@ -4968,8 +5248,8 @@ async def reach(server):
     import httpx
 
     try:
-        response = await server.http.get(f"{server.request.base_url}/health", timeout=server.request.timeout)
-    except httpx.TransportError as error:
+        response = await get_capped(server, "/health")
+    except (httpx.TransportError, TimeoutError) as error:
         raise translate(error, server.request) from None
     return f"HTTP {response.status_code}"
 
@@ -5563,21 +5843,27 @@ def render_list(request, outcome):
     """Line by line: --all can list many memories, read back from a spool."""
     memories, meta = outcome.data["data"], outcome.data["meta"]
     total = meta["total_count"]
-    whose = f"of user {request.user_id}" + (f" {describe_filters(request)}" if describe_filters(request) else "")
+    every_user = request.user_id is None
+    filters = describe_filters(request)
+    whose = " ".join(part for part in ("" if every_user else f"of user {request.user_id}", filters) if part)
     if not memories:
         if total and request.page > 1:
             pages = f"{plural(meta['total_pages'], 'page')} of {request.limit}"
-            yield f"page {request.page} is past the end: {plural(total, 'memory')} {whose} fill {pages}"
+            yield f"page {request.page} is past the end: {' '.join(filter(None, (plural(total, 'memory'), whose)))} fill {pages}"
         else:
-            yield f"no memories {whose}"
+            yield " ".join(filter(None, ("no memories", whose)))
         return
     first = (meta["page"] - 1) * meta["limit"] + 1 if not request.all_pages else 1
     last = first + len(memories) - 1
     order = f"{'oldest' if request.order == 'asc' else 'newest'} first by {request.sort}"
+    if every_user:  # "of 5 users", where it is known
+        whose = " ".join(
+            filter(None, (f"of {plural(meta['users'], 'user')}" if "users" in meta else "of every user", filters))
+        )
     yield f"{len(memories)} of {plural(total, 'memory')} {whose} (shown {first}-{last}, {order})"
     for memory in memories:
         yield ""
-        yield format_memory(memory)
+        yield format_memory(memory, show_user=every_user)
     if not request.all_pages and meta["page"] < meta["total_pages"]:
         yield ""
         yield f"more: --page {meta['page'] + 1} for the next {request.limit}, or --all for all {total}"
@@ -5664,12 +5950,15 @@ def render_duplicates(request, outcome):
 
 def render_stats(request, outcome):
     rows, meta = outcome.data["data"], outcome.data["meta"]
+    window = describe_filters(request)  # --since/--until, the only filters --stats takes
     if not rows:
+        if window:
+            return f"no user's memories were last {window}"
         return "no memories stored" if request.user_id is None else f"user {request.user_id} has no memories"
     users = [shown(row["user_id"]) or "" for row in rows]
     width = max(len("user"), *(len(user) for user in users))
     lines = [
-        f"{len(rows)} of {plural(meta['total_count'], 'user')} with memories",
+        f"{len(rows)} of {plural(meta['total_count'], 'user')} with memories" + (f", last {window}" if window else ""),
         "",
         f"{'user':<{width}}  {'memories':>8}  last updated",
     ]
@@ -5690,12 +5979,29 @@ def render_topic_edit(request, outcome):
     if summary["dry_run"]:
         return "\n".join(render_changes(summary))
     lines = [
-        f"changed the topics of {plural(summary['changed'], 'memory')} of user {request.user_id}"
+        f"changed the topics of {plural(summary['changed'], 'memory')} of {whose(request)}"
         + (f" ({summary['unchanged']} had them already)" if summary["unchanged"] else "")
     ]
     lines += [
         f"  {shown(memory['memory_id'])}: {', '.join(map(shown, memory['topics'])) or '(none)'}"
         for memory in summary["memories"][:CHANGES_LISTED]
+    ]
+    if summary["cleared"]:
+        lines.append(will_clear(summary["cleared"]).replace("will clear", "cleared", 1))
+    return "\n".join(lines)
+
+
+def render_move(request, outcome):
+    summary = outcome.data
+    if summary["dry_run"]:
+        return "\n".join(render_changes(summary))
+    held = summary["already_held"]
+    lines = [
+        f"moved {plural(summary['moved'] + len(held), 'memory')} of user {summary['from']} to user {summary['to']}"
+        + (f" ({len(held)} of them {summary['to']} held already: only deleted)" if held else "")
+    ]
+    lines += [
+        f"  {shown(memory['memory_id'])}: {shorten(memory['memory'])}" for memory in summary["created"][:CHANGES_LISTED]
     ]
     if summary["cleared"]:
         lines.append(will_clear(summary["cleared"]).replace("will clear", "cleared", 1))
@@ -5942,13 +6248,16 @@ def render_memory(request, outcome):
 def render_export(request, outcome):
     summary = outcome.data
     memories, users = plural(summary["exported"], "memory"), plural(summary["users"], "user")
-    return f"exported {memories} of {users} to {summary['file']}"
+    return f"exported {memories} of {users}" + (f" to {summary['file']}" if "file" in summary else "")
 
 
 def emit(request, outcome):
-    if outcome.streamed:  # the memories went to stdout as they came
-        if outcome.note and sys.stderr.isatty():
-            say(outcome.note, sys.stderr)
+    if outcome.streamed:  # the memories went to stdout as they came; what they were goes to stderr
+        if request.json:
+            write_json(outcome.data, sys.stderr)
+            print(file=sys.stderr)
+        else:
+            say(request.action.render(request, outcome), sys.stderr)
         return
     if request.json:
         data = outcome.data
@@ -6021,6 +6330,7 @@ class Action:
     _: KW_ONLY
     options: frozenset  # the optional flags it takes; any other is refused
     needs_user: bool  # it acts on one user's memories: --user-id, or a JWT's subject
+    every_user: bool = False  # without --user-id, every user's; but a JWT that is not admin names its own
     scopes: tuple | None  # what a JWT must allow; None: it reaches no memories, so it acts for nobody
     operation: object  # async (server, request) -> Outcome
     render: object  # (request, outcome) -> text or lines, for a person
@@ -6046,7 +6356,7 @@ ACTIONS = {
     for action in (
         Action(
             "list", None, {}, called="listing",
-            options=FILTERS | PAGES | {"--brief"}, needs_user=True, scopes=READ, topics="filter",
+            options=FILTERS | PAGES | {"--brief"}, needs_user=False, every_user=True, scopes=READ, topics="filter",
             operation=list_memories, render=render_list,
         ),
         Action(
@@ -6099,7 +6409,8 @@ ACTIONS = {
         Action(
             "delete_all", "--delete-all",
             {"action": "store_true", "help": "delete every memory of --user-id that matches the filters (needs --yes)"},
-            options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal", "--erase"}, needs_user=True,
+            options=FILTERS | {"--all-users", "--yes", "--dry-run", "--concurrency", "--no-journal", "--erase"},
+            needs_user=True,
             scopes=READ_DELETE, topics="filter", journaled=True,
             operation=delete_all, render=render_delete,
         ),
@@ -6109,7 +6420,8 @@ ACTIONS = {
                 {"metavar": "A,B", "help": f"{verb} these topics {where} each memory named by --memory-id "
                  "(repeatable) or matching the filters (more than one by filter needs --yes), keeping its other "
                  "topics in order; one undo for all"},
-                options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal"}, needs_user=True,
+                options=FILTERS | {"--all-users", "--yes", "--dry-run", "--concurrency", "--no-journal"},
+                needs_user=True,
                 scopes=READ_WRITE, value=field_name, check=topic_list, memory_ids="ids or filters", topics="filter",
                 journaled=True, operation=edit_topics, render=render_topic_edit,
             )
@@ -6117,6 +6429,15 @@ ACTIONS = {
                 ("add_topics", "--add-topics", "add", "to", "topics_added"),
                 ("remove_topics", "--remove-topics", "remove", "from", "topics_removed"),
             )
+        ),
+        Action(
+            "move", "--move-to",
+            {"metavar": "USER", "help": "move --user-id's memories named by --memory-id or matching the filters to "
+             "USER (more than one by filter needs --yes): a fact USER holds already is not copied, topics are kept; "
+             "one undo restores both users"},
+            options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal"}, needs_user=True,
+            scopes=ALL_SCOPES, value="target_user", check=user_id_value, memory_ids="ids or filters",
+            topics="filter", journaled=True, operation=move_memories, render=render_move,
         ),
         Action(
             "duplicates", "--duplicates",
@@ -6129,7 +6450,7 @@ ACTIONS = {
             "dedupe", "--dedupe",
             {"action": "store_true", "help": "delete the duplicates --duplicates lists (needs --yes; --dry-run "
              "lists them), merging their topics onto the memory kept; journaled, so --undo takes it back"},
-            options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal"}, needs_user=False,
+            options=FILTERS | {"--all-users", "--yes", "--dry-run", "--concurrency", "--no-journal"}, needs_user=True,
             scopes=ALL_SCOPES, topics="filter", journaled=True,
             operation=dedupe, render=render_duplicates,
         ),
@@ -6140,7 +6461,7 @@ ACTIONS = {
         ),
         Action(
             "stats", "--stats", {"action": "store_true", "help": "memories per user: count and last update"},
-            options=PAGES, needs_user=False, scopes=READ, sorts=("count", "updated_at"),
+            options=PAGES | {"--since", "--until"}, needs_user=False, scopes=READ, sorts=("count", "updated_at"),
             operation=user_stats, render=render_stats,
         ),
         Action(

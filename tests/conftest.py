@@ -285,6 +285,7 @@ VALUES = {
     "undo": [],
     "topics_added": ["changed"],
     "topics_removed": ["private"],
+    "target_user": ["bob"],
     None: [],
 }
 
@@ -361,6 +362,62 @@ def run_script(*args, env=None, input=None, timeout=120, command=None):
         cwd=ROOT,
     )
     return Result(process.returncode, process.stdout, process.stderr)
+
+
+# Runs a command and writes its peak resident memory (KB) to a file. The script is its
+# child, not the test's: a process forked from the test worker (hundreds of MB once it
+# has imported agno) counts the worker's pages as its own until it execs.
+MEASURED = """
+import os, resource, subprocess, sys
+report, data_limit, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+child = subprocess.Popen(command)
+if data_limit:
+    try:
+        resource.prlimit(child.pid, resource.RLIMIT_DATA, (data_limit, data_limit))
+    except ProcessLookupError:
+        pass
+_, status, usage = os.wait4(child.pid, 0)
+with open(report, "w") as file:
+    file.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+@dataclass
+class MeasuredRun:
+    result: "Result"
+    peak_mb: float
+    seconds: float
+    killed: bool  # it ran past its time and was killed
+
+
+def run_script_measured(*args, env=None, timeout=60, data_limit=0, cwd=ROOT):
+    """The script run as run_script runs it, with its peak resident memory (os.wait4's
+    rusage) and its time; killed after timeout seconds. data_limit: an RLIMIT_DATA in
+    bytes, so that a run out of bounds cannot take the machine with it."""
+    with tempfile.TemporaryDirectory() as folder:
+        out, err, report = (Path(folder) / name for name in ("stdout", "stderr", "peak"))
+        command = [sys.executable, "-c", MEASURED, str(report), str(data_limit), sys.executable, str(SCRIPT)]
+        started = time.monotonic()
+        with open(out, "wb") as stdout, open(err, "wb") as stderr:
+            process = subprocess.Popen(
+                [*command, *map(str, args)],
+                env={**CLEAN_ENV, **(env or {})},
+                stdout=stdout,
+                stderr=stderr,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        try:
+            code, killed = process.wait(timeout=timeout), False
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            code, killed = process.wait(), True
+        seconds = time.monotonic() - started
+        peak = int(report.read_text() or 0) / 1024 if report.exists() else float("nan")
+        result = Result(code, out.read_text(errors="replace"), err.read_text(errors="replace"))
+    return MeasuredRun(result, peak, seconds, killed)
 
 
 def start_script(*args, env=None, **options):

@@ -223,6 +223,24 @@ def test_another_users_memory_cannot_be_changed_by_id(isolated, users, action):
     assert isolated.memories(bob) == [bobs]
 
 
+@pytest.mark.parametrize(
+    "action",
+    [
+        ["--user-id", "{alice}", "--move-to", "{bob}", "--yes"],
+        ["--delete-all", "--all-users", "--search", "likes", "--yes"],
+        ["--add-topics", "x", "--all-users", "--yes"],
+    ],
+    ids=["move", "delete-all", "add-topics"],
+)
+def test_a_change_beyond_the_tokens_own_user_is_refused_under_isolation(isolated, users, action):
+    alice, bob = users
+    before, sent = isolated.memories(), len(memory_requests(isolated))
+    result = run_as(isolated, mint(alice), *(part.format(alice=alice, bob=bob) for part in action))
+    assert result.code == 4, result.stderr
+    assert f"limits this token to user {alice}" in result.stderr and result.stderr.count("\n") == 1
+    assert len(memory_requests(isolated)) == sent and isolated.memories() == before
+
+
 def test_import_under_isolation_takes_only_the_token_users_lines(isolated, users, tmp_path):
     alice, bob = users
     backup = tmp_path / "all.jsonl"

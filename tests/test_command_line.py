@@ -65,7 +65,9 @@ def test_json_mode_is_decided_once_even_for_a_parse_error(agentos, args):
     assert result.error()["type"] == "usage"
 
 
-@pytest.mark.parametrize("args", [[], ["--create", "x"], ["--memory-id", "m1"], ["--memory-id", "m1", "--delete"]])
+@pytest.mark.parametrize(
+    "args", [["--create", "x"], ["--memory-id", "m1"], ["--memory-id", "m1", "--delete"], ["--move-to", "bob"]]
+)
 def test_operations_on_memories_need_a_user_id(agentos, args):
     result = run_script("--base-url", agentos.url, *args)
     assert result.code == 2 and "--user-id is required" in result.stderr

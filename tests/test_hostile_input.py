@@ -16,7 +16,7 @@ import time
 import pytest
 
 import conftest
-from conftest import CLEAN_ENV, ROOT, SCRIPT, TOKEN, Result, run_script, start_script, start_server
+from conftest import CLEAN_ENV, ROOT, SCRIPT, TOKEN, Result, run_script, run_script_measured, start_script, start_server
 from faults import FaultServer
 
 ALLOWED_PATHS = {"/memories", "/info", "/health", "/memory_topics", "/user_memory_stats"}
@@ -127,6 +127,69 @@ def test_a_server_that_repeats_the_same_page_forever_ends_with_exit_3():
         result = run_script("--base-url", server.url, "--user-id", "alice", "--all", "--json", timeout=60)
     assert_one_line(result, 3)
     assert time.monotonic() - started < 60
+
+
+NESTED_ROW = json.dumps(row("m1")).replace('"memory":', '"extra": ' + "[" * 50_000 + "]" * 50_000 + ', "memory":')
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        [],
+        ["--all"],
+        ["--export", "-"],
+        ["--find", "fact", "--by", "words"],
+        ["--duplicates"],
+        ["--delete-all", "--dry-run"],
+    ],
+    ids=["listing", "all", "export", "find", "duplicates", "delete-all"],
+)
+def test_a_row_nested_50000_deep_is_refused_in_little_memory(action):
+    page = '{"data": [%s], "meta": {"page": 1, "limit": 20, "total_pages": 1, "total_count": 1}}' % NESTED_ROW
+    with FaultServer(agentos_listing(page)) as server:
+        run = run_script_measured("--base-url", server.url, "--user-id", "alice", "--json", *action)
+    assert_one_line(run.result, 3, "not_agentos")
+    assert "nested more than" in run.result.error()["message"], run.result.stderr
+    assert run.peak_mb < 200, f"peak {run.peak_mb:.0f} MB"
+
+
+def stats_page(rows, total_count):
+    meta = {"page": 1, "limit": 50_000, "total_pages": -(-total_count // 50_000), "total_count": total_count}
+    return json.dumps({"data": rows, "meta": meta})
+
+
+def test_user_stats_that_repeat_the_same_page_forever_end_with_exit_3():
+    rows = [{"user_id": f"u{n}", "total_memories": 1, "last_memory_updated_at": None} for n in range(3)]
+
+    def answer(method, path):
+        if path.startswith("/user_memory_stats"):
+            return 200, "application/json", stats_page(rows, 10**9)
+        return agentos_listing(page_of([]))(method, path)
+
+    with FaultServer(answer) as server:
+        result = run_script("--base-url", server.url, "--stats", "--sort", "count", "--json", timeout=60)
+        asked = [line for line in server.requests if "/user_memory_stats" in line]
+    assert_one_line(result, 3, "not_agentos")
+    assert len(asked) == 2, asked
+
+
+def test_pages_sorted_by_created_at_that_repeat_forever_end_with_exit_3():
+    rows = [row(f"m{n}", memory=f"fact {n}") for n in range(4)]
+
+    def answer(method, path):
+        if path.startswith("/info"):
+            return 200, "application/json", json.dumps({"auth_mode": "none", "agno_version": "3.1.10"})
+        if "sort_by=created_at" in path:  # never the fourth memory, whatever page is asked
+            return 200, "application/json", page_of(rows[:3], total_count=10**9)
+        return agentos_listing(page_of(rows))(method, path)
+
+    with FaultServer(answer) as server:
+        result = run_script(
+            "--base-url", server.url, "--user-id", "alice", "--all", "--sort", "created_at", "--json", timeout=60
+        )
+        asked = [line for line in server.requests if "sort_by=created_at" in line]
+    assert_one_line(result, 3, "not_agentos")
+    assert len(asked) == 2, asked
 
 
 def test_an_answer_larger_than_64_mb_is_refused():

@@ -246,6 +246,13 @@ def undo_case(server, user, tmp_path, env):
     return ["--undo", deleted.json()["operation"]], set(ids)
 
 
+def move_case(server, user, tmp_path, env):
+    memory = server.seed(user, "Prefers window seats", ["travel"])  # the text that names a copy to be created
+    server.seed(f"{user}-target", "Likes tea", [])
+    # a copy for the target (a memory about to be created) and the original's delete
+    return ["--user-id", user, "--move-to", f"{user}-target"], {None, memory["memory_id"]}
+
+
 def add_topics_case(server, user, tmp_path, env):
     memory = server.seed(user, "Eats no meat", ["food"])
     return ["--user-id", user, "--memory-id", memory["memory_id"], "--add-topics", "diet"], {memory["memory_id"]}
@@ -267,6 +274,7 @@ DRY_RUN_CASES = {
     "undo": undo_case,
     "add_topics": add_topics_case,
     "remove_topics": remove_topics_case,
+    "move": move_case,
 }
 CHANGE_KEYS = {"memory_id", "user_id", "before", "after"}
 SERVER_MEMORY_KEYS = {"memory_id", "memory", "topics", "user_id", "agent_id", "team_id", "updated_at"}
@@ -320,7 +328,8 @@ def test_a_dry_run_answers_with_each_change_it_would_make(dry_run, user, case):
     changes = answer["changes"]
     assert all(set(change) == CHANGE_KEYS for change in changes), changes
     assert {change["memory_id"] for change in changes} == ids
-    assert {change["user_id"] for change in changes} == {user}
+    # every change is the user's, but a move's copies, which are its target's
+    assert {change["user_id"] for change in changes} == ({user, f"{user}-target"} if case == "move" else {user})
 
 
 @pytest.mark.parametrize("case", DRY_RUN_CASES)

@@ -1,0 +1,276 @@
+"""Curating sets of memories in one call: reading every user's at once, changing every
+user's by a filter (--all-users), moving a user's memories to another (--move-to),
+users by the age of their last update, and an export that counts what it wrote.
+
+Each change is one operation of the write path: previewed by --dry-run, journaled, and
+taken back whole by one --undo. The script runs as a user runs it, against real
+AgentOS servers; tests that look at every user start a server of their own.
+"""
+
+import datetime
+import json
+
+import pytest
+
+from conftest import run_script
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return {"AGENTOS_MEMORY_JOURNAL": str(tmp_path / "journal")}
+
+
+def run(server, *args, env=None):
+    return run_script("--base-url", server.url, *args, env=env)
+
+
+def held(server, user_id=None):
+    """{memory_id: (user_id, memory, topics)} of what the server holds."""
+    return {m["memory_id"]: (m["user_id"], m["memory"], m["topics"]) for m in server.memories(user_id)}
+
+
+def sent_writes(server, since):
+    return [line for line in server.requests()[since:] if line.startswith(("POST", "PATCH", "DELETE"))]
+
+
+# ------------------------------------------------------------- every user's, read
+
+
+def test_a_listing_without_user_id_lists_every_users_memories_and_counts_the_users(fresh_agentos):
+    server = fresh_agentos()
+    for user_id, memory in (("ken", "Lives in Lyon"), ("ken", "Drinks coffee black"), ("nadia", "Is vegan")):
+        server.seed(user_id, memory)
+    server.seed("anon-7f3a", "Prefers dark mode")
+
+    answer = run(server, "--json")
+    assert answer.code == 0, answer.stderr
+    assert answer.json()["meta"]["total_count"] == 4 and answer.json()["meta"]["users"] == 3
+    assert {memory["user_id"] for memory in answer.json()["data"]} == {"ken", "nadia", "anon-7f3a"}
+
+    text = run(server, "--limit", "2")
+    assert text.code == 0 and text.stdout.startswith("2 of 4 memories of 3 users"), text.stdout
+    assert text.stdout.count("  user ") == 2  # each memory says whose it is
+
+
+def test_a_filtered_listing_without_user_id_counts_the_users_it_found(fresh_agentos):
+    server = fresh_agentos()
+    server.seed("ken", "Lives in Lyon", topics=["home"])
+    server.seed("nadia", "Lives in Nairobi", topics=["home"])
+    server.seed("nadia", "Is vegan", topics=["food"])
+    answer = run(server, "--topics", "home", "--json")
+    assert answer.code == 0, answer.stderr
+    assert answer.json()["meta"] == answer.json()["meta"] | {"total_count": 2, "users": 2}
+
+
+def test_an_export_to_stdout_says_on_stderr_how_many_it_wrote(fresh_agentos):
+    server = fresh_agentos()
+    server.seed("ken", "Lives in Lyon")
+    server.seed("nadia", "Is vegan")
+    server.seed("nadia", "Avoids caffeine after noon")
+
+    text = run(server, "--export", "-")
+    assert text.code == 0 and len(text.stdout.splitlines()) == 3
+    assert text.stderr == "exported 3 memories of 2 users\n"
+
+    machine = run(server, "--export", "-", "--user-id", "nadia", "--json")
+    assert machine.code == 0 and len(machine.stdout.splitlines()) == 2
+    assert json.loads(machine.stderr) == {"exported": 2, "users": 1, "changed_underneath": 0}
+
+
+def test_stats_until_lists_the_users_not_updated_since(fresh_agentos):
+    from agno.db.schemas import UserMemory
+
+    server = fresh_agentos()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ages = {"dormant": 400, "recent": 2, "mixed": 500}
+    rows = [
+        UserMemory(
+            memory=f"{user_id} fact",
+            memory_id=f"{user_id}-1",
+            user_id=user_id,
+            updated_at=int((now - datetime.timedelta(days=days)).timestamp()),
+        )
+        for user_id, days in ages.items()
+    ]
+    server.database().upsert_memories(rows, preserve_updated_at=True)
+    server.seed("mixed", "a fact of today: mixed was updated lately")
+
+    stale = run(server, "--stats", "--until", "365d", "--json")
+    assert stale.code == 0, stale.stderr
+    assert [row["user_id"] for row in stale.json()["data"]] == ["dormant"]
+    assert "updated_before" in stale.json()["meta"]
+
+    lately = run(server, "--stats", "--since", "7d", "--sort", "count", "--json")
+    assert [row["user_id"] for row in lately.json()["data"]] == ["mixed", "recent"]
+
+    text = run(server, "--stats", "--until", "365d")
+    assert text.code == 0 and "1 of 1 user with memories, last updated before" in text.stdout, text.stdout
+
+
+# ---------------------------------------------------------- every user's, changed
+
+
+def test_delete_all_for_every_user_by_agent_deletes_that_agents_memories_alone(fresh_agentos, journal):
+    server = fresh_agentos()
+    bot = [
+        server.seed_from_agent("ken", "Onboarded on Monday", agent_id="onboarding-bot"),
+        server.seed_from_agent("nadia", "Onboarded on Friday", agent_id="onboarding-bot"),
+    ]
+    other = server.seed_from_agent("nadia", "Asked about refunds", agent_id="support-bot")
+    server.seed("ken", "Lives in Lyon")
+    before = held(server)
+
+    refused = run(server, "--delete-all", "--all-users", "--agent-id", "onboarding-bot", env=journal)
+    assert refused.code == 2 and "2 memories of every user" in refused.stderr and held(server) == before
+
+    deleted = run(server, "--delete-all", "--all-users", "--agent-id", "onboarding-bot", "--yes", "--json", env=journal)
+    assert deleted.code == 0, deleted.stderr
+    assert sorted(memory["memory_id"] for memory in deleted.json()["deleted"]) == sorted(bot)
+    assert held(server) == {key: value for key, value in before.items() if key not in bot}
+    assert other in held(server)
+
+    undone = run(server, "--undo", "--json", env=journal)
+    assert undone.code == 0, undone.stderr
+    assert held(server) == before  # ids, users, texts and topics (agent_id: the API cannot set it)
+
+
+def test_delete_all_for_every_user_without_a_filter_is_refused_before_anything_is_sent(fresh_agentos, journal):
+    server = fresh_agentos()
+    server.seed("ken", "Lives in Lyon")
+    asked = len(server.requests())
+    result = run(server, "--delete-all", "--all-users", "--yes", env=journal)
+    assert result.code == 2 and "needs a filter" in result.stderr and result.stderr.count("\n") == 1
+    assert len(server.requests()) == asked and len(held(server)) == 1
+
+
+@pytest.mark.parametrize(
+    "action",
+    [["--delete-all", "--topics", "x"], ["--add-topics", "x"], ["--dedupe"]],
+    ids=["delete-all", "add", "dedupe"],
+)
+def test_a_change_names_its_user_or_says_all_users(agentos, user, action):
+    both = run(agentos, "--user-id", user, "--all-users", *action, "--yes")
+    assert both.code == 2 and "--all-users and --user-id" in both.stderr
+    neither = run(agentos, *action, "--yes")
+    assert neither.code == 2 and "--user-id is required" in neither.stderr and "--all-users" in neither.stderr
+
+
+def test_add_topics_for_every_user_by_filter_is_one_operation_with_one_undo(fresh_agentos, journal):
+    server = fresh_agentos()
+    ken = server.seed("ken", "Loves spicy Sichuan food", topics=["food"])
+    nadia = server.seed("nadia", "Has a peanut allergy", topics=["health", "food"])
+    untouched = server.seed("nadia", "Lives in Nairobi", topics=["home"])
+    before = held(server)
+
+    tagged = run(server, "--add-topics", "diet", "--all-users", "--topics", "food", "--yes", "--json", env=journal)
+    assert tagged.code == 0, tagged.stderr
+    assert tagged.json()["changed"] == 2
+    assert held(server)[ken["memory_id"]][2] == ["food", "diet"]
+    assert held(server)[nadia["memory_id"]][2] == ["health", "food", "diet"]
+    assert held(server)[untouched["memory_id"]] == before[untouched["memory_id"]]
+
+    history = run(server, "--history", "--json", env=journal).json()["data"]
+    assert len(history) == 1 and sorted(history[0]["users"]) == ["ken", "nadia"]
+    assert run(server, "--undo", env=journal).code == 0
+    assert held(server) == before
+
+
+# ------------------------------------------------------------------------- moving
+
+
+def test_a_move_copies_what_the_target_lacks_and_empties_the_source(agentos, user, journal):
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    dark = agentos.seed(anon, "Prefers dark mode", topics=["ui"])
+    agentos.seed(anon, "Drinks his coffee black", topics=["food", "morning"])
+    agentos.seed(anon, "Plays chess on Sundays")
+    kept = agentos.seed(kenji, "prefers dark mode.", topics=["preferences"])
+
+    moved = run(agentos, "--user-id", anon, "--move-to", kenji, "--yes", "--json", env=journal)
+    assert moved.code == 0, moved.stderr
+    answer = moved.json()
+    assert answer["moved"] == 2 and answer["already_held"] == [dark["memory_id"]]
+    assert held(agentos, anon) == {}
+    target = sorted((memory, topics) for _, memory, topics in held(agentos, kenji).values())
+    assert target == [
+        ("Drinks his coffee black", ["food", "morning"]),
+        ("Plays chess on Sundays", []),
+        ("prefers dark mode.", ["preferences"]),
+    ]
+    assert held(agentos, kenji)[kept["memory_id"]] == (kenji, "prefers dark mode.", ["preferences"])
+
+
+def test_undo_of_a_move_restores_both_users_ids_included(agentos, user, journal):
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    agentos.seed(anon, "Prefers dark mode", topics=["ui"])
+    agentos.seed(anon, "Plays chess on Sundays")
+    agentos.seed(kenji, "prefers dark mode.")
+    before = held(agentos, anon), held(agentos, kenji)
+
+    assert run(agentos, "--user-id", anon, "--move-to", kenji, "--yes", env=journal).code == 0
+    undone = run(agentos, "--undo", "--json", env=journal)
+    assert undone.code == 0, undone.stderr
+    assert (held(agentos, anon), held(agentos, kenji)) == before
+
+
+def test_a_move_of_several_without_yes_or_with_dry_run_changes_nothing(agentos, user, journal):
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    first = agentos.seed(anon, "Prefers dark mode")
+    agentos.seed(anon, "Plays chess on Sundays")
+    before, asked = held(agentos, anon), len(agentos.requests())
+
+    refused = run(agentos, "--user-id", anon, "--move-to", kenji, env=journal)
+    assert refused.code == 2 and "would move up to 2 memories" in refused.stderr
+
+    preview = run(agentos, "--user-id", anon, "--move-to", kenji, "--dry-run", "--json", env=journal)
+    assert preview.code == 0, preview.stderr
+    changes = preview.json()["changes"]
+    assert sorted((change["before"] is None, change["after"] is None) for change in changes) == [
+        (False, True),
+        (False, True),
+        (True, False),
+        (True, False),
+    ]
+    assert {change["after"]["user_id"] for change in changes if change["after"]} == {kenji}
+    assert sent_writes(agentos, asked) == [] and held(agentos, anon) == before
+
+    one = run(agentos, "--user-id", anon, "--memory-id", first["memory_id"], "--move-to", kenji, env=journal)
+    assert one.code == 0, one.stderr  # one memory named by id needs no --yes
+    assert [memory for _, memory, _ in held(agentos, kenji).values()] == ["Prefers dark mode"]
+
+
+def test_a_move_to_the_same_user_is_a_usage_error(agentos, user):
+    agentos.seed(user, "Prefers dark mode")
+    result = run(agentos, "--user-id", user, "--move-to", user, "--yes")
+    assert result.code == 2 and "belong to already" in result.stderr
+
+
+# -------------------------------------------------------------- several users at once
+
+
+def test_a_repeated_user_id_reads_those_users_alone(fresh_agentos):
+    server = fresh_agentos()
+    server.seed("ken", "Lives in Lyon")
+    server.seed("nadia", "Is vegan")
+    server.seed("nadia", "Is vegan.")
+    server.seed("omar", "Lives in Cairo")
+    both = ("--user-id", "ken", "--user-id", "nadia")
+
+    listing = run(server, *both, "--json")
+    assert listing.code == 0, listing.stderr
+    assert sorted(m["user_id"] for m in listing.json()["data"]) == ["ken", "nadia", "nadia"]
+    assert listing.json()["meta"] | {"total_count": 3, "users": 2} == listing.json()["meta"]
+
+    exported = run(server, *both, "--export", "-")
+    assert exported.code == 0 and exported.stderr == "exported 3 memories of 2 users\n"
+
+    found = run(server, *both, "--find", "where does he live", "--json")
+    assert found.code == 0 and found.json()["meta"]["searched"] == 3  # ken's and nadia's, not omar's
+    assert {m["user_id"] for m in found.json()["data"]} <= {"ken", "nadia"}
+
+    duplicates = run(server, *both, "--duplicates", "--json")
+    assert duplicates.code == 0 and [group["user_id"] for group in duplicates.json()["data"]] == ["nadia"]
+
+
+def test_a_repeated_user_id_is_refused_by_a_change(agentos, user):
+    result = run(agentos, "--user-id", user, "--user-id", user + "-2", "--create", "x")
+    assert result.code == 2 and "take several --user-id" in result.stderr
