@@ -3455,7 +3455,6 @@ WORD_PATTERN = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*")
 COMMON_SHARE = 0.5  # a query word held by more than this share of the memories searched tells none apart...
 COMMON_FROM = 8  # ...once at least this many memories were searched
 MATCH_SCORE = 0.5  # a memory scoring this or more answers the query; below, it is shown as weaker
-SHOWN_SCORE = 0.2  # below this a memory is not shown at all
 
 
 def normalize(text):
@@ -3548,8 +3547,9 @@ class Ranking:
     A memory's word score needs the statistics of the whole collection (how many
     memories hold each word) before it is final, so memories are kept grouped by what
     their word score depends on: how often each term occurs in them and their length.
-    Memories in one group score alike by words, so each group keeps its `limit` closest
-    in meaning (then the most recently updated); the number of groups does not grow
+    Memories in one group score alike by words, so each group keeps its `limit` + 1
+    closest in meaning (then the most recently updated: the one past the limit is the
+    best not shown, which the answer names); the number of groups does not grow
     with the collection. The meaning score and the count of matches need every
     memory's cosine, so each memory leaves its group's number and its cosine (8 bytes)
     behind.
@@ -3613,7 +3613,7 @@ class Ranking:
         self.cosine_of.append(cosine)
         group = self.groups.setdefault(key, [])
         entry = (cosine, memory.get("updated_at") or "", self.scanned, memory)
-        if len(group) < self.limit:
+        if len(group) <= self.limit:
             self.push(group, entry)
         else:
             self.push_pop(group, entry)  # drops the farthest in meaning, then the least recently updated
@@ -3683,7 +3683,10 @@ class Ranking:
         return statistics.median(self.cosine_of)
 
     def best(self):
-        """(the top memories, best first, each with its score; how many memories match)."""
+        """(the top `limit` memories, best first, each with its score; how many memories
+        match; the score of the best one not shown, or None when every one is shown).
+        Weaker results fill the answer up to the limit: an answer never hides a memory
+        it had room for, so a user with no more memories than that gets every one."""
         baseline = self.meaning_baseline()
         weights = self.word_weights()
         score_of_group = {key: self.words_score(key[0], weights) for key in self.group_numbers}
@@ -3692,11 +3695,11 @@ class Ranking:
             words_score, density = score_of_group[key], self.bm25(*key)
             for cosine, updated_at, _, memory in group:
                 score = fused(words_score, meaning_score(cosine, baseline))
-                if score >= SHOWN_SCORE:
-                    ranked.append((round(score, 3), density, updated_at, memory))
+                ranked.append((round(score, 3), density, updated_at, memory))
         # Equal scores: the denser in the query's words, then the most recently updated.
         ranked.sort(key=lambda entry: entry[:3], reverse=True)
         best = [dict(memory, score=score) for score, _, _, memory in ranked[: self.limit]]
+        best_not_shown = ranked[self.limit][0] if len(ranked) > self.limit else None
         by_number = [0.0] * len(self.group_numbers)
         for key, number in self.group_numbers.items():
             by_number[number] = score_of_group[key]
@@ -3704,7 +3707,7 @@ class Ranking:
             round(fused(by_number[number], meaning_score(cosine, baseline)), 3) >= MATCH_SCORE
             for number, cosine in zip(self.group_of, self.cosine_of, strict=True)
         )
-        return best, matched
+        return best, matched, best_not_shown
 
 
 # === operations that read =====================================================
@@ -3816,7 +3819,9 @@ async def find_memories(server, request):
     """--find: the best answers, and what to try when none matches."""
     result, why_words = await rank_memories(server, request)
     meta, hint = result["meta"], None
-    if not meta["matched"]:
+    if not meta["matched"] and meta["searched"] and not meta["not_shown"]:
+        hint = f"none matches well; all {plural(meta['searched'], 'memory')} searched are shown, closest first"
+    elif not meta["matched"]:
         # Without filters, the walk read every memory the user has.
         user_total = meta["searched"] if not narrowed(request) else None
         looked_for = ", ".join(meta["words"])
@@ -3851,7 +3856,7 @@ async def rank_memories(server, request, watch=None):
         progress.stop()
         if meaning:
             meaning.cache.close()
-    best, matched = ranking.best()
+    best, matched, best_not_shown = ranking.best()
     for memory in best:
         memory["match"] = memory["score"] >= MATCH_SCORE
     result = {
@@ -3864,6 +3869,9 @@ async def rank_memories(server, request, watch=None):
             "matched": matched,
             "match_score": MATCH_SCORE,
             "limit": request.limit,
+            "shown": len(best),
+            "not_shown": ranking.scanned - len(best),
+            "best_not_shown": best_not_shown,
             **date_meta(request),
             "ranked_by": "words+meaning" if meaning else "words",
             "unmatched_words": ranking.unmatched_words(),
@@ -5889,9 +5897,18 @@ def render_find(request, outcome):
             yield f"weaker (score below {meta['match_score']}):"
         yield ""
         yield format_memory(memory, show_user=request.user_id is None)
+    if not memories:
+        return
+    yield ""
     if meta["matched"] > sum(memory["match"] for memory in memories):
-        yield ""
         yield f"more: --limit {min(meta['matched'], MAX_LIMIT)} for all {plural(meta['matched'], 'match')}"
+    elif meta["not_shown"]:
+        yield (
+            f"{meta['shown']} shown; {meta['not_shown']:,} not shown, the best of them scoring "
+            f"{meta['best_not_shown']:.2f}: --limit for more, or a listing with --all to read every one"
+        )
+    else:
+        yield f"all {plural(meta['shown'], 'memory')} searched are shown"
 
 
 def find_notes(meta):

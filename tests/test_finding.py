@@ -56,28 +56,29 @@ def rank(texts, query, limit=10, cosines=None):
 
 
 def test_a_memory_with_more_of_the_words_ranks_first():
-    best, _ = rank(["likes tea", "likes green tea a lot", "green"], "green tea").best()
+    best, _, _ = rank(["likes tea", "likes green tea a lot", "green"], "green tea").best()
     assert [memory["memory"] for memory in best][:1] == ["likes green tea a lot"]
     assert best[0]["score"] > best[1]["score"] > 0
 
 
 def test_a_typo_matches_but_counts_less_than_the_word():
-    best, _ = rank(["birthday in May", "birthdy party"], "birthday").best()
+    best, _, _ = rank(["birthday in May", "birthdy party"], "birthday").best()
     assert [memory["memory"] for memory in best] == ["birthday in May", "birthdy party"]
     assert best[0]["score"] == 1.0 and best[1]["score"] == manage_memories.FUZZY_WEIGHT
 
 
 def test_short_words_are_not_matched_with_typos():
-    assert rank(["the cat"], "car").best() == ([], 0)
+    best, matched, _ = rank(["the cat"], "car").best()
+    assert matched == 0 and [memory["score"] for memory in best] == [0]
 
 
 def test_scores_are_the_share_of_the_query_answered_from_0_to_1():
     texts = ["green tea in the morning", "green shoes", "black coffee"]
-    best, matched = rank(texts, "green tea").best()
+    best, matched, _ = rank(texts, "green tea").best()
     scores = {memory["memory"]: memory["score"] for memory in best}
     assert scores["green tea in the morning"] == 1.0
     assert 0 < scores["green shoes"] < manage_memories.MATCH_SCORE  # "tea" is the rarer word, and missing
-    assert "black coffee" not in scores and matched == 1
+    assert scores["black coffee"] == 0 and matched == 1
 
 
 def test_a_word_in_most_memories_tells_none_apart():
@@ -86,13 +87,14 @@ def test_a_word_in_most_memories_tells_none_apart():
         f"Dana likes item {number}" for number in range(10)
     ]
     ranking = rank(texts, "is dana vegetarian?")
-    assert ranking.best() == ([], 0)
+    best, matched, _ = ranking.best()
+    assert matched == 0 and {memory["score"] for memory in best} == {0}
     assert ranking.common_words() == ["dana"] and ranking.unmatched_words() == ["vegetarian"]
 
 
 def test_a_query_of_only_common_words_still_finds_them():
     ranking = rank([f"Dana fact {number}" for number in range(10)], "dana")
-    best, matched = ranking.best()
+    best, matched, _ = ranking.best()
     assert matched == 10 and ranking.common_words() == []
 
 
@@ -100,16 +102,17 @@ def test_meaning_counts_as_far_as_it_stands_above_the_typical_memory():
     # Ten memories near 0.5 (they share the user's name with the query), one far closer.
     cosines = [0.5] * 10 + [0.5 + manage_memories.COSINE_LEAD]
     texts = [f"fact {number}" for number in range(11)]
-    best, matched = rank(texts, "vegetarian", cosines=cosines).best()
-    assert [memory["memory_id"] for memory in best] == ["10"] and best[0]["score"] == 1.0 and matched == 1
+    best, matched, _ = rank(texts, "vegetarian", cosines=cosines).best()
+    assert best[0]["memory_id"] == "10" and best[0]["score"] == 1.0 and matched == 1
+    assert {memory["score"] for memory in best[1:]} == {0}
 
 
 def test_words_and_meaning_each_can_make_a_match_and_both_score_higher():
     texts = ["green tea", "matcha latte", "green tea latte", "unrelated"] + [f"filler {n}" for n in range(8)]
     lead = manage_memories.COSINE_LEAD
     cosines = [0.1, 0.1 + lead, 0.1 + lead, 0.1] + [0.1] * 8
-    best, matched = rank(texts, "green tea", cosines=cosines).best()
-    scores = {memory["memory"]: memory["score"] for memory in best}
+    best, matched, _ = rank(texts, "green tea", cosines=cosines).best()
+    scores = {memory["memory"]: memory["score"] for memory in best if memory["score"]}
     assert scores == {"green tea latte": 1.0, "green tea": 1.0, "matcha latte": 1.0} and matched == 3
     assert manage_memories.fused(0.5, 0.5) == pytest.approx(0.75)
     assert manage_memories.fused(0.0, 0.3) == pytest.approx(0.3)
@@ -128,11 +131,11 @@ def test_ties_keep_the_newest_whatever_order_they_arrive_in():
         ranking.add(
             {"memory_id": str(number), "memory": texts[number], "updated_at": f"2026-01-01T00:00:{59 - number:02}Z"}
         )
-    best, matched = ranking.best()
+    best, matched, _ = ranking.best()
     assert [memory["memory_id"] for memory in best] == ["0", "1", "2"]
     assert matched == 50 and ranking.scanned == 50
     kept = sum(len(group) for group in ranking.groups.values())
-    assert kept <= 3 * len(ranking.groups) and kept < 50
+    assert kept <= (3 + 1) * len(ranking.groups) and kept < 50
 
 
 def test_the_closest_in_meaning_are_kept_whatever_order_they_arrive_in():
@@ -142,9 +145,9 @@ def test_the_closest_in_meaning_are_kept_whatever_order_they_arrive_in():
     cosines = [0.1] * 2000
     cosines[1234] = 0.1 + manage_memories.COSINE_LEAD
     ranking = rank(texts, "anything", limit=3, cosines=cosines)
-    best, matched = ranking.best()
+    best, matched, _ = ranking.best()
     assert best[0]["memory_id"] == "1234" and matched == 1
-    assert sum(len(group) for group in ranking.groups.values()) <= 3 * len(ranking.groups) < 100
+    assert sum(len(group) for group in ranking.groups.values()) <= (3 + 1) * len(ranking.groups) < 100
 
 
 def test_the_words_remembered_stay_bounded_when_every_memory_brings_new_ones(monkeypatch):
@@ -154,7 +157,7 @@ def test_the_words_remembered_stay_bounded_when_every_memory_brings_new_ones(mon
     texts = [f"order {number} shipped with green tea" for number in range(1000)]
     ranking = rank(texts, "green tea", limit=3)
     assert len(ranking.matches_of_word) <= 100
-    best, matched = ranking.best()
+    best, matched, _ = ranking.best()
     assert [memory["memory_id"] for memory in best] == ["0", "1", "2"]
     assert matched == 1000
 
@@ -250,7 +253,8 @@ def test_find_results_carry_a_score_best_first(people):
     code, stdout, _ = call(server, "--user-id", "alice", "--find", "prefers dark mode", "--json")
     body = json.loads(stdout)
     scores = [memory["score"] for memory in body["data"]]
-    assert code == 0 and scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] <= 1
+    assert code == 0 and scores == sorted(scores, reverse=True) and 0 <= scores[-1] <= scores[0] <= 1
+    assert body["meta"]["shown"] == len(body["data"]) == body["meta"]["limit"]  # weaker ones fill the limit
     assert body["data"][0]["memory"] == "Prefers dark mode in every editor"
     assert body["meta"]["searched"] == len(MEMORIES["alice"])
     assert body["meta"]["matched"] == sum(memory["match"] for memory in body["data"]) >= 1
@@ -267,7 +271,7 @@ def test_the_users_own_name_makes_no_match_and_the_unmatched_word_is_named(peopl
     words_only = json.loads(
         call(server, "--user-id", "dana", "--find", "is dana vegetarian?", "--by", "words", "--json")[1]
     )
-    assert words_only["data"] == [] and words_only["meta"]["matched"] == 0
+    assert words_only["meta"]["matched"] == 0 and not any(memory["match"] for memory in words_only["data"])
     result = run_script("--base-url", server.url, "--user-id", "dana", "--find", "is dana vegetarian?")
     lines = result.stdout.splitlines()
     verb = "matches" if meta["matched"] == 1 else "match"
@@ -336,10 +340,8 @@ def test_find_with_no_match_says_how_many_memories_there_are(people):
         "no memory of the 8 memories of user carla answers 'where is the submarine?' well; the closest:\n"
         "no memory mentions 'submarine'\n"
     )
-    assert (
-        "hint: no memory of user carla mentions submarine (8 memories searched); list them with --user-id carla --all"
-        in result.stdout
-    )
+    # carla has no more memories than the limit: every one is shown, so none is left to list
+    assert "hint: none matches well; all 8 memories searched are shown, closest first" in result.stdout
 
 
 def test_the_examples_find_what_they_ask_for(fresh_agentos):
@@ -367,3 +369,39 @@ def test_search_without_a_match_points_to_find(people):
     assert '--find "dark theme" matches words' in result.stdout
     body = run_script("--base-url", server.url, "--user-id", "alice", "--search", "dark theme", "--json").json()
     assert body["data"] == [] and '--find "dark theme"' in body["hint"]
+
+
+def test_the_limit_is_what_is_shown_and_the_best_not_shown_is_named():
+    texts = ["green tea", "green shoes", "black coffee", "red wine"]
+    best, matched, best_not_shown = rank(texts, "green tea", limit=3).best()
+    assert [memory["memory"] for memory in best] == ["green tea", "green shoes", "black coffee"]  # then the newest
+    assert matched == 1 and best_not_shown == 0
+    everything, _, nothing_hidden = rank(texts, "green tea", limit=10).best()
+    assert len(everything) == 4 and nothing_hidden is None
+
+
+# ------------------------------------------------------------ what an answer shows
+
+
+def test_a_user_with_no_more_memories_than_the_limit_gets_every_one(agentos, user):
+    facts = ["Allergic to peanuts", "Follows a vegan diet", "Loves mango sorbet", "Avoids caffeine after noon"]
+    for fact in facts:
+        agentos.seed(user, fact)
+    asked = ("--base-url", agentos.url, "--user-id", user, "--find", "ordering food for her", "--by", "words")
+    body = run_script(*asked, "--json").json()
+    assert sorted(memory["memory"] for memory in body["data"]) == sorted(facts)
+    assert (body["meta"]["shown"], body["meta"]["not_shown"], body["meta"]["best_not_shown"]) == (4, 0, None)
+    text = run_script(*asked).stdout.splitlines()
+    assert "all 4 memories searched are shown" in text
+    assert text[-1] == "hint: none matches well; all 4 memories searched are shown, closest first"
+
+
+def test_an_answer_says_how_many_it_did_not_show_and_the_best_of_them(agentos, user):
+    for number in range(15):
+        agentos.seed(user, f"Tea note {number}" if number < 3 else f"Unrelated fact {number}")
+    asked = ("--base-url", agentos.url, "--user-id", user, "--find", "tea", "--limit", "5", "--by", "words")
+    body = run_script(*asked, "--json").json()
+    meta = body["meta"]
+    assert (meta["shown"], meta["not_shown"], meta["matched"]) == (5, 10, 3) and len(body["data"]) == 5
+    assert meta["best_not_shown"] <= body["data"][-1]["score"]
+    assert "10 not shown, the best of them scoring" in run_script(*asked).stdout.splitlines()[-1]

@@ -58,7 +58,7 @@ def ranked(case, texts, vectors, query_vector, mode):
         ranking.add({"memory_id": f"{key[0]}/{key[1]}", "memory": texts[key], "updated_at": f"{number:06}"}, cosine)
     if mode == "meaning":
         return sorted(keys, key=lambda key: float(vectors[key] @ query_vector), reverse=True)[:5], None
-    best, _ = ranking.best()
+    best, _, _ = ranking.best()
     order = [tuple(memory["memory_id"].split("/")) for memory in best]
     return order[:5], {key for key, memory in zip(order, best, strict=True) if memory["score"] >= 0.5}
 
