@@ -18,6 +18,7 @@ import pytest
 import conftest
 from conftest import CLEAN_ENV, ROOT, SCRIPT, TOKEN, Result, run_script, run_script_measured, start_script, start_server
 from faults import FaultServer
+from hostile_server import HostileServer, Reply, trickle
 
 ALLOWED_PATHS = {"/memories", "/info", "/health", "/memory_topics", "/user_memory_stats"}
 
@@ -151,6 +152,31 @@ def test_a_row_nested_50000_deep_is_refused_in_little_memory(action):
     assert_one_line(run.result, 3, "not_agentos")
     assert "nested more than" in run.result.error()["message"], run.result.stderr
     assert run.peak_mb < 200, f"peak {run.peak_mb:.0f} MB"
+
+
+SLOW_TIMEOUT = 2
+
+
+@pytest.mark.parametrize(
+    "action",
+    [["--user-id", "alice"], ["--user-id", "alice", "--all"], ["--user-id", "alice", "--memory-id", "m1"],
+     ["--export", "-"], ["--check", "--wait", "5"]],
+    ids=["listing", "all", "show", "export", "check"],
+)  # fmt: skip
+def test_an_answer_sent_a_byte_a_second_ends_within_the_timeout_and_a_second(action):
+    asked_at = []
+
+    def answer(asked):
+        asked_at.append(time.monotonic())
+        return Reply(200, trickle(page_of([row("m1")]).encode()))
+
+    with HostileServer(answer) as server:
+        process = start_script("--base-url", server.url, "--json", "--timeout", SLOW_TIMEOUT, *action)
+        stdout, stderr = process.communicate(timeout=60)
+        ended = time.monotonic()
+    assert_one_line(Result(process.returncode, stdout, stderr), 3, "unreachable")
+    # --timeout bounds each request whole, from the moment it is sent: the last one asked ends the run.
+    assert ended - asked_at[-1] <= SLOW_TIMEOUT + 1, f"{ended - asked_at[-1]:.1f} s after the last request"
 
 
 def stats_page(rows, total_count):
