@@ -105,6 +105,10 @@ MAX_ID_CHARS = 255
 # characters there), low enough that a server sending without end stops in one line.
 ROW_BYTES_MAX = 64 << 10  # a memory's row, as JSON
 STATS_ROW_BYTES_MAX = 2 << 10  # a user's row of /user_memory_stats: a user id, a count, a time
+# agno's database layer takes a memory of any length (the API: 5,000 characters), so a page
+# of any size may hold one far past ROW_BYTES_MAX: up to this much, it is read and judged by
+# its start (MAX_RANKED_CHARS).
+PAGE_BYTES_MIN = 32 << 20
 ANSWER_BYTES_MAX = 64 << 20  # a single memory, a list of topics, an error
 NESTING_MAX = 64  # levels of JSON in any answer; a page of memories has four
 MAX_TOPICS = 50
@@ -1325,8 +1329,10 @@ class Server:
 
 
 def page_bytes(limit, path="/memories"):
-    """What a page of limit rows may take: a memory's row, or a user's row of /user_memory_stats."""
-    return limit * (STATS_ROW_BYTES_MAX if path == "/user_memory_stats" else ROW_BYTES_MAX) + (1 << 20)
+    """What a page of limit rows may take: a memory's row, or a user's row of /user_memory_stats;
+    and any page at least PAGE_BYTES_MIN, room for one memory written past the API's limit."""
+    row_bytes = STATS_ROW_BYTES_MAX if path == "/user_memory_stats" else ROW_BYTES_MAX
+    return max(limit * row_bytes + (1 << 20), PAGE_BYTES_MIN)
 
 
 class Nesting:
