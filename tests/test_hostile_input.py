@@ -436,3 +436,22 @@ def test_sigterm_during_an_export_leaves_no_file(tmp_path):
     assert process.returncode == 130, (process.returncode, stderr)
     assert "Traceback" not in stderr, stderr
     assert sorted(os.listdir(tmp_path)) == [], os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("action", [["--dedupe", "--yes"], ["--delete-all", "--yes"], ["--all"], ["--export", "-"]])
+def test_a_path_like_id_stored_on_a_real_agentos_sends_nothing_outside_the_memory_api(fresh_agentos, action):
+    """The defect as found on agno 3.1.10: a memory whose id is a path (written through agno's
+    database layer, which takes any id) made --dedupe send PATCH /sessions/<id>."""
+    from agno.db.schemas import UserMemory
+
+    server = fresh_agentos()
+    escaping = "../sessions/s1?type=agent&x="
+    server.database().upsert_memories(
+        [UserMemory(memory="lives in Berlin", memory_id=memory_id, user_id="alice") for memory_id in (escaping, "m2")]
+    )
+    before = len(server.requests())
+    result = run_script("--base-url", server.url, "--user-id", "alice", *action, "--json")
+    assert_one_line(result, 3, "not_agentos")
+    sent = [line.rsplit(" ", 1)[0] for line in server.requests()[before:]]  # "METHOD TARGET STATUS"
+    assert outside_memory_api(sent) == [] and writes(sent) == [], sent
+    assert {memory["memory_id"] for memory in server.memories("alice")} == {escaping, "m2"}
