@@ -131,7 +131,7 @@ CACHE_DAYS = 30  # how long an embedding unused stays in the cache
 
 # Every error's "type", as agents read it in JSON ({"error": {"type": ...}} on stderr),
 # with the exit code it brings unless the error names another, and what it means.
-# SKILL.md lists the same table; a test keeps the two and every use in the script alike.
+# references/cli.md lists the same table; a test keeps the two and every use in the script alike.
 ERROR_TYPES = {
     "usage": (EXIT_USAGE, "bad flags or values, or text that cannot be stored; nothing was sent"),
     "unreachable": (EXIT_UNREACHABLE, "no answer from the server, or none in time"),
@@ -667,27 +667,9 @@ exit codes:
      limits the token to another user than --user-id: nothing was changed
   130  interrupted (Ctrl-C); an export being written to a file is discarded
 
-json (--json on stdout; one shape per kind of result):
-  show, create, update: {"memory_id", "memory", "topics", "agent_id", "team_id", "user_id", "updated_at"}
-  list, --stats:  {"data": [...], "meta": {"page", "limit", "total_pages", "total_count"}}
-  --find:         {"data": [memory + "score", "match"], "meta": {"query", "words", "user_id", "searched",
-                  "matched", "match_score", "limit", "ranked_by", "unmatched_words", "common_words", ...}}
-  every delete:   {"deleted": [memory...], "count", "not_found": [id...], "dry_run"}
-  --import:       {"created", "updated", "unchanged", "skipped", "conflicts", "failed", "changes", "dry_run"}
-  --history:      {"data": [{"operation", "time", "action", "user_id", "counts", "status", "undone_by", ...}], "meta"}
-  --undo:         {"undoes", "recreated", "reverted", "removed", "unchanged", "conflicts", "failed", "new_ids", ...}
-  --check:        {"url", "release", "steps": [{"step", "ok", "ms", "detail"}], "skipped", "ok"}
-  a change adds "operation" (the id --undo takes); --erase adds "erased_copies" and "erased_vectors"
-  an empty answer adds "hint" (what to try next); errors go to stderr as
-  {"error": {"type", "message", "status", "hint", "detail"}}, warnings as {"warning": "..."};
-  "detail" is the server's whole error text where the one-line message summarises it
-
-import lines (JSON Lines, one object a line, as --export writes them):
-  "memory" (required, 1-5000 characters); "user_id" (else --user-id); "topics" (a list of strings);
-  "memory_id" (kept; a line without one gets an id derived from user and content, so importing the
-  same file twice creates it once); "updated_at" (compared with the server's copy to flag updates
-  that would undo a later edit). "agent_id" and "team_id" cannot be set through the API.
-  With --user-id, only that user's lines are imported and the others are counted as skipped.
+json:
+  --json prints one shape per kind of result on stdout, and errors and warnings as JSON on
+  stderr; every shape, key by key, and every error type: references/cli.md
 
 environment:
   AGENTOS_URL                      default for --base-url (then http://localhost:7777)
@@ -696,38 +678,9 @@ environment:
   AGENTOS_MEMORY_MODEL             --find's model folder (model.onnx, tokenizer.json); default: the
                                    skill's models/all-minilm-l6-v2
 
---find:
-  Scores are 0-1 and mean the same from one query to the next: 1 - (1 - words) * (1 - meaning),
-  where words is the share of the query's words a memory holds (rarer words weigh more; a word in
-  most memories, such as the user's name, counts for nothing) and meaning how close the sentences
-  are. 0.5 or more is a match; weaker memories are shown after the matches, as such. The answer
-  names the query's words that no memory mentions. Vectors of memories are cached in
-  $AGENTOS_MEMORY_CACHE, else $XDG_CACHE_HOME/agentos-api-memory (~/.cache/...; folder 0700,
-  file 0600), keyed by a digest of the text, dropped after $AGENTOS_MEMORY_CACHE_DAYS days unused
-  (default 30) and by --erase. With more than 10,000 memories not yet embedded, --find ranks by
-  words and says so; --by meaning embeds them all (under 1 ms each, once).
-
-journal (undo):
-  Before a change is sent, what it replaces is written to the journal: $AGENTOS_MEMORY_JOURNAL,
-  else $XDG_STATE_HOME/agentos-api-memory/journal (~/.local/state/... when unset); folder 0700,
-  files 0600; entries are kept $AGENTOS_MEMORY_JOURNAL_DAYS days (default 30). Every change ends
-  with "undo with: ... --undo ID". --history lists this server's operations (--user-id: every one
-  that touched the user); --undo takes the latest (or ID) back, checking each memory as it writes
-  it and leaving memories changed since alone (exit 1). The folder must be one the script made,
-  an empty one, or one holding only journal entries, and the current user's; any other is refused.
-  --no-journal skips the journal; --erase (with --delete or --delete-all) keeps no copy and removes
-  the journal's copies of them, whatever spelling of the server's URL they were written under.
-
-changes (--dry-run):
-  Every change is planned first: --dry-run prints each memory that would change, before -> after,
-  and sends nothing but reads (JSON "changes": [{"memory_id", "user_id", "before", "after"}],
-  "cleared"). An update through the AgentOS API clears agent_id and team_id and sets a new
-  updated_at: the dry run and a warning before sending say which ("will clear agent_id ...").
-
-auth:
-  --whoami shows the server's auth mode and the token's user, scopes and expiry. With a JWT,
-  --user-id defaults to the token's subject; on a server with user isolation a token that is
-  not agent_os:admin may act only on its own user, and anything else is refused before sending.
+more (references/cli.md, in this skill's folder):
+  --find's scores and cache, the journal and --undo, --dry-run's plans, the import format,
+  secured servers and tokens.
 """
 
 
@@ -3062,7 +3015,7 @@ class BatchDeleter:
 
     No two requests of a run carry the same number of ids: agno's PostgreSQL backend
     turns a number of ids into one statement text, which PostgreSQL comes to plan once
-    for any ids, badly (the measurements are in docs/performance.md).
+    for any ids, badly (the measurements are in docs/design.md, "The walk over many memories").
     Numbers drawn at random also keep separate runs apart.
     """
 
@@ -3503,7 +3456,7 @@ def check_query(text, flag):
 # What a fact is without its wording: the same words in the same order, ignoring case,
 # accents, punctuation, spacing and these few words that state no fact. Nothing is
 # stemmed and no word is guessed at: "lived"/"lives", "light"/"dark" and "3"/"8" stay
-# apart, so two different facts are never taken for one (measured: README, "Duplicates").
+# apart, so two different facts are never taken for one (measured: docs/performance.md, "What counts as a duplicate").
 FILLER_WORDS = frozenset({"a", "an", "the", "too", "also", "really", "just", "user", "users"})
 
 
@@ -5814,20 +5767,22 @@ def text_lines(text):
 
 
 def format_memory(memory, show_user=False):
-    header = shown(memory["memory_id"])
+    """A memory for a person: its id and what is known of it on one line, its text indented
+    below (what an agent reads for each memory, so nothing it does not need: no topics line
+    when there are none)."""
+    header = [shown(memory["memory_id"])]
     if "score" in memory:
-        header += f"  score {memory['score']:.2f}"
+        header.append(f"score {memory['score']:.2f}")
+    header.append(format_time(memory.get("updated_at")))
     if show_user:
-        header += f"  user {shown(memory['user_id'])}"
-    header += f"  updated {format_time(memory.get('updated_at'))}"
+        header.append(f"user {shown(memory['user_id'])}")
     for name in ("agent_id", "team_id"):
         if memory.get(name):
-            header += f"  {name.split('_')[0]} {shown(memory[name])}"
-    lines = [header]
+            header.append(f"{name.split('_')[0]} {shown(memory[name])}")
+    if memory.get("topics"):
+        header.append("topics: " + ", ".join(shown(topic) for topic in memory["topics"]))
     # Every line of the text is indented, so none can pass for the header of a memory.
-    lines += ["  " + line for line in text_lines(shown_text(memory["memory"]))]
-    lines.append("  topics: " + (", ".join(shown(topic) for topic in memory.get("topics") or []) or "(none)"))
-    return "\n".join(lines)
+    return "\n".join(["  ".join(header)] + ["  " + line for line in text_lines(shown_text(memory["memory"]))])
 
 
 def describe_filters(request):

@@ -5,7 +5,7 @@ in words that state different facts (neither may ever be taken for the other).
 What the script calls the same fact (fact_key) ignores case, accents, punctuation,
 spacing, articles and filler ("too", "also", "really", "just", "user"); it does not
 stem and knows no synonyms, so rewordings beyond that are missed on purpose (listed
-in SAME_FACT_MISSED, reported in the README) rather than risk one wrong merge.
+in SAME_FACT_MISSED, reported in docs/performance.md) rather than risk one wrong merge.
 """
 
 SAME_FACT = [

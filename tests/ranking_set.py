@@ -8,7 +8,7 @@ name alone must not make a memory a match.
 
 The queries come in two parts. TUNING is what the fusion's weights and the
 score's calibration were chosen on; HELD_OUT was written apart and never used
-to choose anything: its recall is reported separately (README), as the honest
+to choose anything: its recall is reported separately (docs/performance.md), as the honest
 figure for questions nobody has seen.
 """
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 from conftest import CLEAN_ENV, ROOT, RUNNER_CACHE, AgentOSServer, free_port, start_server
 
-# One release of each line that answers differently (see the README's compatibility table);
+# One release of each line that answers differently (see docs/design.md, "AgentOS releases");
 # AGENTOS_TEST_RELEASES=2.1.10,2.3.26,... tests others (the table was made with every line).
 OLD_RELEASES = tuple(
     filter(None, os.environ.get("AGENTOS_TEST_RELEASES", "2.0.11,2.2.13,2.4.8,2.5.17").replace(" ", "").split(","))

@@ -1,8 +1,10 @@
-"""SKILL.md, the reference and the README say only what is true: their code runs, their
-flags and error types are the script's, and the skill passes the Agent Skills validator."""
+"""SKILL.md, the references and the README say only what is true: their code runs, their
+flags, error types and JSON shapes are the script's, they stay short enough to read, and
+the skill passes the Agent Skills validator."""
 
 import contextlib
 import json
+import uuid
 import os
 import re
 import shutil
@@ -15,7 +17,10 @@ import pytest
 
 from conftest import CLEAN_ENV, DEV_SERVER, JWT_KEY, ROOT, SCRIPT, free_port, run_script
 
-DOCS = ["SKILL.md", "references/api-patterns.md", "README.md"]
+DOCS = ["SKILL.md", "references/api-patterns.md", "references/cli.md", "README.md"]
+REFERENCE = "references/cli.md"
+SKILL_MAX_CHARS = 9_000
+README_MAX_LINES = 350
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 DOC_URL = "http://localhost:7777"
 EXPECTED_PRINT = re.compile(r"^[ \t]*print\([^\n]*\)[ \t]+# ([^\n]+)$", re.MULTILINE)
@@ -185,28 +190,43 @@ def session_members(session):
     return [pid for pid in pids if session_of(pid) == session]
 
 
+FLAG = re.compile(r"(?<![\w#-])--[a-z][a-z-]+")  # not an anchor such as #--find-and-its-cache
+
+
 def help_flags():
-    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", run_script("--help").stdout)) - {"--help"}
+    return set(FLAG.findall(run_script("--help").stdout)) - {"--help"}
 
 
-def test_every_flag_in_help_is_in_skill_md():
+def skill_and_its_references():
+    """SKILL.md and the references/ files it links: what an agent reads."""
     skill = (ROOT / "SKILL.md").read_text()
-    missing = {flag for flag in help_flags() if not re.search(rf"(?<![\w-]){flag}(?![\w-])", skill)}
-    assert not missing, f"SKILL.md does not mention {sorted(missing)}"
+    linked = sorted(set(re.findall(r"\]\((references/[\w.-]+\.md)(?:#[^)]*)?\)", skill)))
+    return {"SKILL.md": skill} | {path: (ROOT / path).read_text() for path in linked}
 
 
-def test_every_flag_skill_md_uses_exists():
+def test_skill_md_links_the_reference():
+    assert REFERENCE in skill_and_its_references()
+
+
+def test_every_flag_in_help_is_in_skill_md_or_a_reference_it_links():
+    docs = "\n".join(skill_and_its_references().values())
+    missing = {flag for flag in help_flags() if not re.search(rf"(?<![\w-]){flag}(?![\w-])", docs)}
+    assert not missing, f"neither SKILL.md nor its references mention {sorted(missing)}"
+
+
+def test_every_flag_skill_md_and_its_references_use_exists():
+    # Lines about the dev server name its flags (--port, --jwt-key), not the script's.
     used = set()
-    for line in (ROOT / "SKILL.md").read_text().splitlines():
-        if "manage_memories.py" in line or line.startswith(("Other flags", "`--")):
-            used |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", line))
-    assert used and used <= help_flags(), f"SKILL.md uses flags the script lacks: {sorted(used - help_flags())}"
+    for text in skill_and_its_references().values():
+        for line in text.splitlines():
+            if "dev_server" not in line:
+                used |= set(FLAG.findall(line))
+    assert used and used <= help_flags() | {"--help"}, f"flags the script lacks: {sorted(used - help_flags())}"
 
 
-def test_every_flag_in_help_is_in_the_readme_table():
-    readme = (ROOT / "README.md").read_text()
-    table_flags = set(re.findall(r"^\| `(--[a-z-]+)", readme, re.MULTILINE))
-    assert help_flags() <= table_flags, f"README flag table lacks {sorted(help_flags() - table_flags)}"
+def test_the_reference_flag_table_has_a_row_for_every_flag_and_no_other():
+    rows = set(re.findall(r"^\| `(--[a-z-]+)", (ROOT / REFERENCE).read_text(), re.MULTILINE))
+    assert rows == help_flags(), f"missing {sorted(help_flags() - rows)}, extra {sorted(rows - help_flags())}"
 
 
 def test_skill_passes_the_agent_skills_validator(tmp_path):
@@ -220,10 +240,16 @@ def test_skill_passes_the_agent_skills_validator(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_skill_md_stays_lean():
-    # The Agent Skills guidance is under 500 lines; this keeps well inside it, with room
-    # for what an agent needs in one call (undo included) and the rest in the reference.
-    assert len((ROOT / "SKILL.md").read_text().splitlines()) < 300
+def test_skill_md_stays_short():
+    # What an agent reads on every task: the everyday commands and what answers mean.
+    # Every other fact is in the reference it links.
+    size = len((ROOT / "SKILL.md").read_text())
+    assert size <= SKILL_MAX_CHARS, f"SKILL.md has {size:,} characters; move detail to {REFERENCE}"
+
+
+def test_readme_stays_short():
+    lines = len((ROOT / "README.md").read_text().splitlines())
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; measurements go to docs/"
 
 
 def declared_error_types():
@@ -239,6 +265,273 @@ def test_every_error_type_the_script_raises_is_declared():
     assert raised and raised <= set(declared_error_types()), sorted(raised - set(declared_error_types()))
 
 
-def test_skill_md_lists_every_error_type_with_its_exit_code():
-    rows = re.findall(r"^\| (\d+) \| `([a-z_]+)` \|", (ROOT / "SKILL.md").read_text(), re.MULTILINE)
+def test_the_reference_lists_every_error_type_with_its_exit_code():
+    rows = re.findall(r"^\| (\d+) \| `([a-z_]+)` \|", (ROOT / REFERENCE).read_text(), re.MULTILINE)
     assert {kind: int(code) for code, kind in rows} == declared_error_types()
+
+
+# ------------------------------------------------------------ JSON shapes, written once
+
+KEY = re.compile(r"[a-z_]+")
+SHAPE_LITERAL = re.compile(r"`(\{[^`]*\})`")
+SPELLED_OUT_SHAPE = re.compile(r'\{"[a-z_]+"(?:: [^,}]+)?(?:, "[a-z_]+"(?:: [^,}]+)?){2,}')
+
+
+def reference_section(title):
+    text = (ROOT / REFERENCE).read_text()
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def table_rows(section):
+    """The cells of each row of the section's first table, header and rule left out."""
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]]
+
+
+def literal_keys(literal):
+    """The keys at the top of a written shape: {"a", "b": memory, "c": [x with "d"]} -> a, b, c."""
+    keys, depth = [], 0
+    for match in re.finditer(r'[{}\[\]]|"([a-z_]+)"', literal):
+        if match.group(0) in "{[":
+            depth += 1
+        elif match.group(0) in "}]":
+            depth -= 1
+        elif depth == 1:
+            keys.append(match.group(1))
+    return keys
+
+
+def parse_keys(cell):
+    """A cell of the shapes table: (keys always there, keys only sometimes, what is said of
+    each key in the parentheses after it). Keys are the `names` outside parentheses; those
+    after the first ';' are the optional ones."""
+    always, sometimes, said = [], [], {}
+    keys, depth, last_key, opened = always, 0, None, None
+    position = 0
+    while position < len(cell):
+        char = cell[position]
+        if char == "`":
+            end = cell.index("`", position + 1)
+            name = cell[position + 1 : end]
+            if depth == 0 and KEY.fullmatch(name):
+                keys.append(name)
+                last_key = name
+            position = end
+        elif char == "(":
+            depth += 1
+            if depth == 1:
+                opened = position
+        elif char == ")":
+            depth -= 1
+            if depth == 0 and last_key:
+                said[last_key] = cell[opened + 1 : position]
+        elif char == ";" and depth == 0:
+            keys = sometimes
+        position += 1
+    return always, sometimes, said
+
+
+def shapes():
+    """{result: (keys, meta keys, what is said of its keys)}; the keys any result may add,
+    and what is said of those."""
+    results, added, said_of_added = {}, set(), {}
+    for result, keys, meta in table_rows(reference_section("JSON shapes")):
+        always, sometimes, said = parse_keys(keys)
+        if keys.startswith("adds "):
+            added |= set(always) | set(sometimes)
+            said_of_added |= said
+        else:
+            results[result] = ((always, sometimes), parse_keys(meta)[:2], said)
+    return results, added, said_of_added
+
+
+def check_keys(found, documented, added, what):
+    always, sometimes = documented
+    assert set(always) <= set(found), f"{what}: the reference lists {sorted(set(always) - set(found))}, not printed"
+    unlisted = set(found) - set(always) - set(sometimes) - added
+    assert not unlisted, f"{what}: printed {sorted(unlisted)}, which the reference does not list"
+
+
+def check_items(answer, said, what):
+    """Where the reference writes a key's shape ({"a", "b"}), each item printed has those keys."""
+    for key, note in said.items():
+        literal = SHAPE_LITERAL.search(note)
+        if key not in answer or not literal or not isinstance(answer[key], dict | list):
+            continue
+        expected = set(literal_keys(literal.group(1)))
+        also = set(re.findall(r"`([a-z_]+)`", note.replace(literal.group(0), "")))
+        items = [answer[key]] if isinstance(answer[key], dict) else answer[key]
+        for item in (item for item in items if isinstance(item, dict)):
+            assert expected <= set(item) <= expected | also, (
+                f"{what}: {key} holds {sorted(item)}, not {sorted(expected)}"
+            )
+
+
+class Shapes:
+    """Runs the script with --json against the docs server, each test with a user and a
+    journal of its own, and returns what it printed as JSON."""
+
+    def __init__(self, server, tmp_path):
+        self.server, self.tmp_path = server, tmp_path
+        self.user = f"shapes-{uuid.uuid4().hex[:8]}"
+        self.env = {"AGENTOS_MEMORY_JOURNAL": str(tmp_path / "journal")}
+
+    def seed(self, memory, topics=None, user=None):
+        return self.server.seed(user or self.user, memory, topics or ["ui"])["memory_id"]
+
+    def __call__(self, *args, code=0, stream="stdout"):
+        result = run_script("--base-url", self.server.url, *args, "--json", env=self.env)
+        assert result.code == code, f"{args}: exit {result.code}\n{result.stderr}"
+        text = result.stdout if stream == "stdout" else result.stderr.strip().splitlines()[-1]
+        return json.loads(text)
+
+
+def show_create_update(run):
+    memory_id = run.seed("Prefers dark mode")
+    user = ("--user-id", run.user)
+    return [
+        run(*user, "--memory-id", memory_id),
+        run(*user, "--create", "Plays the cello"),
+        run(*user, "--create", "plays the cello!"),  # the same fact: nothing created
+        run(*user, "--create", "Plays the viola"),  # much like the cello: similar
+        run(*user, "--memory-id", memory_id, "--update", "Prefers light mode"),
+        run(*user, "--memory-id", memory_id, "--topics", "ui,theme"),
+    ]
+
+
+def listing(run):
+    run.seed("Prefers dark mode")
+    run.seed("Lives in Berlin", user=run.user + "-b")
+    return [run("--user-id", run.user), run(), run("--user-id", run.user, "--user-id", run.user + "-b", "--all")]
+
+
+def stats(run):
+    run.seed("Prefers dark mode")
+    return [run("--stats"), run("--stats", "--since", "1d"), run("--stats", "--user-id", run.user)]
+
+
+def find(run):
+    run.seed("Prefers dark mode")
+    return [
+        run("--user-id", run.user, "--find", "dark theme"),
+        run("--find", "dark mode", "--by", "words", "--since", "1d"),
+    ]
+
+
+def duplicates(run):
+    run.seed("Lives in Berlin", ["home"])
+    run.seed("lives in berlin.")
+    user = ("--user-id", run.user)
+    return [run(*user, "--duplicates"), run(*user, "--dedupe", "--dry-run"), run(*user, "--dedupe", "--yes")]
+
+
+def deletes(run):
+    first, second = run.seed("Prefers dark mode"), run.seed("Lives in Berlin")
+    user = ("--user-id", run.user)
+    answers = [
+        run(*user, "--memory-id", first, "--delete", "--dry-run"),
+        run(*user, "--memory-id", first, "--memory-id", second, "--delete"),
+    ]
+    run.seed("Plays the cello")
+    return [*answers, run(*user, "--delete-all", "--dry-run"), run(*user, "--delete-all", "--yes", "--erase")]
+
+
+def topics(run):
+    memory_id = run.seed("Prefers dark mode")
+    run.seed("Lives in Berlin")
+    user = ("--user-id", run.user)
+    return [
+        run(*user, "--add-topics", "diet", "--memory-id", memory_id),
+        run(*user, "--remove-topics", "ui", "--topics", "ui", "--dry-run"),
+    ]
+
+
+def move(run):
+    run.seed("Prefers dark mode")
+    user = ("--user-id", run.user, "--move-to", run.user + "-new")
+    return [run(*user, "--dry-run"), run(*user, "--yes")]
+
+
+def import_lines(run):
+    lines = run.tmp_path / "in.jsonl"
+    lines.write_text(json.dumps({"memory": "Drinks green tea", "user_id": run.user}) + "\n")
+    return [run("--import", lines, "--dry-run"), run("--import", lines)]
+
+
+def export_to_file(run):
+    run.seed("Prefers dark mode")
+    return [run("--user-id", run.user, "--export", run.tmp_path / "out.jsonl")]
+
+
+def export_to_stdout(run):
+    run.seed("Prefers dark mode")
+    return [run("--user-id", run.user, "--export", "-", stream="stderr")]
+
+
+def undo(run):
+    run("--user-id", run.user, "--create", "Prefers dark mode")
+    return [run("--undo", "--dry-run"), run("--undo")]
+
+
+def history(run):
+    run("--user-id", run.user, "--create", "Prefers dark mode")
+    return [run("--history"), run("--history", "--user-id", run.user)]
+
+
+def an_error(run):
+    return [run("--user-id", run.user, "--memory-id", "no-such-memory", code=1, stream="stderr")]
+
+
+# How to make each result of the reference's table appear; a row without one fails.
+RUNS = {
+    "a memory: show, `--create`, `--update`, `--topics`": show_create_update,
+    "a listing, one user or several": listing,
+    "`--stats`": stats,
+    "`--find`": find,
+    "`--duplicates`, `--dedupe`": duplicates,
+    "every delete: `--delete`, `--delete-all`": deletes,
+    "`--add-topics`, `--remove-topics`": topics,
+    "`--move-to`": move,
+    "`--import`": import_lines,
+    "`--export FILE`": export_to_file,
+    "`--export -` (on stderr)": export_to_stdout,
+    "`--topics-list`": lambda run: [run("--topics-list")],
+    "`--whoami`": lambda run: [run("--whoami")],
+    "`--check`": lambda run: [run("--check"), run("--check", "--dry-run")],
+    "`--history`": history,
+    "`--undo`": undo,
+    "an error (stderr, exit 1–4)": an_error,
+}
+
+
+def test_every_result_of_the_shapes_table_is_run_below():
+    results, added, _ = shapes()
+    assert set(results) == set(RUNS)
+    assert {"operation", "dry_run", "changes", "cleared", "hint"} <= added
+
+
+@pytest.mark.parametrize("result", sorted(RUNS))
+def test_json_output_has_the_keys_the_reference_lists(docs_server, tmp_path, result):
+    results, added, said_of_added = shapes()
+    keys, meta_keys, said = results[result]
+    for answer in RUNS[result](Shapes(docs_server, tmp_path)):
+        if not keys[0] and not keys[1]:  # a plain array
+            assert isinstance(answer, list) and all(isinstance(item, str) for item in answer), result
+            continue
+        check_keys(answer, keys, added, result)
+        if meta_keys[0] or meta_keys[1]:
+            check_keys(answer["meta"], meta_keys, set(), f"{result}, meta")
+        check_items(answer, said | said_of_added, result)
+
+
+def test_json_shapes_are_spelled_out_only_in_the_reference():
+    """Each shape is written once, in the reference; everything else links to it."""
+    others = [
+        "SKILL.md",
+        "README.md",
+        "tests/README.md",
+        *(str(path.relative_to(ROOT)) for path in (ROOT / "docs").glob("*.md")),
+    ]
+    for doc in others:
+        found = SPELLED_OUT_SHAPE.findall((ROOT / doc).read_text())
+        assert not found, f"{doc} spells out a JSON shape ({found[0]}): link to {REFERENCE}#json-shapes instead"

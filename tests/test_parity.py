@@ -188,7 +188,7 @@ def test_topics_list_asks_what_agentos_client_asks_or_reads_the_memories_before_
         return
     # /memory_topics before 2.6: SQL for PostgreSQL only (2.2 and older), the first row's
     # topics whoever owns them (2.3, 2.4), a 500 (2.5). The script gathers the topics from
-    # the user's memories, page by page, and never asks /memory_topics (README, "AgentOS releases").
+    # the user's memories, page by page, and never asks /memory_topics (docs/design.md, "AgentOS releases").
     seed(release.server)
     sent = script_requests(release.server, PARITY["topics"].flags({}))
     memory_requests = [request for request in sent if request.path.startswith(("/memor", "/user_memory"))]

@@ -171,7 +171,7 @@ def test_delete_all_sends_each_batch_a_number_of_ids_of_its_own(fresh_agentos):
     """agno's PostgreSQL backend runs a bulk DELETE as one statement whose text depends on
     the number of ids; from the eleventh of one number on a connection, PostgreSQL plans
     it once for any ids and tests every row of the user against every id (7 s a batch
-    at 100,000 memories, measured: README, Performance). So no number repeats in a run."""
+    at 100,000 memories, measured: docs/performance.md, "Bulk work at scale"). So no number repeats in a run."""
     server = fresh_agentos()
     fill(server, heavy_and_light(heavy=12_000, light_users=100))
     with GatedProxy(server.url) as proxy:

@@ -25,7 +25,7 @@ HOSTILE_AGENT = f"agent{OSC_TITLE}"
 FAKE_HEADER = "fine\rdeadbeef-0000  updated 2020-01-01 00:00:00Z\n\x0bfake  topics: none"
 # What a terminal would obey, as output could carry it: C0 but newline, DEL, C1, bidi controls.
 OBEYED = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-HEADER = re.compile(r"^\S+  (score \S+  )?(user \S+  )?updated ")
+HEADER = re.compile(r"^\S+  (score \S+  )?(\d{4}-\d\d-\d\d \S+|unknown time)(  |$)")  # a memory's first line
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Journal benchmark: what writing the journal first costs the bulk changes.
 
-    uv run python tests/benchmarks/journal.py                       # the README's rows (about 15 minutes)
+    uv run python tests/benchmarks/journal.py                       # docs/performance.md's rows (about 15 minutes)
     uv run python tests/benchmarks/journal.py --size 20000 --rounds 1  # a quick look
 
 Fills a SQLite server with --size memories through agno's own upsert_memories (the

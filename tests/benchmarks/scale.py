@@ -1,6 +1,6 @@
 """Scale benchmark: bulk work on servers the size of real deployments.
 
-    uv run python tests/benchmarks/scale.py                                 # the README's table (about 25 minutes)
+    uv run python tests/benchmarks/scale.py                                 # docs/performance.md's table (about 25 minutes)
     uv run python tests/benchmarks/scale.py --sizes postgres:1000000 --large-rounds 3  # medians of 3 at 1,000,000
     uv run python tests/benchmarks/scale.py --sizes sqlite:20000 --rounds 1  # a quick look
     uv run python tests/benchmarks/scale.py --table results.json           # the table of an earlier --json run
@@ -136,7 +136,7 @@ class Writer:
 
 
 def markdown_table(rows):
-    """The README's table: 'start-up bound' where the work took less time than the start-up."""
+    """docs/performance.md's table: 'start-up bound' where the work took less time than the start-up."""
     lines = [
         "| server | memories | work | floor | ours | ratio | after start-up | peak RSS |",
         "|---|---|---|---|---|---|---|---|",
@@ -172,7 +172,7 @@ def main():
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--only", metavar="TEXT", help="measure only the rows whose work contains TEXT")
     parser.add_argument(
-        "--table", type=Path, metavar="JSON", help="print the README's table from a --json file, and stop"
+        "--table", type=Path, metavar="JSON", help="print docs/performance.md's table from a --json file, and stop"
     )
     args = parser.parse_args()
     if args.table:
