@@ -20,6 +20,8 @@ sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
 import manage_memories  # noqa: E402
 from ranking_set import HELD_OUT, MEMORIES, TUNING  # noqa: E402
 
+TOPICS = "topics"  # vectors[TOPICS, key]: the vector of a memory's topics
+
 
 def load_model(args):
     """(name, embed(texts) -> unit vectors, load seconds)."""
@@ -47,27 +49,39 @@ def load_model(args):
 
 
 def ranked(case, texts, vectors, query_vector, mode):
-    """(the memory keys in the order --find gives them, for one mode; those that score as matches)."""
+    """(the memory keys in the order --find gives them, for one mode; those that score as matches).
+    As --find does: the question without the user's name, each memory's topics beside its sentence."""
     import Stemmer
 
     stem = Stemmer.Stemmer("english").stemWord
     keys = [key for key in texts if case.user is None or key[0] == case.user]
-    ranking = manage_memories.Ranking(manage_memories.Query.parse(case.query, stem), stem, limit=len(keys))
+    subject = manage_memories.subject_words(case.user)
+    ranking = manage_memories.Ranking(manage_memories.Query.parse(case.query, stem, subject), stem, limit=len(keys))
+    closeness = {
+        key: manage_memories.closeness(float(vectors[key] @ query_vector), float(vectors[TOPICS, key] @ query_vector))
+        for key in keys
+    }
     for number, key in enumerate(keys):
-        cosine = 0.0 if mode == "words" else float(vectors[key] @ query_vector)
-        ranking.add({"memory_id": f"{key[0]}/{key[1]}", "memory": texts[key], "updated_at": f"{number:06}"}, cosine)
+        cosine = 0.0 if mode == "words" else closeness[key]
+        memory = {"memory_id": f"{key[0]}/{key[1]}", "memory": texts[key], "topics": MEMORIES[key[0]][key[1]][1]}
+        ranking.add(dict(memory, updated_at=f"{number:06}"), cosine)
     if mode == "meaning":
-        return sorted(keys, key=lambda key: float(vectors[key] @ query_vector), reverse=True)[:5], None
+        return sorted(keys, key=closeness.get, reverse=True)[:5], None
     best, _, _ = ranking.best()
     order = [tuple(memory["memory_id"].split("/")) for memory in best]
     return order[:5], {key for key, memory in zip(order, best, strict=True) if memory["score"] >= 0.5}
+
+
+def question(case):
+    """The question as --find embeds it."""
+    return manage_memories.meaning_query(case.query, manage_memories.subject_words(case.user))
 
 
 def recall(cases, texts, vectors, embed, mode):
     """(recall@1, recall@5, share of answers scored a match, other matches a query)."""
     first, five, answer_matches, other_matches = 0, 0, 0, 0
     for case in cases:
-        order, matches = ranked(case, texts, vectors, embed([case.query])[0], mode)
+        order, matches = ranked(case, texts, vectors, embed([question(case)])[0], mode)
         first += order[:1] == [case.answer]
         five += case.answer in order[:5]
         if matches is not None:
@@ -88,6 +102,8 @@ def main():
     matrix = embed(list(texts.values()))
     per_memory = (time.perf_counter() - started) / len(texts)
     vectors = dict(zip(texts, matrix, strict=True))
+    topics = {key: manage_memories.topics_text(MEMORIES[key[0]][key[1]][1]) for key in texts}
+    vectors.update(zip([(TOPICS, key) for key in topics], embed(list(topics.values())), strict=True))
     print(f"{name}: loaded in {load_seconds:.2f} s, {per_memory * 1000:.1f} ms a memory ({len(texts)} memories)")
     print("| part | queries | mode | recall@1 | recall@5 | answer scored a match | other matches a query |")
     print("|---|---|---|---|---|---|---|")
@@ -98,7 +114,7 @@ def main():
             print(f"| {part} | {len(cases)} | {mode} | {at_one:.0%} | {at_five:.0%} {calibration}")
     if args.misses:
         for case in TUNING + HELD_OUT:
-            order, _ = ranked(case, texts, vectors, embed([case.query])[0], "hybrid")
+            order, _ = ranked(case, texts, vectors, embed([question(case)])[0], "hybrid")
             if order[:1] != [case.answer]:
                 print(f"  {case.query!r}: answer {case.answer}, got {order[:3]}")
 
