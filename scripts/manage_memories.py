@@ -2764,6 +2764,10 @@ def journal_entries(request):
 
 LOST_ON_UPDATE = ("agent_id", "team_id")
 DELETE_BATCH_SIZE = 5000  # memory ids per bulk DELETE request, at most (BatchDeleter)
+# Changes a Writer has under way at once, --concurrency of them in flight: a plan of 20,000
+# sent all at once held 20,000 tasks (a --move-to peaked at 149 MB, against 77 MB for an
+# import of the same memories, which reads its file a slice at a time).
+APPLY_SLICE = 512
 
 
 @dataclass
@@ -2898,15 +2902,20 @@ class Writer:
             warn(self.request, will_clear([lost for lost in cleared if lost]))
 
     async def apply(self, changes):
-        """A whole plan: journaled, announced, then sent --concurrency at a time; the
-        memories as the server now holds them (None where deleted), in order."""
+        """A whole plan: journaled, announced, then sent --concurrency at a time, APPLY_SLICE
+        under way at once; the memories as the server now holds them (None where deleted),
+        in order."""
         import asyncio
 
         self.plan(changes)
         if self.dry_run:
             return None
         self.announce(changes)
-        return await asyncio.gather(*(self.server.bounded(self.send(change)) for change in changes))
+        written = []
+        for start in range(0, len(changes), APPLY_SLICE):
+            sending = (self.server.bounded(self.send(change)) for change in changes[start : start + APPLY_SLICE])
+            written += await asyncio.gather(*sending)
+        return written
 
     async def send(self, change):
         """Send one planned change; the memory as the server now holds it (None after a delete)."""
