@@ -3861,7 +3861,7 @@ async def find_memories(server, request):
     result, why_words = await rank_memories(server, request)
     meta, hint = result["meta"], None
     if not meta["matched"] and meta["searched"] and not meta["not_shown"]:
-        hint = f"none matches well; all {plural(meta['searched'], 'memory')} searched are shown, closest first"
+        hint = f"none matches well; {all_searched_shown(meta['searched'])}, closest first"
     elif not meta["matched"]:
         # Without filters, the walk read every memory the user has.
         user_total = meta["searched"] if not narrowed(request) else None
@@ -5952,7 +5952,11 @@ def render_find(request, outcome):
             f"{meta['best_not_shown']:.2f}: --limit for more, or a listing with --all to read every one"
         )
     else:
-        yield f"all {plural(meta['shown'], 'memory')} searched are shown"
+        yield all_searched_shown(meta["shown"])
+
+
+def all_searched_shown(count):
+    return "the one memory searched is shown" if count == 1 else f"all {count:,} memories searched are shown"
 
 
 def find_notes(meta):

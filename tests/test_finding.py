@@ -405,3 +405,9 @@ def test_an_answer_says_how_many_it_did_not_show_and_the_best_of_them(agentos, u
     assert (meta["shown"], meta["not_shown"], meta["matched"]) == (5, 10, 3) and len(body["data"]) == 5
     assert meta["best_not_shown"] <= body["data"][-1]["score"]
     assert "10 not shown, the best of them scoring" in run_script(*asked).stdout.splitlines()[-1]
+
+
+def test_a_user_with_one_memory_is_told_it_is_the_one_shown(agentos, user):
+    agentos.seed(user, "Prefers dark mode")
+    result = run_script("--base-url", agentos.url, "--user-id", user, "--find", "theme", "--by", "words")
+    assert "the one memory searched is shown" in result.stdout and "all 1 " not in result.stdout, result.stdout
