@@ -58,6 +58,7 @@ Contents, low level first; each section's banner reads "# === name" (a test keep
     the write path                    Change and Writer: every change planned, journaled, sent, checked
     meaning                           the sentence-embedding model and its cache
     ranking                           --find's scores: words (stems, typos, rarity) fused with meaning
+    same fact                         two memories: one fact in other words, or facts that may disagree
     operations that read              list, find, show, topics, duplicates, stats, whoami
     operations that write             create, update, delete, delete-all, dedupe: each returns a plan
     export and import                 JSON Lines out and in
@@ -162,6 +163,12 @@ ERROR_TYPES = {
         "changed before (usually nothing)",
     ),
     "io": (EXIT_FAILED, "a file could not be written or read (a full disk, a folder that cannot be written)"),
+    "model": (EXIT_FAILED, "--by meaning was asked for and the model that ships with the skill cannot be loaded"),
+    "too_large": (
+        EXIT_FAILED,
+        "one user has more memories matching than --by meaning or --conflicts compares at once (100,000); "
+        "nothing was compared",
+    ),
     "internal": (EXIT_FAILED, "a fault in this script"),
 }
 
@@ -688,7 +695,7 @@ more (references/cli.md, in this skill's folder):
 FILTERS = frozenset({"--search", "--topics", "--agent-id", "--team-id", "--since", "--until"})
 PAGES = frozenset({"--limit", "--page", "--all", "--sort", "--order"})
 # The reads that take --user-id repeated (ACTIONS' names): each user's memories, one after another.
-SEVERAL_USERS = ("list", "find", "export", "duplicates")
+SEVERAL_USERS = ("list", "find", "export", "duplicates", "conflicts")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -831,7 +838,8 @@ def build_parser():
         "--by",
         choices=("words", "meaning"),
         help="with --find: words only (no model, fastest), or meaning too however many memories must be "
-        f"embedded first (default: meaning too, unless more than {MEANING_LIMIT:,} are not embedded yet)",
+        f"embedded first (default: meaning too, unless more than {MEANING_LIMIT:,} are not embedded yet); "
+        "with --duplicates and --dedupe: the same words (default), or the same fact in other words",
     )
 
     bulk = parser.add_argument_group("bulk work")
@@ -3248,6 +3256,8 @@ class Embedder:
         self.tokenizer.no_padding()
         self.numpy = numpy
         self.name = name
+        width = self.session.get_outputs()[0].shape[-1]
+        self.dimensions = width if isinstance(width, int) else None  # None: learnt from the first text embedded
         self.embedded = 0  # texts this process embedded: what the cache saved shows against it
 
     def embed(self, texts):
@@ -3373,6 +3383,21 @@ class EmbeddingCache:
         return removed
 
 
+class NoCache:
+    """Where the cache cannot be used: every vector is embedded, none kept."""
+
+    from_cache = 0
+
+    def lookup(self, model, keys):
+        return {}
+
+    def store(self, model, rows):
+        pass
+
+    def close(self):
+        pass
+
+
 def is_cache_file(path):
     """A file the cache wrote: its SQLite file, or SQLite's rollback journal beside it."""
     if path.name == "embeddings.sqlite-journal":
@@ -3401,10 +3426,12 @@ def erase_cached_vectors(request, user_id, texts=None):
 class Meaning:
     """The meaning scores of the memories a --find walk passes, through the cache."""
 
-    def __init__(self, embedder, cache, query):
+    def __init__(self, embedder, cache, query=None):
         self.embedder, self.cache = embedder, cache
         self.numpy = embedder.numpy
-        self.query_vector = embedder.embed([query])[0]
+        self.query_vector = embedder.embed([query])[0] if query is not None else None
+        if embedder.dimensions is None:
+            embedder.dimensions = len(self.query_vector if query is not None else embedder.embed(["a"])[0])
         embedder.embedded = 0  # count the memories' texts only
 
     def cosines(self, memories):
@@ -3432,7 +3459,7 @@ class Meaning:
         numpy = self.numpy
         keys = [(memory.get("user_id") or "", text_digest(text)) for memory, text in zip(memories, texts, strict=True)]
         found = self.cache.lookup(self.embedder.name, keys)
-        size = 2 * len(self.query_vector)  # float16
+        size = 2 * self.embedder.dimensions  # float16
         # A vector that is not one of ours (cut short, or not of length 1) is embedded again.
         for key, vector in list(found.items()):
             if len(vector) != size or abs(float(numpy.linalg.norm(numpy.frombuffer(vector, numpy.float16))) - 1) > 0.01:
@@ -3751,6 +3778,316 @@ class Ranking:
         return best, matched, best_not_shown
 
 
+# === same fact ================================================================
+# Whether two memories of one user state one fact in other words (--duplicates and
+# --dedupe --by meaning, --create), or may disagree (--conflicts, --create's
+# may_replace, --find's "older"). The model's cosine alone cannot tell: on the tuning
+# part of tests/fact_pairs.py a negation scores 0.72-0.95 and another number up to
+# 0.96, the band where most rewordings lie (0.55-0.92). So the cosine says "about the
+# same thing", and cheap rules say what makes two such facts differ: a negation in one
+# only, another number, another name or place, another person, one word swapped for
+# another in the same frame ("prefers tea"/"prefers coffee"), a word of change.
+# tests/benchmarks/pairs.py measures this code on the pairs; docs/performance.md has
+# the figures, which fall short of the targets on the held-out part: a reworded fact
+# the model scores far apart ("commutes by bike"/"cycles to work": 0.30) is missed, and
+# a change of state it scores close ("has long hair"/"cut his hair short") is merged.
+# That is why --dedupe --by meaning lists each group before deleting anything and one
+# --undo takes it all back, and why --create still stores a fact that may contradict.
+
+SAME_COSINE = 0.5  # tuning: every same fact the rules let through scores 0.56 or more, every other 0.44 or less
+# tuning: contradictions found by a rule score 0.47 or more, unrelated pairs 0.16 or less
+# (0.40 when both start with one name), so 0.4 holds either way
+CONTRADICT_COSINE = 0.4
+# tuning: an update says so ("moved to Madrid") yet scores as low as 0.19 against what it
+# replaces ("his manager is Priya"/"reports to Daniel now")
+UPDATE_COSINE = 0.15
+NEIGHBOURS = 10  # the closest others each memory is judged against: pairs grow with memories, not their square
+MEANING_USER_MAX = 100_000  # one user's memories held at once to be compared by meaning (about 200 MB)
+
+# Words that deny what follows them (words() drops the apostrophe: "doesnt").
+NEGATIONS = frozenset(
+    """not no never none nothing nobody neither nor cannot cant dont doesnt didnt isnt arent wasnt
+    werent hasnt havent hadnt wont wouldnt shouldnt couldnt avoid avoids avoided stopped stop stops
+    quit quits dislike dislikes disliked hate hates hated""".split()
+)
+NEGATING_PREFIXES = ("un", "dis", "non", "in", "im")  # "unavailable" denies "available"
+# Words of change: a newer memory holding one may update an older fact it is close to.
+CHANGES = frozenset(
+    """now moved move moving switched switch changed change started start stopped quit left leaving
+    new newly broke relocated transferred promoted sold bought became become got gave longer anymore
+    joined graduated postponed cancelled canceled retired replaced""".split()
+)
+# Who a fact is about, when not the user; the same relation in other words is one word.
+PERSONS = {
+    "son": "son", "sons": "son", "daughter": "daughter", "daughters": "daughter",
+    "child": "child", "children": "child", "kid": "child", "kids": "child",
+    "wife": "wife", "husband": "husband", "partner": "partner", "girlfriend": "girlfriend",
+    "boyfriend": "boyfriend", "fiance": "fiance", "fiancee": "fiance",
+    "mother": "mother", "mom": "mother", "mum": "mother", "father": "father", "dad": "father",
+    "parents": "parents", "brother": "brother", "brothers": "brother", "sister": "sister",
+    "sisters": "sister", "sibling": "sibling", "siblings": "sibling", "grandmother": "grandmother",
+    "grandma": "grandmother", "grandfather": "grandfather", "grandpa": "grandfather",
+    "aunt": "aunt", "uncle": "uncle", "cousin": "cousin", "niece": "niece", "nephew": "nephew",
+    "friend": "friend", "colleague": "colleague", "roommate": "roommate",
+}  # fmt: skip
+NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "twenty": 20, "thirty": 30,
+    "once": 1, "twice": 2, "noon": 12, "midnight": 0, "dozen": 12, "half": 0.5,
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
+}  # fmt: skip
+# Words that frame a fact rather than state it: a swap between them is a rewording.
+FRAME_WORDS = frozenset(
+    """name named called call every each always usually often currently mostly really also like
+    likes liked prefer prefers preferred love loves enjoy enjoys want wants rather instead over than
+    whenever possible""".split()
+)
+UNITS = frozenset(["am", "pm", "km", "kg", "cm", "mg", "ml", "mi", "lb", "lbs", "h", "min", "k"])
+NUMBER_PATTERN = re.compile(r"(\d[\d,]*(?:\.\d+)?)(?::(\d\d))?")
+NAME_PATTERN = re.compile(r"[^\W\d_][\w'\u2019-]*")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What the judgement reads of one memory, worked out once: a pair costs set lookups."""
+
+    text: str
+    subject: str | None  # whom it is about when it starts with a name ("ken"), else None
+    names: tuple  # (name, its stem) of its names and places, the subject's included
+    persons: frozenset  # relations it names: son, wife, parents ...
+    numbers: frozenset
+    denied: frozenset  # stems a negation denies ("doesn't eat meat": eat, meat)
+    stated: frozenset  # stems stated without one
+    stems: frozenset  # every word's stem
+    acronyms: frozenset  # what its runs of capitalized words stand for
+    predicate: str | None  # the first word saying what is stated
+    rest: tuple  # the words after it that may hold a value
+    changes: frozenset  # its words of change
+
+    @classmethod
+    def of(cls, text, stem):
+        text = text[:MAX_RANKED_CHARS]
+        subject, found = names_in(text)
+        kept = [
+            word
+            for word in content_words(text)
+            if word not in UNITS and word not in NUMBER_WORDS and not any(char.isdigit() for char in word)
+        ]
+        predicate = next((word for word in kept if word not in found and not persons_in(word)), None)
+        rest = tuple(stem(PERSONS.get(word, word)) for word in kept if word != predicate and word not in FRAME_WORDS)
+        denied, stated = denied_and_stated(text, stem)
+        every_word = words(text)
+        return cls(
+            text=text,
+            subject=subject,
+            names=tuple((name, stem(name)) for name in sorted(found)),
+            persons=frozenset(persons_in(text)),
+            numbers=frozenset(numbers_in(text)),
+            denied=frozenset(denied),
+            stated=frozenset(stated),
+            stems=frozenset(stem(word) for word in every_word),
+            acronyms=frozenset(acronyms_in(text)),
+            predicate=stem(predicate) if predicate else None,
+            rest=rest,
+            changes=CHANGES.intersection(every_word),
+        )
+
+
+def fact_text(fact, own_name):
+    """What the model reads of a memory: without 'the user', and without the name it starts
+    with when that is the user's own (own_name). Memories that all start with the user's
+    name ('Ken drinks green tea', 'Ken drinks orange juice') score 0.2-0.3 closer for the
+    name alone, and whom a fact is about is the rules' business. Another name stays:
+    'Biscuit is the user's dog' is about Biscuit."""
+    text = fact.text
+    if own_name and fact.subject == own_name and not persons_in(own_name):
+        text = re.sub(r"^\s*\w+(?:['\u2019]s)?\s+", "", text)
+    return re.sub(r"^\s*(?:the\s+)?users?(?:['\u2019]s)?\s+", "", text, flags=re.IGNORECASE)
+
+
+def own_name(facts):
+    """The name a user's memories start with when they name the user ('Ken prefers ...'):
+    the subject of the most of them, if that is at least two and a fifth of them."""
+    import collections
+
+    counts = collections.Counter(fact.subject for fact in facts if fact.subject)
+    if not counts:
+        return None
+    name, count = counts.most_common(1)[0]
+    return name if count >= 2 and count * 5 >= len(facts) else None
+
+
+def numbers_in(text):
+    """The numbers a memory states, digits or words: '6:00' and '6 am' are both 6, '5k' is 5."""
+    found = set()
+    for whole, minutes in NUMBER_PATTERN.findall(text):
+        value = float(whole.replace(",", ""))
+        found.add(value if not minutes or minutes == "00" else value + int(minutes) / 100)
+    found.update(NUMBER_WORDS[word] for word in words(text) if word in NUMBER_WORDS)
+    return found
+
+
+def names_in(text):
+    """(whom the memory is about if it starts with a name, its names and places): capitalized
+    words after the first, and the first when it is someone's ('Ken's', 'Anna plays',
+    'Maria is'), not a verb ('Plays tennis') or a common word ('The user's')."""
+    tokens = NAME_PATTERN.findall(text)
+    found = {token for token in tokens[1:] if token[0].isupper()}
+    subject = None
+    first_word = tokens[0].lower() if tokens else ""
+    if (
+        len(tokens) > 1
+        and tokens[0][0].isupper()
+        and first_word not in QUESTION_WORDS
+        and not first_word.endswith("ly")
+    ):
+        first, after = tokens[0], tokens[1]
+        if (
+            re.search(r"['\u2019]s$", first)
+            or after.lower() in ("is", "was")
+            or (not first.lower().endswith("s") and after.lower().endswith("s") and after.islower())
+        ):
+            subject = possessor(first).lower()
+    found = {possessor(name).lower() for name in found}
+    return subject, found | {subject} - {None}
+
+
+def possessor(word):
+    return re.sub(r"['\u2019]s$", "", word)
+
+
+def acronyms_in(text):
+    """What runs of capitalized words stand for: 'Visual Studio Code' gives vsc, vs and sc."""
+    found = set()
+    for run in re.findall(r"(?:\b[A-Z][\w]*\s+)+[A-Z][\w]*", text):
+        initials = "".join(word[0] for word in run.split()).lower()
+        found.update(
+            initials[start:end] for start in range(len(initials)) for end in range(start + 2, len(initials) + 1)
+        )
+    return found
+
+
+def persons_in(text):
+    """Who, besides the user, the memory names by relation: 'mom and dad' are the parents."""
+    found = set()
+    for word in words(text):
+        if word in PERSONS or (word.endswith("s") and word[:-1] in PERSONS):
+            found.add(PERSONS.get(word) or PERSONS[word[:-1]])
+    if {"mother", "father"} <= found:
+        found = found - {"mother", "father"} | {"parents"}
+    return found
+
+
+def denied_and_stated(text, stem):
+    """(stems denied, stems stated): 'doesn't eat meat' denies eat and meat; a word with a
+    negating prefix denies its root ('unavailable', 'dislikes'); 'gluten-free' denies gluten."""
+    no, yes = set(), set()
+    for clause in re.split(r"[,;.]|\bbut\b", text):
+        negated = False
+        for word in words(clause):
+            if word in NEGATIONS:
+                negated = True
+                if word.startswith("dis"):
+                    no.add(stem(word[3:]))
+                continue
+            (no if negated else yes).add(stem(word))
+    for word in re.findall(r"([^\W\d_]+)-free\b", text.lower()):
+        no.add(stem(word))
+        yes -= {stem(word), stem(word + "free"), "free"}
+    for word in list(yes):
+        for prefix in NEGATING_PREFIXES:
+            if word.startswith(prefix) and len(word) - len(prefix) >= 4:
+                no.add(word[len(prefix) :])
+    return no, yes
+
+
+def stem_matches(word, others):
+    """One stem among others, or one is the start of another ('allerg', 'allergi')."""
+    return any(
+        word == other or (min(len(word), len(other)) >= 5 and (other.startswith(word) or word.startswith(other)))
+        for other in others
+    )
+
+
+def differences(first, second):
+    """Why two memories close in meaning state different facts: [] when no rule finds why."""
+    why = []
+    if any(stem_matches(word, second.stated) for word in first.denied) or any(
+        stem_matches(word, first.stated) for word in second.denied
+    ):
+        why.append("negation")
+    if first.numbers and second.numbers and first.numbers != second.numbers:
+        why.append("number")
+    first_names = {name for name, stemmed in first.names if not stem_matches(stemmed, second.stems)} - second.acronyms
+    second_names = {name for name, stemmed in second.names if not stem_matches(stemmed, first.stems)} - first.acronyms
+    if first.persons != second.persons or (first.subject and second.subject and first.subject != second.subject):
+        why.append("person")
+    elif first_names and second_names:
+        why.append("name")
+    if swapped(first, second):
+        why.append("value")
+    if bool(first.changes) != bool(second.changes):
+        why.append("change")
+    return why
+
+
+def swapped(first, second):
+    """One frame, another value: all words shared but one on each side, besides the
+    predicate ('prefers dark mode'/'prefers light mode', 'wants invoices'/'wants reports')."""
+    if first.predicate != second.predicate:
+        return False
+    first_only = [word for word in first.rest if not stem_matches(word, second.rest + (second.predicate or "",))]
+    second_only = [word for word in second.rest if not stem_matches(word, first.rest + (first.predicate or "",))]
+    return len(first_only) == 1 and len(second_only) == 1
+
+
+def same_fact(first, second, cosine):
+    """The same fact in other words: one of the two need not be kept."""
+    return cosine >= SAME_COSINE and not differences(first, second)
+
+
+def may_contradict(older, newer, cosine):
+    """Why the newer memory may disagree with the older (None if it does not seem to):
+    about one subject and person, and denied, another value, or a word of change in the
+    newer only ("moved to Madrid" after "lives in Lyon")."""
+    why = differences(older, newer)
+    if not why and cosine >= SAME_COSINE:
+        return None  # the same fact
+    if "person" in why:
+        return None
+    if cosine >= UPDATE_COSINE and "change" in why and newer.changes:
+        return "change"
+    why = [reason for reason in why if reason != "change"]
+    if cosine >= CONTRADICT_COSINE and why:
+        return why[0]
+    return None
+
+
+def close_pairs(vectors, threshold, neighbours=NEIGHBOURS):
+    """(i, j, cosine) with i < j, for each memory's `neighbours` closest others at or above
+    threshold, each pair once: read in blocks, so 20,000 memories never make a 20,000 x
+    20,000 matrix (1.6 GB), only 512 rows of it at a time."""
+    import numpy
+
+    count = len(vectors)
+    found = {}
+    for start in range(0, count, 512):
+        block = vectors[start : start + 512] @ vectors.T
+        rows = numpy.arange(block.shape[0])
+        block[rows, rows + start] = -2  # a memory is not its own neighbour
+        take = min(neighbours, count - 1)
+        if take <= 0:
+            break
+        nearest = numpy.argpartition(-block, take - 1, axis=1)[:, :take]
+        for row, columns in enumerate(nearest):
+            first = start + row
+            for column in columns.tolist():
+                cosine = float(block[row, column])
+                if cosine >= threshold:
+                    found[(min(first, column), max(first, column))] = cosine
+    return [(first, second, cosine) for (first, second), cosine in sorted(found.items())]
+
+
 # === operations that read =====================================================
 
 
@@ -3858,7 +4195,9 @@ async def order_by_created_at(server, request, memories):
 
 async def find_memories(server, request):
     """--find: the best answers, and what to try when none matches."""
-    result, why_words = await rank_memories(server, request)
+    result, why_words, meaning = await rank_memories(server, request)
+    if meaning:
+        flag_older(meaning, result["data"])
     meta, hint = result["meta"], None
     if not meta["matched"] and meta["searched"] and not meta["not_shown"]:
         hint = f"none matches well; {all_searched_shown(meta['searched'])}, closest first"
@@ -3873,9 +4212,10 @@ async def find_memories(server, request):
 
 
 async def rank_memories(server, request, watch=None):
-    """(the answer's JSON, why it was ranked by words alone or None): every memory of the
-    user (or of everyone) scored by words and by meaning. watch(memories), when given,
-    sees every batch too (--create looks for the same fact as it ranks)."""
+    """(the answer's JSON, why it was ranked by words alone or None, the Meaning or None):
+    every memory of the user (or of everyone) scored by words and by meaning.
+    watch(memories), when given, sees every batch too (--create looks for the same fact
+    as it ranks)."""
     import Stemmer
 
     stem = Stemmer.Stemmer("english").stemWord
@@ -3925,7 +4265,41 @@ async def rank_memories(server, request, watch=None):
         result["meta"]["from_cache"] = meaning.cache.from_cache
     elif why_words:
         result["meta"]["why_words"] = why_words
-    return result, why_words
+    return result, why_words, meaning
+
+
+def flag_older(meaning, found):
+    """Among the matches shown, one that a newer match may replace (the --conflicts
+    judgement) is marked may_be_replaced_by, and the newer moves up to just above it:
+    "Where does Ken live?" answers Madrid first and flags Lyon."""
+    matches = [memory for memory in found if memory["match"]]
+    if len(matches) < 2:
+        return
+    facts, vectors = judged_texts(meaning.embedder, [memory["memory"] for memory in matches])
+    cosines = vectors @ vectors.T
+    for first in range(len(matches)):
+        for second in range(first + 1, len(matches)):
+            newer, older = newer_first(first, second, matches)
+            if matches[newer].get("updated_at") == matches[older].get("updated_at"):
+                continue  # neither is newer
+            if may_contradict(facts[older], facts[newer], float(cosines[first, second])):
+                matches[older].setdefault("may_be_replaced_by", matches[newer]["memory_id"])
+    for memory in matches:
+        replacing = memory.get("may_be_replaced_by")
+        newer = next((other for other in found if other["memory_id"] == replacing), None)
+        if newer and found.index(newer) > found.index(memory):
+            found.remove(newer)
+            found.insert(found.index(memory), newer)
+
+
+def judged_texts(embedder, texts):
+    """(Facts, unit vectors) of a few texts, embedded now (no cache: a handful of texts)."""
+    import Stemmer
+
+    stem = Stemmer.Stemmer("english").stemWord
+    facts = [Fact.of(text, stem) for text in texts]
+    name = own_name(facts)
+    return facts, embedder.embed([fact_text(fact, name) for fact in facts])
 
 
 async def meaning_for(server, request, subject=frozenset()):
@@ -3968,10 +4342,129 @@ async def meaning_for(server, request, subject=frozenset()):
     return None, why
 
 
+def judgement_model(request):
+    """Meaning(embedder, cache) for the actions that compare memories by meaning: asked for,
+    so a model that cannot be loaded fails the action in one line (--find falls back to
+    words instead); a cache that cannot be used only costs time, and says so."""
+    import sqlite3
+
+    try:
+        embedder = Embedder(request.model_folder, model_name(request.model_folder))
+    except ModelUnavailable as error:
+        by = "" if request.action.name == "conflicts" else " --by meaning"
+        raise CLIError(f"{request.action.label}{by} needs the model: {error}", kind="model") from None
+    try:
+        cache = EmbeddingCache(request.cache_folder, request.cache_days)
+    except (OSError, sqlite3.Error, ForeignFolder) as error:
+        warn(
+            request,
+            f"every memory is embedded again: the embedding cache in {request.cache_folder} cannot be used: "
+            f"{getattr(error, 'strerror', None) or error}",
+        )
+        cache = NoCache()
+    return Meaning(embedder, cache)
+
+
+def judged_memories(meaning, memories):
+    """(Facts, unit vectors) of one user's memories, as the judgement reads them."""
+    import Stemmer
+
+    stem = Stemmer.Stemmer("english").stemWord
+    facts = [Fact.of(memory["memory"], stem) for memory in memories]
+    name = own_name(facts)
+    return facts, meaning.vectors(memories, [fact_text(fact, name) for fact in facts])
+
+
+async def for_each_user(server, request, purpose, per_user):
+    """per_user(user_id, memories) for each user the filters reach, one user in memory at a
+    time (the walk goes in memory_id order across users, so rows wait in a scratch file);
+    how many memories were read. A user past MEANING_USER_MAX fails the action before
+    anything is compared."""
+    import contextlib
+
+    import orjson
+
+    folder, db = scratch_database("manage-memories-users-", "CREATE TABLE rows (user_id TEXT, memory BLOB)")
+    with folder, contextlib.closing(db):
+
+        def note(memories):
+            db.executemany("INSERT INTO rows VALUES (?, ?)", [(m["user_id"], orjson.dumps(m)) for m in memories])
+
+        progress = Progress.for_request("reading", request)
+        try:
+            walk = await walk_matching(server, request, note, progress)
+        finally:
+            progress.stop()
+        db.execute("CREATE INDEX by_user ON rows (user_id)")
+        counts = db.execute("SELECT user_id, count(*) FROM rows GROUP BY user_id ORDER BY user_id").fetchall()
+        for user_id, count in counts:
+            if count > MEANING_USER_MAX:
+                raise CLIError(
+                    f"user {user_id} has {count:,} memories matching: {purpose} holds at most "
+                    f"{MEANING_USER_MAX:,} of one user at once; nothing was compared",
+                    kind="too_large",
+                    hint="narrow it with --topics, --agent-id, --since or --until",
+                )
+        for user_id, _ in counts:
+            rows = db.execute("SELECT memory FROM rows WHERE user_id = ?", (user_id,))
+            per_user(user_id, [orjson.loads(memory) for (memory,) in rows])
+        return walk.kept
+
+
+def meaning_duplicate_groups(user_id, memories, facts, vectors):
+    """The groups of one user's memories stating one fact, by the judgement: each memory
+    in KEEP_RULE's order gathers the later ones that state its fact (not a chain: A like
+    B and B like C does not put A with C)."""
+    same = {index: {} for index in range(len(memories))}
+    for first, second, cosine in close_pairs(vectors, SAME_COSINE):
+        if same_fact(facts[first], facts[second], cosine):
+            same[first][second] = same[second][first] = cosine
+    by_words = {}
+    for index, memory in enumerate(memories):
+        by_words.setdefault(fact_key(memory["memory"]), []).append(index)
+    for indexes in by_words.values():  # the same words: more copies than NEIGHBOURS are found too
+        for first in indexes:
+            same[first].update((second, 1.0) for second in indexes if second != first)
+    order = sorted(range(len(memories)), key=lambda index: memories[index]["memory_id"])
+    order.sort(key=lambda index: memories[index].get("updated_at") or "", reverse=True)
+    order.sort(key=lambda index: len(memories[index].get("topics") or []), reverse=True)
+    grouped, groups = set(), []
+    for keep in order:
+        if keep in grouped:
+            continue
+        others = [index for index in order if index not in grouped and index in same[keep]]
+        if not others:
+            continue
+        grouped.update([keep, *others])
+        group = duplicate_group(user_id, [memories[keep], *(memories[index] for index in others)])
+        for other, index in zip(group["remove"], others, strict=True):
+            other["score"] = round(same[keep][index], 3)  # how close in meaning, not in wording
+        groups.append(group)
+    return groups
+
+
 KEEP_RULE = "the one with the most topics, then the most recently updated; the others' topics merged onto it"
 
 
 async def duplicate_groups(server, request):
+    """(groups of memories of one user that state one fact, how many memories were read):
+    by their words (fact_key), or with --by meaning by the same-fact judgement."""
+    if request.by == "meaning":
+        meaning = judgement_model(request)
+        groups = []
+
+        def group(user_id, memories):
+            groups.extend(meaning_duplicate_groups(user_id, memories, *judged_memories(meaning, memories)))
+
+        try:
+            searched = await for_each_user(server, request, "--by meaning", group)
+        finally:
+            meaning.cache.close()
+        return groups, searched
+    return await duplicate_groups_by_words(server, request)
+
+
+async def duplicate_groups_by_words(server, request):
     """(groups of memories of one user that state one fact (fact_key), how many memories were read).
 
     Each memory is kept in a temporary SQLite file under its user and fact, so the
@@ -4030,7 +4523,60 @@ async def list_duplicates(server, request):
     groups, searched = await duplicate_groups(server, request)
     removed = sum(len(group["remove"]) for group in groups)
     meta = {"user_id": request.user_id, "searched": searched, "groups": len(groups), "duplicates": removed}
+    meta["by"] = request.by or "words"
     return Outcome({"data": groups, "meta": meta | date_meta(request) | {"rule": KEEP_RULE}})
+
+
+def newer_first(first, second, memories):
+    """(newer, older) of two indexes into memories: by updated_at, then memory_id, so the order is fixed."""
+    key = lambda index: (memories[index].get("updated_at") or "", memories[index]["memory_id"])  # noqa: E731
+    return (first, second) if key(first) > key(second) else (second, first)
+
+
+def conflict_pairs(user_id, memories, facts, vectors):
+    """The pairs of one user's memories that may disagree, each {user_id, why, closeness,
+    newer, older}: each memory against its closest others (NEIGHBOURS), not every pair.
+    A word of change in the newer ("moved to Madrid") on a subject as far as UPDATE_COSINE
+    counts only toward the memory closest to it ("lives in Lyon"), not toward every memory
+    that far ("works at Shopify"), unless the two are as close as CONTRADICT_COSINE."""
+    found, pairs = [], close_pairs(vectors, UPDATE_COSINE)
+    closest = [0.0] * len(memories)
+    for first, second, cosine in pairs:
+        closest[first], closest[second] = max(closest[first], cosine), max(closest[second], cosine)
+    for first, second, cosine in pairs:
+        newer, older = newer_first(first, second, memories)
+        why = may_contradict(facts[older], facts[newer], cosine)
+        if why == "change" and cosine < CONTRADICT_COSINE and cosine < closest[newer] - 1e-6:
+            continue
+        if why:
+            found.append(
+                {"user_id": user_id, "why": why, "closeness": round(cosine, 3)}
+                | {"newer": memories[newer], "older": memories[older]}
+            )
+    return found
+
+
+async def list_conflicts(server, request):
+    """--conflicts: pairs on one subject that may disagree, the pair with the newest memory first."""
+    request = dataclasses.replace(request, by="meaning")
+    meaning = judgement_model(request)
+    pairs = []
+
+    def judge(user_id, memories):
+        pairs.extend(conflict_pairs(user_id, memories, *judged_memories(meaning, memories)))
+
+    try:
+        searched = await for_each_user(server, request, "--conflicts", judge)
+    finally:
+        meaning.cache.close()
+    pairs.sort(
+        key=lambda pair: (pair["newer"].get("updated_at") or "", pair["older"].get("updated_at") or ""), reverse=True
+    )
+    meta = {"user_id": request.user_id, "searched": searched, "pairs": len(pairs), "by": "meaning"} | date_meta(request)
+    hint = None
+    if pairs:
+        hint = "keep what is true now: --update the older one, or --delete it (--memory-id ID)"
+    return Outcome({"data": pairs, "meta": meta}, hint=hint)
 
 
 async def empty_answer_hint(server, request, user_total=None, looked_for=None):
@@ -4237,43 +4783,71 @@ SIMILAR_SHOWN = 5  # memories listed as similar to a new one
 
 
 async def create_memory(server, request):
-    similar = []
+    similar, may_replace = [], []
     if not request.allow_duplicate:
-        stored, similar = await already_stored(server, request)
+        stored, by, similar, may_replace = await already_stored(server, request)
         if stored is not None:
-            note = f"already stored as {stored['memory_id']}: nothing created (--allow-duplicate creates it anyway)"
-            return Outcome(dict(stored, created=False), note=note)
+            in_other_words = " in other words" if by == "meaning" else ""
+            note = (
+                f"already stored{in_other_words} as {stored['memory_id']}: nothing created "
+                "(--allow-duplicate creates it anyway)"
+            )
+            return Outcome(dict(stored, created=False, by=by), note=note)
     written = await server.writer.apply([Change.create(request.user_id, request.content, request.topics or [])])
+    found = ({"similar": similar} if similar else {}) | ({"may_replace": may_replace} if may_replace else {})
     if written is None:
-        preview = server.writer.preview({"similar": similar} if similar else None)
-        return Outcome(preview, note="dry run: nothing was created")
-    memory = dict(written[0], created=True)
+        return Outcome(server.writer.preview(found or None), note="dry run: nothing was created")
+    memory = dict(written[0], created=True) | found
     hint = None
-    if similar:
-        memory["similar"] = similar
+    if may_replace:
+        replaced = ", ".join(older["memory_id"] for older in may_replace)
+        hint = f"the new memory may replace {replaced}: if so, --delete it (--memory-id ID), or --update it instead"
+    elif similar:
         hint = f"if the new memory replaces one of these, --update that one instead and --delete {memory['memory_id']}"
     return Outcome(memory, note=f"created memory of user {request.user_id}", hint=hint)
 
 
+SIMILAR_JUDGED = 10  # the closest memories --create judges by meaning: a reworded fact ranks among them
+
+
 async def already_stored(server, request):
-    """(the user's memory that states the new content's fact already, or None; the memories
-    closest to it, as --find ranks them). One walk over the user's memories does both."""
+    """(the user's memory that states the new content's fact already, or None; "words" or
+    "meaning": what found it; the memories closest to it, as --find ranks them; those it
+    may replace). One walk over the user's memories does it all: the same words are
+    looked for in every memory, the same fact in other words among the closest ones."""
     key = fact_key(request.content)
     stored = []
 
-    def same_fact(memories):
+    def same_words(memories):
         stored.extend(memory for memory in memories if fact_key(memory["memory"]) == key)
 
-    asking = dataclasses.replace(request, query=request.content, limit=SIMILAR_SHOWN, topics=None)
-    found, _ = await rank_memories(server, asking, watch=same_fact)
+    asking = dataclasses.replace(request, query=request.content, limit=SIMILAR_JUDGED, topics=None)
+    found, _, meaning = await rank_memories(server, asking, watch=same_words)
     if stored:
-        return max(stored, key=lambda memory: memory.get("updated_at") or ""), []
-    similar = [
-        {name: memory[name] for name in ("memory_id", "memory", "topics", "updated_at", "score")}
-        for memory in found["data"]
-        if memory["match"]
+        return max(stored, key=lambda memory: memory.get("updated_at") or ""), "words", [], []
+    fields = ("memory_id", "memory", "topics", "updated_at", "score")
+    closest = [{name: memory[name] for name in fields} for memory in found["data"]]
+    similar = [memory for memory, full in zip(closest, found["data"], strict=True) if full["match"]][:SIMILAR_SHOWN]
+    if not meaning or not closest:
+        return None, "words", similar, []
+    facts, vectors = judged_texts(meaning.embedder, [request.content] + [memory["memory"] for memory in closest])
+    cosines = (vectors[1:] @ vectors[0]).tolist()
+    same = [
+        (cosine, memory)
+        for memory, fact, cosine in zip(found["data"], facts[1:], cosines, strict=True)
+        if same_fact(fact, facts[0], cosine)
     ]
-    return None, similar
+    if same:
+        stored = max(same, key=lambda pair: pair[0])[1]
+        return {name: value for name, value in stored.items() if name not in ("score", "match")}, "meaning", [], []
+    may_replace, nearest = [], max(cosines)
+    for memory, fact, cosine in zip(closest, facts[1:], cosines, strict=True):
+        why = may_contradict(fact, facts[0], cosine)
+        if why == "change" and cosine < CONTRADICT_COSINE and cosine < nearest - 1e-6:
+            continue  # a word of change updates the memory closest to it, not every one that far (conflict_pairs())
+        if why:
+            may_replace.append({name: memory[name] for name in ("memory_id", "memory", "updated_at")} | {"why": why})
+    return None, "meaning", similar, may_replace
 
 
 async def update_memory(server, request):
@@ -4447,6 +5021,7 @@ async def dedupe(server, request):
     groups, searched = await duplicate_groups(server, request)
     removed = [memory for group in groups for memory in group["remove"]]
     meta = {"user_id": request.user_id, "searched": searched, "groups": len(groups), "duplicates": len(removed)}
+    meta["by"] = request.by or "words"
     meta |= date_meta(request) | {"rule": KEEP_RULE}
     if not groups:
         return Outcome({"data": groups, "meta": meta, "dry_run": request.dry_run})
@@ -5864,6 +6439,8 @@ def format_memory(memory, show_user=False):
             header.append(f"{name.split('_')[0]} {shown(memory[name])}")
     if memory.get("topics"):
         header.append("topics: " + ", ".join(shown(topic) for topic in memory["topics"]))
+    if memory.get("may_be_replaced_by"):
+        header.append(f"older; may be replaced by {shown(memory['may_be_replaced_by'])}")
     # Every line of the text is indented, so none can pass for the header of a memory.
     return "\n".join(["  ".join(header)] + ["  " + line for line in text_lines(shown_text(memory["memory"]))])
 
@@ -5995,7 +6572,8 @@ def render_duplicates(request, outcome):
     outcome_words = (
         f"removed {count}" if done else f"would remove {count}" if request.action.name == "dedupe" else count
     )
-    yield f"{plural(meta['groups'], 'fact')} stored more than once among {searched}: {outcome_words}"
+    by = " (same fact in other words too)" if meta.get("by") == "meaning" else ""
+    yield f"{plural(meta['groups'], 'fact')} stored more than once among {searched}{by}: {outcome_words}"
     yield f"kept: {meta['rule']}"
     for group in groups:
         yield ""
@@ -6003,7 +6581,8 @@ def render_duplicates(request, outcome):
         if group["topics"] != (group["keep"].get("topics") or []):
             yield "  topics after merging: " + ", ".join(shown(topic) for topic in group["topics"])
         for other in group["remove"]:
-            same = "exact copy" if other["exact"] else f"same fact, worded {other['score']:.2f} alike"
+            alike = "close in meaning" if meta.get("by") == "meaning" else "worded alike"
+            same = "exact copy" if other["exact"] else f"same fact, {other['score']:.2f} {alike}"
             yield f"  {'removed' if done else 'remove'} {shown(other['memory_id'])} ({same}): {shown_text(other['memory'])}"
     if request.action.name == "duplicates":
         yield ""
@@ -6011,6 +6590,34 @@ def render_duplicates(request, outcome):
     if outcome.data.get("dry_run"):
         yield ""
         yield from render_changes(outcome.data)
+
+
+# What each reason of may_contradict() says to a person.
+CONFLICT_REASONS = {
+    "change": "the newer one says something changed",
+    "negation": "one denies what the other states",
+    "number": "other numbers",
+    "name": "another name or place",
+    "value": "another value in the same words",
+}
+
+
+def render_conflicts(request, outcome):
+    pairs, meta = outcome.data["data"], outcome.data["meta"]
+    whose = f"user {request.user_id}" if request.user_id else "all users"
+    window = f" {describe_filters(request)}" if describe_filters(request) else ""
+    searched = f"{plural(meta['searched'], 'memory')} of {whose}{window}"
+    if not pairs:
+        yield f"no memories that may disagree among {searched}"
+        return
+    yield f"{plural(len(pairs), 'pair')} of memories that may disagree among {searched}, newest first:"
+    for pair in pairs:
+        yield ""
+        yield f"{CONFLICT_REASONS.get(pair['why'], pair['why'])}:"
+        for side in ("newer", "older"):
+            header, *text = format_memory(pair[side], show_user=request.user_id is None).splitlines()
+            yield f"  {side} {header}"
+            yield from (f"  {line}" for line in text)
 
 
 def render_stats(request, outcome):
@@ -6297,8 +6904,8 @@ def render_memory(request, outcome):
     """show, create and update: the memory, under what was done to it (the outcome's note);
     after an update, what it held before; after a create, the memories much like it."""
     if outcome.data.get("dry_run"):
-        return "\n".join(render_changes(outcome.data))
-    shown_memory = format_memory(outcome.data)
+        return "\n".join(render_changes(outcome.data)) + may_replace_text(outcome.data)
+    shown_memory = format_memory(outcome.data) + may_replace_text(outcome.data)
     if outcome.data.get("similar"):
         similar = [format_memory(memory) for memory in outcome.data["similar"]]
         shown_memory += "\n\nsimilar memories already stored:\n\n" + "\n\n".join(similar)
@@ -6308,6 +6915,17 @@ def render_memory(request, outcome):
         was.append("  topics: " + (", ".join(shown(topic) for topic in before["topics"]) or "(none)"))
         shown_memory = f"{shown_memory}\n\nbefore:\n" + "\n".join(was)
     return f"{outcome.note}\n\n{shown_memory}" if outcome.note else shown_memory
+
+
+def may_replace_text(created):
+    """After a create (or its dry run): the memories it may contradict, each with why."""
+    if not created.get("may_replace"):
+        return ""
+    older = [
+        f"{format_memory(memory)}\n  ({CONFLICT_REASONS.get(memory['why'], memory['why'])})"
+        for memory in created["may_replace"]
+    ]
+    return "\n\nit may replace (on the same subject, and may disagree):\n\n" + "\n\n".join(older)
 
 
 def render_export(request, outcome):
@@ -6507,16 +7125,25 @@ ACTIONS = {
         Action(
             "duplicates", "--duplicates",
             {"action": "store_true", "help": "groups of memories that state one fact (same words, ignoring case, "
-             "punctuation and filler), per user: --user-id's, else every user's; and which one --dedupe keeps"},
-            options=FILTERS, needs_user=False, scopes=READ, topics="filter",
+             "punctuation and filler; --by meaning: in other words too), per user: --user-id's, else every user's; "
+             "and which one --dedupe keeps"},
+            options=FILTERS | {"--by"}, needs_user=False, scopes=READ, topics="filter",
             operation=list_duplicates, render=render_duplicates,
+        ),
+        Action(
+            "conflicts", "--conflicts",
+            {"action": "store_true", "help": "pairs of a user's memories on one subject that may disagree (a "
+             "negation, another value, a word of change), newest first, each saying which is newer; those of "
+             "--user-id, else of every user (by meaning: loads the model)"},
+            options=FILTERS, needs_user=False, scopes=READ, topics="filter",
+            operation=list_conflicts, render=render_conflicts,
         ),
         Action(
             "dedupe", "--dedupe",
             {"action": "store_true", "help": "delete the duplicates --duplicates lists (needs --yes; --dry-run "
              "lists them), merging their topics onto the memory kept; journaled, so --undo takes it back"},
-            options=FILTERS | {"--all-users", "--yes", "--dry-run", "--concurrency", "--no-journal"}, needs_user=True,
-            scopes=ALL_SCOPES, topics="filter", journaled=True,
+            options=FILTERS | {"--all-users", "--by", "--yes", "--dry-run", "--concurrency", "--no-journal"},
+            needs_user=True, scopes=ALL_SCOPES, topics="filter", journaled=True,
             operation=dedupe, render=render_duplicates,
         ),
         Action(

@@ -394,6 +394,8 @@ def show_create_update(run):
         run(*user, "--create", "Plays the cello"),
         run(*user, "--create", "plays the cello!"),  # the same fact: nothing created
         run(*user, "--create", "Plays the viola"),  # much like the cello: similar
+        run(*user, "--create", "Doesn't play the cello anymore"),  # may replace the cello
+        run(*user, "--create", "Is a cello player"),  # the same fact in other words
         run(*user, "--memory-id", memory_id, "--update", "Prefers light mode"),
         run(*user, "--memory-id", memory_id, "--topics", "ui,theme"),
     ]
@@ -421,8 +423,21 @@ def find(run):
 def duplicates(run):
     run.seed("Lives in Berlin", ["home"])
     run.seed("lives in berlin.")
+    run.seed("Drinks his coffee black")
+    run.seed("Takes his coffee without milk or sugar")
     user = ("--user-id", run.user)
-    return [run(*user, "--duplicates"), run(*user, "--dedupe", "--dry-run"), run(*user, "--dedupe", "--yes")]
+    return [
+        run(*user, "--duplicates"),
+        run(*user, "--duplicates", "--by", "meaning"),
+        run(*user, "--dedupe", "--by", "meaning", "--dry-run"),
+        run(*user, "--dedupe", "--yes"),
+    ]
+
+
+def conflicts(run):
+    run.seed("Lives in Lyon")
+    run.seed("Moved to Madrid and now lives there")
+    return [run("--user-id", run.user, "--conflicts"), run("--conflicts", "--user-id", run.user, "--since", "1d")]
 
 
 def deletes(run):
@@ -489,6 +504,7 @@ RUNS = {
     "`--stats`": stats,
     "`--find`": find,
     "`--duplicates`, `--dedupe`": duplicates,
+    "`--conflicts`": conflicts,
     "every delete: `--delete`, `--delete-all`": deletes,
     "`--add-topics`, `--remove-topics`": topics,
     "`--move-to`": move,

@@ -54,11 +54,12 @@ def test_a_near_duplicate_is_not_stored(cli, agentos, user):
     assert [memory["memory"] for memory in agentos.memories(user)] == ["Tom prefers dark mode"]
 
 
-def test_a_contradiction_is_stored_and_the_old_memory_listed_as_similar(cli, agentos, user):
+def test_a_contradiction_is_stored_and_the_old_memory_named_as_one_it_may_replace(cli, agentos, user):
     dark = create(cli, user, "Tom prefers dark mode")
     light = create(cli, user, "Tom prefers light mode")
     assert light["created"] is True and [memory["memory_id"] for memory in light["similar"]] == [dark["memory_id"]]
-    assert "--update that one instead" in light["hint"] and len(agentos.memories(user)) == 2
+    assert [(older["memory_id"], older["why"]) for older in light["may_replace"]] == [(dark["memory_id"], "value")]
+    assert f"may replace {dark['memory_id']}" in light["hint"] and len(agentos.memories(user)) == 2
 
 
 def test_allow_duplicate_stores_it_anyway(cli, agentos, user):
