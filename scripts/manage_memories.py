@@ -4572,11 +4572,14 @@ async def list_conflicts(server, request):
     pairs.sort(
         key=lambda pair: (pair["newer"].get("updated_at") or "", pair["older"].get("updated_at") or ""), reverse=True
     )
-    meta = {"user_id": request.user_id, "searched": searched, "pairs": len(pairs), "by": "meaning"} | date_meta(request)
+    shown = pairs[: request.limit]
+    meta = {"user_id": request.user_id, "searched": searched, "pairs": len(pairs), "shown": len(shown), "by": "meaning"}
     hint = None
-    if pairs:
+    if len(shown) < len(pairs):
+        hint = f"{len(pairs) - len(shown)} older pairs not shown: --limit {min(len(pairs), MAX_LIMIT)} for more"
+    elif pairs:
         hint = "keep what is true now: --update the older one, or --delete it (--memory-id ID)"
-    return Outcome({"data": pairs, "meta": meta}, hint=hint)
+    return Outcome({"data": shown, "meta": meta | date_meta(request)}, hint=hint)
 
 
 async def empty_answer_hint(server, request, user_total=None, looked_for=None):
@@ -6610,7 +6613,8 @@ def render_conflicts(request, outcome):
     if not pairs:
         yield f"no memories that may disagree among {searched}"
         return
-    yield f"{plural(len(pairs), 'pair')} of memories that may disagree among {searched}, newest first:"
+    first = f" (the newest {len(pairs)} shown)" if meta["shown"] < meta["pairs"] else ""
+    yield f"{plural(meta['pairs'], 'pair')} of memories that may disagree among {searched}, newest first{first}:"
     for pair in pairs:
         yield ""
         yield f"{CONFLICT_REASONS.get(pair['why'], pair['why'])}:"
@@ -7135,7 +7139,7 @@ ACTIONS = {
             {"action": "store_true", "help": "pairs of a user's memories on one subject that may disagree (a "
              "negation, another value, a word of change), newest first, each saying which is newer; those of "
              "--user-id, else of every user (by meaning: loads the model)"},
-            options=FILTERS, needs_user=False, scopes=READ, topics="filter",
+            options=FILTERS | {"--limit"}, needs_user=False, scopes=READ, topics="filter",
             operation=list_conflicts, render=render_conflicts,
         ),
         Action(

@@ -259,3 +259,26 @@ def test_a_comparison_by_meaning_without_the_model_fails_in_one_line_before_read
     assert answer.code == 1
     assert json.loads(answer.stderr)["error"]["type"] == "model" and len(answer.stderr.splitlines()) == 1
     assert not [line for line in server.requests()[sent:] if line.startswith(("GET /memories", "DELETE", "PATCH"))]
+
+
+def test_conflicts_shows_up_to_limit_pairs_and_says_how_many_there_are(server, env, user):
+    seed_aged(
+        server,
+        user,
+        [
+            ("Lives in Lyon", 90, []),
+            ("Moved to Madrid and now lives there", 3, []),
+            ("Prefers dark mode in every editor", 80, []),
+            ("Prefers light mode in every editor", 2, []),
+            ("Plays tennis on weekends", 70, []),
+            ("No longer plays tennis on weekends", 1, []),
+        ],
+    )
+    every = run(server, env, "--user-id", user, "--conflicts", "--json")
+    assert every.code == 0, every.stderr
+    assert every.json()["meta"]["pairs"] == every.json()["meta"]["shown"] == 3
+
+    first = run(server, env, "--user-id", user, "--conflicts", "--limit", "1", "--json")
+    assert first.json()["meta"] | {"pairs": 3, "shown": 1} == first.json()["meta"]
+    assert first.json()["data"][0]["newer"]["memory"] == "No longer plays tennis on weekends"
+    assert first.json()["hint"].startswith("2 older pairs not shown: --limit 3")
