@@ -3893,16 +3893,18 @@ class Fact:
         )
 
 
-def fact_text(fact, own_name):
-    """What the model reads of a memory: without 'the user', and without the name it starts
-    with when that is the user's own (own_name). Memories that all start with the user's
-    name ('Ken drinks green tea', 'Ken drinks orange juice') score 0.2-0.3 closer for the
-    name alone, and whom a fact is about is the rules' business. Another name stays:
+def fact_text(fact, own_name, user_id=None):
+    """What the model reads of a memory: without 'the user', without the name it starts
+    with when that is the user's own (own_name), and without the words of the user's id.
+    Memories that all name the user ('Ken drinks green tea', 'Ken drinks orange juice';
+    'alice likes tea', 'alice prefers dark mode' for user alice) score 0.2-0.3 closer for
+    the name alone, and whom a fact is about is the rules' business. Another name stays:
     'Biscuit is the user's dog' is about Biscuit."""
     text = fact.text
     if own_name and fact.subject == own_name and not persons_in(own_name):
         text = re.sub(r"^\s*\w+(?:['\u2019]s)?\s+", "", text)
-    return re.sub(r"^\s*(?:the\s+)?users?(?:['\u2019]s)?\s+", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"^\s*(?:the\s+)?users?(?:['\u2019]s)?\s+", "", text, flags=re.IGNORECASE)
+    return meaning_query(text, subject_words(user_id)) if user_id else text
 
 
 def own_name(facts):
@@ -4269,37 +4271,40 @@ async def rank_memories(server, request, watch=None):
 
 
 def flag_older(meaning, found):
-    """Among the matches shown, one that a newer match may replace (the --conflicts
-    judgement) is marked may_be_replaced_by, and the newer moves up to just above it:
-    "Where does Ken live?" answers Madrid first and flags Lyon."""
-    matches = [memory for memory in found if memory["match"]]
-    if len(matches) < 2:
-        return
-    facts, vectors = judged_texts(meaning.embedder, [memory["memory"] for memory in matches])
-    cosines = vectors @ vectors.T
-    for first in range(len(matches)):
-        for second in range(first + 1, len(matches)):
-            newer, older = newer_first(first, second, matches)
-            if matches[newer].get("updated_at") == matches[older].get("updated_at"):
-                continue  # neither is newer
-            if may_contradict(facts[older], facts[newer], float(cosines[first, second])):
-                matches[older].setdefault("may_be_replaced_by", matches[newer]["memory_id"])
-    for memory in matches:
-        replacing = memory.get("may_be_replaced_by")
-        newer = next((other for other in found if other["memory_id"] == replacing), None)
+    """Among the matches shown, one that a newer match of the same user may replace (the
+    --conflicts judgement) is marked may_be_replaced_by, and the newer moves up to just
+    above it: "Where does Ken live?" answers Madrid first and flags Lyon."""
+    by_user = {}
+    for memory in found:
+        if memory["match"]:
+            by_user.setdefault(memory.get("user_id"), []).append(memory)
+    for user_id, matches in by_user.items():
+        if len(matches) < 2:
+            continue
+        facts, vectors = judged_texts(meaning.embedder, [memory["memory"] for memory in matches], user_id)
+        cosines = vectors @ vectors.T
+        for first in range(len(matches)):
+            for second in range(first + 1, len(matches)):
+                newer, older = newer_first(first, second, matches)
+                if matches[newer].get("updated_at") == matches[older].get("updated_at"):
+                    continue  # neither is newer
+                if may_contradict(facts[older], facts[newer], float(cosines[first, second])):
+                    matches[older].setdefault("may_be_replaced_by", matches[newer]["memory_id"])
+    for memory in list(found):
+        newer = next((other for other in found if other["memory_id"] == memory.get("may_be_replaced_by")), None)
         if newer and found.index(newer) > found.index(memory):
             found.remove(newer)
             found.insert(found.index(memory), newer)
 
 
-def judged_texts(embedder, texts):
-    """(Facts, unit vectors) of a few texts, embedded now (no cache: a handful of texts)."""
+def judged_texts(embedder, texts, user_id):
+    """(Facts, unit vectors) of a few texts of one user, embedded now (no cache: a handful)."""
     import Stemmer
 
     stem = Stemmer.Stemmer("english").stemWord
     facts = [Fact.of(text, stem) for text in texts]
     name = own_name(facts)
-    return facts, embedder.embed([fact_text(fact, name) for fact in facts])
+    return facts, embedder.embed([fact_text(fact, name, user_id) for fact in facts])
 
 
 async def meaning_for(server, request, subject=frozenset()):
@@ -4372,7 +4377,8 @@ def judged_memories(meaning, memories):
     stem = Stemmer.Stemmer("english").stemWord
     facts = [Fact.of(memory["memory"], stem) for memory in memories]
     name = own_name(facts)
-    return facts, meaning.vectors(memories, [fact_text(fact, name) for fact in facts])
+    user_id = memories[0]["user_id"] if memories else None
+    return facts, meaning.vectors(memories, [fact_text(fact, name, user_id) for fact in facts])
 
 
 async def for_each_user(server, request, purpose, per_user):
@@ -4833,7 +4839,8 @@ async def already_stored(server, request):
     similar = [memory for memory, full in zip(closest, found["data"], strict=True) if full["match"]][:SIMILAR_SHOWN]
     if not meaning or not closest:
         return None, "words", similar, []
-    facts, vectors = judged_texts(meaning.embedder, [request.content] + [memory["memory"] for memory in closest])
+    texts = [request.content] + [memory["memory"] for memory in closest]
+    facts, vectors = judged_texts(meaning.embedder, texts, request.user_id)
     cosines = (vectors[1:] @ vectors[0]).tolist()
     same = [
         (cosine, memory)

@@ -83,7 +83,7 @@ class InProcess:
         argv = ["--find", question.query, "--user-id", question.user, "--json", "--limit", str(limit)]
         argv += ["--by", "meaning"]
         request = manage_memories.validate(manage_memories.build_parser().parse_args(argv), self.environ, True)
-        result, why_words = asyncio.run(manage_memories.rank_memories(None, request))
+        result, why_words, _ = asyncio.run(manage_memories.rank_memories(None, request))
         if why_words or result["meta"]["ranked_by"] != "words+meaning":
             raise SystemExit(f"--find ranked by words only: {why_words}")
         return result["data"], result["meta"]["matched"]
