@@ -3160,6 +3160,7 @@ async def delete_batch(server, memory_ids, user_id):
 
 MODEL_TOKENS = 128  # what the model was trained on; longer memories are cut there
 EMBED_BATCH = 32  # texts a run of the model, sorted by length so little is padding
+EMBED_SLICE = 1024  # memories embedded between two moves of the progress bar
 EMBED_SECONDS = 0.0008  # what embedding one memory takes, about, for the hint when MEANING_LIMIT is passed
 # all-MiniLM-L6-v2's cosines, as measured on the ranking set's tuning part
 # (tests/ranking_set.py): a question and an unrelated memory give about 0.1, but 0.5
@@ -4370,19 +4371,25 @@ def judgement_model(request):
     return Meaning(embedder, cache)
 
 
-def judged_memories(meaning, memories):
-    """(Facts, unit vectors) of one user's memories, as the judgement reads them."""
+def judged_memories(meaning, memories, progress):
+    """(Facts, unit vectors) of one user's memories, as the judgement reads them; embedded
+    a slice at a time, so that the bar moves while 20,000 memories take half a minute."""
     import Stemmer
 
     stem = Stemmer.Stemmer("english").stemWord
     facts = [Fact.of(memory["memory"], stem) for memory in memories]
     name = own_name(facts)
     user_id = memories[0]["user_id"] if memories else None
-    return facts, meaning.vectors(memories, [fact_text(fact, name, user_id) for fact in facts])
+    texts = [fact_text(fact, name, user_id) for fact in facts]
+    vectors = []
+    for start in range(0, len(memories), EMBED_SLICE):
+        vectors.append(meaning.vectors(memories[start : start + EMBED_SLICE], texts[start : start + EMBED_SLICE]))
+        progress.advance(len(vectors[-1]))
+    return facts, meaning.numpy.concatenate(vectors) if vectors else meaning.numpy.zeros((0, 1), "float32")
 
 
 async def for_each_user(server, request, purpose, per_user):
-    """per_user(user_id, memories) for each user the filters reach, one user in memory at a
+    """per_user(user_id, memories, progress) for each user the filters reach, one user in memory at a
     time (the walk goes in memory_id order across users, so rows wait in a scratch file);
     how many memories were read. A user past MEANING_USER_MAX fails the action before
     anything is compared."""
@@ -4411,9 +4418,14 @@ async def for_each_user(server, request, purpose, per_user):
                     kind="too_large",
                     hint="narrow it with --topics, --agent-id, --since or --until",
                 )
-        for user_id, _ in counts:
-            rows = db.execute("SELECT memory FROM rows WHERE user_id = ?", (user_id,))
-            per_user(user_id, [orjson.loads(memory) for (memory,) in rows])
+        progress = Progress.for_request("comparing", request)
+        progress.start(walk.kept)
+        try:
+            for user_id, _ in counts:
+                rows = db.execute("SELECT memory FROM rows WHERE user_id = ?", (user_id,))
+                per_user(user_id, [orjson.loads(memory) for (memory,) in rows], progress)
+        finally:
+            progress.stop()
         return walk.kept
 
 
@@ -4459,8 +4471,8 @@ async def duplicate_groups(server, request):
         meaning = judgement_model(request)
         groups = []
 
-        def group(user_id, memories):
-            groups.extend(meaning_duplicate_groups(user_id, memories, *judged_memories(meaning, memories)))
+        def group(user_id, memories, progress):
+            groups.extend(meaning_duplicate_groups(user_id, memories, *judged_memories(meaning, memories, progress)))
 
         try:
             searched = await for_each_user(server, request, "--by meaning", group)
@@ -4568,8 +4580,8 @@ async def list_conflicts(server, request):
     meaning = judgement_model(request)
     pairs = []
 
-    def judge(user_id, memories):
-        pairs.extend(conflict_pairs(user_id, memories, *judged_memories(meaning, memories)))
+    def judge(user_id, memories, progress):
+        pairs.extend(conflict_pairs(user_id, memories, *judged_memories(meaning, memories, progress)))
 
     try:
         searched = await for_each_user(server, request, "--conflicts", judge)
