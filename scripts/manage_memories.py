@@ -3802,6 +3802,7 @@ CONTRADICT_COSINE = 0.4
 # tuning: an update says so ("moved to Madrid") yet scores as low as 0.19 against what it
 # replaces ("his manager is Priya"/"reports to Daniel now")
 UPDATE_COSINE = 0.15
+PAIR_BLOCK = 128  # rows of the cosine matrix held at once
 NEIGHBOURS = 10  # the closest others each memory is judged against: pairs grow with memories, not their square
 MEANING_USER_MAX = 100_000  # one user's memories held at once to be compared by meaning (about 200 MB)
 
@@ -3848,22 +3849,24 @@ NUMBER_PATTERN = re.compile(r"(\d[\d,]*(?:\.\d+)?)(?::(\d\d))?")
 NAME_PATTERN = re.compile(r"[^\W\d_][\w'\u2019-]*")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fact:
-    """What the judgement reads of one memory, worked out once: a pair costs set lookups."""
+    """What the judgement reads of one memory, worked out once: a pair costs lookups in a
+    few short tuples (sorted, so two are equal when their words are; a tuple of a few
+    words takes a fifth of a frozenset's room, and 100,000 memories are held at once)."""
 
     text: str
     subject: str | None  # whom it is about when it starts with a name ("ken"), else None
     names: tuple  # (name, its stem) of its names and places, the subject's included
-    persons: frozenset  # relations it names: son, wife, parents ...
-    numbers: frozenset
-    denied: frozenset  # stems a negation denies ("doesn't eat meat": eat, meat)
-    stated: frozenset  # stems stated without one
-    stems: frozenset  # every word's stem
-    acronyms: frozenset  # what its runs of capitalized words stand for
+    persons: tuple  # relations it names: son, wife, parents ...
+    numbers: tuple
+    denied: tuple  # stems a negation denies ("doesn't eat meat": eat, meat)
+    stated: tuple  # stems stated without one
+    stems: tuple  # every word's stem
+    acronyms: tuple  # what its runs of capitalized words stand for
     predicate: str | None  # the first word saying what is stated
     rest: tuple  # the words after it that may hold a value
-    changes: frozenset  # its words of change
+    changes: bool  # it holds a word of change
 
     @classmethod
     def of(cls, text, stem):
@@ -3882,15 +3885,15 @@ class Fact:
             text=text,
             subject=subject,
             names=tuple((name, stem(name)) for name in sorted(found)),
-            persons=frozenset(persons_in(text)),
-            numbers=frozenset(numbers_in(text)),
-            denied=frozenset(denied),
-            stated=frozenset(stated),
-            stems=frozenset(stem(word) for word in every_word),
-            acronyms=frozenset(acronyms_in(text)),
+            persons=tuple(sorted(persons_in(text))),
+            numbers=tuple(sorted(numbers_in(text))),
+            denied=tuple(sorted(denied)),
+            stated=tuple(sorted(stated)),
+            stems=tuple(sorted({stem(word) for word in every_word})),
+            acronyms=tuple(sorted(acronyms_in(text))),
             predicate=stem(predicate) if predicate else None,
             rest=rest,
-            changes=CHANGES.intersection(every_word),
+            changes=not CHANGES.isdisjoint(every_word),
         )
 
 
@@ -4021,15 +4024,19 @@ def differences(first, second):
         why.append("negation")
     if first.numbers and second.numbers and first.numbers != second.numbers:
         why.append("number")
-    first_names = {name for name, stemmed in first.names if not stem_matches(stemmed, second.stems)} - second.acronyms
-    second_names = {name for name, stemmed in second.names if not stem_matches(stemmed, first.stems)} - first.acronyms
+    first_names = [
+        name for name, stemmed in first.names if not stem_matches(stemmed, second.stems) and name not in second.acronyms
+    ]
+    second_names = [
+        name for name, stemmed in second.names if not stem_matches(stemmed, first.stems) and name not in first.acronyms
+    ]
     if first.persons != second.persons or (first.subject and second.subject and first.subject != second.subject):
         why.append("person")
     elif first_names and second_names:
         why.append("name")
     if swapped(first, second):
         why.append("value")
-    if bool(first.changes) != bool(second.changes):
+    if first.changes != second.changes:
         why.append("change")
     return why
 
@@ -4067,28 +4074,35 @@ def may_contradict(older, newer, cosine):
 
 
 def close_pairs(vectors, threshold, neighbours=NEIGHBOURS):
-    """(i, j, cosine) with i < j, for each memory's `neighbours` closest others at or above
+    """Yield (i, j, cosine) with i < j, for each memory's `neighbours` closest others at or above
     threshold, each pair once: read in blocks, so 20,000 memories never make a 20,000 x
-    20,000 matrix (1.6 GB), only 512 rows of it at a time."""
+    20,000 matrix (1.6 GB), only PAIR_BLOCK rows of it at a time (10 MB, and 20 MB of the
+    indexes that argpartition returns for every column); the pairs wait as arrays (20
+    bytes each; as Python tuples in a dict, 190,000 pairs took 140 MB, measured)."""
     import numpy
 
     count = len(vectors)
-    found = {}
-    for start in range(0, count, 512):
-        block = vectors[start : start + 512] @ vectors.T
+    take = min(neighbours, count - 1)
+    firsts, seconds, cosines = [], [], []
+    for start in range(0, count if take > 0 else 0, PAIR_BLOCK):
+        block = vectors[start : start + PAIR_BLOCK] @ vectors.T
         rows = numpy.arange(block.shape[0])
         block[rows, rows + start] = -2  # a memory is not its own neighbour
-        take = min(neighbours, count - 1)
-        if take <= 0:
-            break
-        nearest = numpy.argpartition(-block, take - 1, axis=1)[:, :take]
-        for row, columns in enumerate(nearest):
-            first = start + row
-            for column in columns.tolist():
-                cosine = float(block[row, column])
-                if cosine >= threshold:
-                    found[(min(first, column), max(first, column))] = cosine
-    return [(first, second, cosine) for (first, second), cosine in sorted(found.items())]
+        nearest = numpy.argpartition(block, count - take, axis=1)[:, count - take :]
+        closeness = numpy.take_along_axis(block, nearest, axis=1)
+        kept = closeness >= threshold
+        row_of = numpy.broadcast_to((rows + start)[:, None], nearest.shape)[kept]
+        firsts.append(numpy.minimum(row_of, nearest[kept]))
+        seconds.append(numpy.maximum(row_of, nearest[kept]))
+        cosines.append(closeness[kept])
+    if not firsts:
+        return
+    first, second, cosine = (numpy.concatenate(parts) for parts in (firsts, seconds, cosines))
+    _, once = numpy.unique(first.astype(numpy.int64) * count + second, return_index=True)  # sorted, each pair once
+    first, second, cosine = first[once], second[once], cosine[once].astype(numpy.float64)
+    for start in range(0, len(once), 4096):  # as Python numbers a slice at a time
+        part = slice(start, start + 4096)
+        yield from zip(first[part].tolist(), second[part].tolist(), cosine[part].tolist())
 
 
 # === operations that read =====================================================
@@ -4446,11 +4460,12 @@ def meaning_duplicate_groups(user_id, memories, facts, vectors):
     order = sorted(range(len(memories)), key=lambda index: memories[index]["memory_id"])
     order.sort(key=lambda index: memories[index].get("updated_at") or "", reverse=True)
     order.sort(key=lambda index: len(memories[index].get("topics") or []), reverse=True)
+    position = {index: rank for rank, index in enumerate(order)}
     grouped, groups = set(), []
     for keep in order:
         if keep in grouped:
             continue
-        others = [index for index in order if index not in grouped and index in same[keep]]
+        others = sorted((index for index in same[keep] if index not in grouped), key=position.__getitem__)
         if not others:
             continue
         grouped.update([keep, *others])
@@ -4557,11 +4572,11 @@ def conflict_pairs(user_id, memories, facts, vectors):
     A word of change in the newer ("moved to Madrid") on a subject as far as UPDATE_COSINE
     counts only toward the memory closest to it ("lives in Lyon"), not toward every memory
     that far ("works at Shopify"), unless the two are as close as CONTRADICT_COSINE."""
-    found, pairs = [], close_pairs(vectors, UPDATE_COSINE)
+    found = []
     closest = [0.0] * len(memories)
-    for first, second, cosine in pairs:
+    for first, second, cosine in close_pairs(vectors, UPDATE_COSINE):
         closest[first], closest[second] = max(closest[first], cosine), max(closest[second], cosine)
-    for first, second, cosine in pairs:
+    for first, second, cosine in close_pairs(vectors, UPDATE_COSINE):
         newer, older = newer_first(first, second, memories)
         why = may_contradict(facts[older], facts[newer], cosine)
         if why == "change" and cosine < CONTRADICT_COSINE and cosine < closest[newer] - 1e-6:
