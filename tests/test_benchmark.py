@@ -78,3 +78,12 @@ def test_the_ranking_benchmark_prints_recall_for_each_part_and_mode():
     assert run.returncode == 0, run.stderr
     modes = [line.split(" | ")[2] for line in run.stdout.splitlines() if line.startswith(("| tuning", "| held out"))]
     assert modes == ["words", "meaning", "hybrid"] * 2
+
+
+def test_the_same_fact_scale_benchmark_runs_end_to_end_on_a_small_server():
+    command = [sys.executable, "tests/benchmarks/same_fact_scale.py", "--size", "300", "--rounds", "1"]
+    run = subprocess.run(command, cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and " s (" in line]
+    assert [row.split(". ")[0] for row in rows] == ["| a", "| b", "| c", "| d", "| e"]
+    assert "searched 30" in rows[0] and "pairs" in rows[3]
