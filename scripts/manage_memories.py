@@ -4402,6 +4402,23 @@ def judged_memories(meaning, memories, progress):
     return facts, meaning.numpy.concatenate(vectors) if vectors else meaning.numpy.zeros((0, 1), "float32")
 
 
+async def judged_by_meaning(server, request, purpose, judge):
+    """(what judge(user_id, memories, facts, vectors) returned for each user the filters
+    reach, joined; how many memories were read): the model loaded first, so that a
+    missing one fails before anything is read."""
+    meaning = judgement_model(request)
+    found = []
+
+    def per_user(user_id, memories, progress):
+        found.extend(judge(user_id, memories, *judged_memories(meaning, memories, progress)))
+
+    try:
+        searched = await for_each_user(server, request, purpose, per_user)
+    finally:
+        meaning.cache.close()
+    return found, searched
+
+
 async def for_each_user(server, request, purpose, per_user):
     """per_user(user_id, memories, progress) for each user the filters reach, one user in memory at a
     time (the walk goes in memory_id order across users, so rows wait in a scratch file);
@@ -4483,17 +4500,7 @@ async def duplicate_groups(server, request):
     """(groups of memories of one user that state one fact, how many memories were read):
     by their words (fact_key), or with --by meaning by the same-fact judgement."""
     if request.by == "meaning":
-        meaning = judgement_model(request)
-        groups = []
-
-        def group(user_id, memories, progress):
-            groups.extend(meaning_duplicate_groups(user_id, memories, *judged_memories(meaning, memories, progress)))
-
-        try:
-            searched = await for_each_user(server, request, "--by meaning", group)
-        finally:
-            meaning.cache.close()
-        return groups, searched
+        return await judged_by_meaning(server, request, "--by meaning", meaning_duplicate_groups)
     return await duplicate_groups_by_words(server, request)
 
 
@@ -4592,16 +4599,7 @@ def conflict_pairs(user_id, memories, facts, vectors):
 async def list_conflicts(server, request):
     """--conflicts: pairs on one subject that may disagree, the pair with the newest memory first."""
     request = dataclasses.replace(request, by="meaning")
-    meaning = judgement_model(request)
-    pairs = []
-
-    def judge(user_id, memories, progress):
-        pairs.extend(conflict_pairs(user_id, memories, *judged_memories(meaning, memories, progress)))
-
-    try:
-        searched = await for_each_user(server, request, "--conflicts", judge)
-    finally:
-        meaning.cache.close()
+    pairs, searched = await judged_by_meaning(server, request, "--conflicts", conflict_pairs)
     pairs.sort(
         key=lambda pair: (pair["newer"].get("updated_at") or "", pair["older"].get("updated_at") or ""), reverse=True
     )
