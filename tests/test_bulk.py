@@ -434,6 +434,7 @@ def test_duplicates_lists_groups_across_pages_with_the_memory_kept_by_the_rule(f
         "searched": 66,
         "groups": 2,
         "duplicates": 3,
+        "by": "words",  # the judgement that ran: the same words, unless --by meaning
         "rule": None,
     }
 
