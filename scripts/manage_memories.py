@@ -6533,10 +6533,16 @@ def render_list(request, outcome):
         yield f"more: --page {meta['page'] + 1} for the next {request.limit}, or --all for all {total}"
 
 
+def searched_among(request, meta, window=True):
+    """'12 memories of user ken', '... of users ken, nadia' or '... of every user', with the
+    filters that narrowed them unless window is False (--find's first line, kept short)."""
+    filters = describe_filters(request) if window else ""
+    return f"{plural(meta['searched'], 'memory')} of {whose(request)}" + (f" {filters}" if filters else "")
+
+
 def render_find(request, outcome):
     memories, meta = outcome.data["data"], outcome.data["meta"]
-    whose = f"user {request.user_id}" if request.user_id else "all users"
-    searched = f"{plural(meta['searched'], 'memory')} of {whose}"
+    searched = searched_among(request, meta, window=False)
     if not memories:
         yield f"no match for {request.query!r} among {searched}"
     elif meta["matched"]:
@@ -6596,9 +6602,7 @@ def render_brief(request, outcome):
 
 def render_duplicates(request, outcome):
     groups, meta = outcome.data["data"], outcome.data["meta"]
-    whose = f"user {request.user_id}" if request.user_id else "all users"
-    window = f" {describe_filters(request)}" if describe_filters(request) else ""
-    searched = f"{plural(meta['searched'], 'memory')} of {whose}{window}"
+    searched = searched_among(request, meta)
     if not groups:
         yield f"no duplicates among {searched}"
         return
@@ -6639,9 +6643,7 @@ CONFLICT_REASONS = {
 
 def render_conflicts(request, outcome):
     pairs, meta = outcome.data["data"], outcome.data["meta"]
-    whose = f"user {request.user_id}" if request.user_id else "all users"
-    window = f" {describe_filters(request)}" if describe_filters(request) else ""
-    searched = f"{plural(meta['searched'], 'memory')} of {whose}{window}"
+    searched = searched_among(request, meta)
     if not pairs:
         yield f"no memories that may disagree among {searched}"
         return

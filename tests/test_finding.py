@@ -319,7 +319,7 @@ def test_find_without_user_names_each_results_user(people):
     result = run_script("--base-url", server.url, "--find", "birthday")
     assert result.code == 0
     assert all(f"user {name}" in result.stdout for name in ("alice", "bob", "dana"))
-    assert result.stdout.startswith("3 of 76 memories of all users match 'birthday' (best first)")
+    assert result.stdout.startswith("3 of 76 memories of every user match 'birthday' (best first)")
 
 
 def test_find_is_read_only(people):

@@ -217,6 +217,8 @@ def test_conflicts_lists_pairs_that_may_disagree_newest_first_and_never_across_u
     assert both.code == 0, both.stderr
     assert all(pair["newer"]["user_id"] == pair["older"]["user_id"] for pair in both.json()["data"])
     assert both.json()["meta"]["searched"] == 12
+    said = run(server, env, "--user-id", user, "--user-id", other, "--conflicts").stdout
+    assert f"among 12 memories of users {user}, {other}" in said  # not "of all users"
 
     text = run(server, env, "--user-id", user, "--conflicts")
     assert "newest first" in text.stdout and "the newer one says something changed" in text.stdout
