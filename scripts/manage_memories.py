@@ -4074,16 +4074,17 @@ def may_contradict(older, newer, cosine):
 
 
 def close_pairs(vectors, threshold, neighbours=NEIGHBOURS):
-    """Yield (i, j, cosine) with i < j, for each memory's `neighbours` closest others at or above
-    threshold, each pair once: read in blocks, so 20,000 memories never make a 20,000 x
-    20,000 matrix (1.6 GB), only PAIR_BLOCK rows of it at a time (10 MB, and 20 MB of the
-    indexes that argpartition returns for every column); the pairs wait as arrays (20
-    bytes each; as Python tuples in a dict, 190,000 pairs took 140 MB, measured)."""
+    """(firsts, seconds, cosines) as arrays, sorted, i < j: each memory's `neighbours`
+    closest others at or above threshold, each pair once. The matrix is read in blocks, so
+    20,000 memories never make a 20,000 x 20,000 matrix (1.6 GB), only PAIR_BLOCK rows of
+    it at a time (10 MB, and 20 MB of the indexes argpartition returns for every column);
+    the pairs stay arrays (20 bytes each; as Python tuples in a dict, 190,000 pairs took
+    140 MB, measured): each_pair() turns them into numbers a slice at a time."""
     import numpy
 
     count = len(vectors)
     take = min(neighbours, count - 1)
-    firsts, seconds, cosines = [], [], []
+    firsts, seconds, cosines = [numpy.zeros(0, numpy.int64)], [numpy.zeros(0, numpy.int64)], [numpy.zeros(0)]
     for start in range(0, count if take > 0 else 0, PAIR_BLOCK):
         block = vectors[start : start + PAIR_BLOCK] @ vectors.T
         rows = numpy.arange(block.shape[0])
@@ -4095,12 +4096,15 @@ def close_pairs(vectors, threshold, neighbours=NEIGHBOURS):
         firsts.append(numpy.minimum(row_of, nearest[kept]))
         seconds.append(numpy.maximum(row_of, nearest[kept]))
         cosines.append(closeness[kept])
-    if not firsts:
-        return
     first, second, cosine = (numpy.concatenate(parts) for parts in (firsts, seconds, cosines))
     _, once = numpy.unique(first.astype(numpy.int64) * count + second, return_index=True)  # sorted, each pair once
-    first, second, cosine = first[once], second[once], cosine[once].astype(numpy.float64)
-    for start in range(0, len(once), 4096):  # as Python numbers a slice at a time
+    return first[once], second[once], cosine[once].astype(numpy.float64)
+
+
+def each_pair(pairs):
+    """Yield (i, j, cosine) of close_pairs' arrays as Python numbers, a slice at a time."""
+    first, second, cosine = pairs
+    for start in range(0, len(first), 4096):
         part = slice(start, start + 4096)
         yield from zip(first[part].tolist(), second[part].tolist(), cosine[part].tolist())
 
@@ -4465,7 +4469,7 @@ def meaning_duplicate_groups(user_id, memories, facts, vectors):
     in KEEP_RULE's order gathers the later ones that state its fact (not a chain: A like
     B and B like C does not put A with C)."""
     same = {index: {} for index in range(len(memories))}
-    for first, second, cosine in close_pairs(vectors, SAME_COSINE):
+    for first, second, cosine in each_pair(close_pairs(vectors, SAME_COSINE)):
         if same_fact(facts[first], facts[second], cosine):
             same[first][second] = same[second][first] = cosine
     by_words = {}
@@ -4579,11 +4583,14 @@ def conflict_pairs(user_id, memories, facts, vectors):
     A word of change in the newer ("moved to Madrid") on a subject as far as UPDATE_COSINE
     counts only toward the memory closest to it ("lives in Lyon"), not toward every memory
     that far ("works at Shopify"), unless the two are as close as CONTRADICT_COSINE."""
-    found = []
-    closest = [0.0] * len(memories)
-    for first, second, cosine in close_pairs(vectors, UPDATE_COSINE):
-        closest[first], closest[second] = max(closest[first], cosine), max(closest[second], cosine)
-    for first, second, cosine in close_pairs(vectors, UPDATE_COSINE):
+    import numpy
+
+    found, pairs = [], close_pairs(vectors, UPDATE_COSINE)
+    closest = numpy.zeros(len(memories))  # each memory's closest other
+    numpy.maximum.at(closest, pairs[0], pairs[2])
+    numpy.maximum.at(closest, pairs[1], pairs[2])
+    closest = closest.tolist()
+    for first, second, cosine in each_pair(pairs):
         newer, older = newer_first(first, second, memories)
         why = may_contradict(facts[older], facts[newer], cosine)
         if why == "change" and cosine < CONTRADICT_COSINE and cosine < closest[newer] - 1e-6:
