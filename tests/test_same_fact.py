@@ -284,3 +284,23 @@ def test_conflicts_shows_up_to_limit_pairs_and_says_how_many_there_are(server, e
     assert first.json()["meta"] | {"pairs": 3, "shown": 1} == first.json()["meta"]
     assert first.json()["data"][0]["newer"]["memory"] == "No longer plays tennis on weekends"
     assert first.json()["hint"].startswith("2 older pairs not shown: --limit 3")
+
+
+# The script with a lower cap on the memories of one user held at once: the real cap
+# (100,000) would take minutes to fill; the check and its message are the same.
+CAPPED = (
+    "import sys; sys.path.insert(0, 'scripts'); import manage_memories; "
+    "manage_memories.MEANING_USER_MAX = 3; sys.exit(manage_memories.main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("action", [["--duplicates", "--by", "meaning"], ["--conflicts"]])
+def test_a_user_past_the_cap_fails_in_one_line_before_anything_is_compared(server, env, user, action):
+    for number in range(4):
+        server.seed(user, f"Drinks {number} cups of coffee a day")
+    capped = [sys.executable, "-c", CAPPED]
+    answer = run_script("--base-url", server.url, "--user-id", user, *action, "--json", env=env, command=capped)
+    assert answer.code == 1 and answer.stdout == ""
+    error = json.loads(answer.stderr)["error"]
+    assert error["type"] == "too_large" and f"user {user} has 4 memories matching" in error["message"]
+    assert len(answer.stderr.splitlines()) == 1
