@@ -4592,6 +4592,8 @@ def conflict_pairs(user_id, memories, facts, vectors):
     closest = closest.tolist()
     for first, second, cosine in each_pair(pairs):
         newer, older = newer_first(first, second, memories)
+        if memories[newer].get("updated_at") == memories[older].get("updated_at") and facts[older].changes:
+            newer, older = older, newer  # written in one second: the one saying something changed is the later
         why = may_contradict(facts[older], facts[newer], cosine)
         if why == "change" and cosine < CONTRADICT_COSINE and cosine < closest[newer] - 1e-6:
             continue

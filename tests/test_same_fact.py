@@ -304,3 +304,12 @@ def test_a_user_past_the_cap_fails_in_one_line_before_anything_is_compared(serve
     error = json.loads(answer.stderr)["error"]
     assert error["type"] == "too_large" and f"user {user} has 4 memories matching" in error["message"]
     assert len(answer.stderr.splitlines()) == 1
+
+
+def test_conflicts_of_two_memories_written_in_one_second_calls_the_one_that_says_it_changed_newer(server, env, user):
+    # Madrid first: its id sorts before Lyon's, so the tie is not broken by the id alone.
+    seed_aged(server, user, [("Moved to Madrid and now lives there", 3, []), ("Lives in Lyon", 3, [])])
+    answer = run(server, env, "--user-id", user, "--conflicts", "--json")
+    assert answer.code == 0, answer.stderr
+    (pair,) = answer.json()["data"]
+    assert pair["newer"]["memory"] == "Moved to Madrid and now lives there" and pair["why"] == "change"
