@@ -19,14 +19,21 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "manage_memories.py"
 DEV_SERVER = ROOT / "scripts" / "dev_server.py"
+# Where the machine keeps what outlives a run (the old releases' environments, releases.py),
+# read before the script's own cache is pointed elsewhere below. pytest-xdist's workers
+# inherit the environment of the process that started them, whose $XDG_CACHE_HOME is by
+# then a temporary folder: they read the machine's from RUNNER_CACHE_ENV, which that
+# process sets first (else each run built every release's environment again).
+RUNNER_CACHE_ENV = "AGENTOS_MEMORY_TESTS_RUNNER_CACHE"
+RUNNER_CACHE = Path(
+    os.environ.setdefault(RUNNER_CACHE_ENV, os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"))
+)
+
 # Variables that would change what the script talks to; each test sets its own.
 CLEAN_ENV = {
     key: value for key, value in os.environ.items() if key not in ("AGENTOS_URL", "AGNO_ADMIN_TOKEN", "OS_SECURITY_KEY")
 }
 CLEAN_ENV["AGNO_TELEMETRY"] = "false"
-# Where the machine keeps what outlives a run (the old releases' environments, releases.py),
-# read before the script's own cache is pointed elsewhere below.
-RUNNER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 
 
 def private_folder(prefix):
@@ -43,11 +50,16 @@ CLEAN_ENV.pop("AGENTOS_MEMORY_JOURNAL", None)
 CLEAN_ENV.pop("AGENTOS_MEMORY_JOURNAL_DAYS", None)
 # And --find's cache of embeddings under $XDG_CACHE_HOME.
 CLEAN_ENV["XDG_CACHE_HOME"] = private_folder("agentos-memory-tests-cache-")
+# uv's packages stay in the machine's cache, not that folder: else each `uv run` of the
+# tests (the script from its inline metadata, the benchmark's, the old releases'
+# environments) downloaded all of its packages again, every run.
+CLEAN_ENV.setdefault("UV_CACHE_DIR", str(RUNNER_CACHE / "uv"))
 for name in ("AGENTOS_MEMORY_CACHE", "AGENTOS_MEMORY_CACHE_DAYS", "AGENTOS_MEMORY_MODEL"):
     CLEAN_ENV.pop(name, None)
 # The same for the tests that call main() in this process.
 os.environ["XDG_STATE_HOME"] = CLEAN_ENV["XDG_STATE_HOME"]
 os.environ["XDG_CACHE_HOME"] = CLEAN_ENV["XDG_CACHE_HOME"]
+os.environ["UV_CACHE_DIR"] = CLEAN_ENV["UV_CACHE_DIR"]
 for name in ("AGENTOS_MEMORY_JOURNAL", "AGENTOS_MEMORY_CACHE", "AGENTOS_MEMORY_CACHE_DAYS", "AGENTOS_MEMORY_MODEL"):
     os.environ.pop(name, None)
 
@@ -158,6 +170,19 @@ class AgentOSServer:
         """Start again on the same port and database."""
         self.launch(self.command, self.env, self.log_path, self.port)
 
+    def empty(self):
+        """Delete every memory and forget the requests answered so far: to a test, the server
+        is then as one just started (fresh_agentos hands it out again)."""
+        database = self.database()
+        try:
+            database.clear_memories()
+        finally:
+            database.db_engine.dispose()
+        if self.memories():
+            raise RuntimeError(f"{self.url} still holds memories after clear_memories()")
+        if self.access_log:
+            self.access_log.write_text("")
+
     def stop(self):
         self.process.terminate()
         try:
@@ -201,6 +226,30 @@ def start_server(
     return server
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """A module's own server (a module-scoped fixture of the module: test_scale's crowded,
+    test_finding's people, test_docs' ...) starts, and is filled, on one worker: every test
+    that uses one goes to one xdist group, of its module and backend. Spread over both
+    workers, each started and filled its own, and the filling is what takes long.
+
+    The backend is in the group's name: a worker then runs a group on one backend, and does
+    not switch the session's servers from SQLite to PostgreSQL and back in its middle."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        module = item.nodeid.split("::")[0]
+        own = [
+            definition
+            for *_, definition in item._fixtureinfo.name2fixturedefs.values()
+            # not one that only seeds the session's server (test_properties' search corpus)
+            if definition.scope == "module" and definition.baseid == module and "agentos" not in definition.argnames
+        ]
+        if own:
+            backend = item.callspec.params.get("backend") if hasattr(item, "callspec") else None
+            item.add_marker(pytest.mark.xdist_group(f"{Path(module).stem}-{backend or 'any'}"))
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL cluster for the session, or a clear reason why there is none."""
@@ -233,21 +282,89 @@ def agentos(tmp_path_factory, backend):
     server.stop()
 
 
+# The most servers fresh_agentos keeps for its next tests, by backend: a test asks for two at most.
+IDLE_SERVERS = 2
+
+
+@pytest.fixture(scope="session")
+def idle_servers():
+    """Servers fresh_agentos handed out whose test passed and left them running, by backend:
+    the next tests get them emptied instead of new ones. A server's start is seconds of
+    CPU (agno's imports), and some 80 tests ask for one."""
+    idle = {"sqlite": [], "postgres": []}
+    yield idle
+    for servers in idle.values():
+        for server in servers:
+            server.stop()
+
+
 @pytest.fixture
-def fresh_agentos(tmp_path_factory, backend):
-    """An empty server of one's own (on the same backend), for tests that look at every user."""
-    servers = []
+def fresh_agentos(tmp_path_factory, backend, idle_servers, request):
+    """An empty server of one's own (on the same backend), for tests that look at every user.
+
+    Empty, and no other test's while this one runs: it may have served an earlier test of
+    this worker, which passed, and has since been emptied (AgentOSServer.empty: no memory,
+    an empty access log). A server started with options, left dead by a kill, or used by a
+    test that failed is stopped, never handed out again."""
+    idle = idle_servers["postgres" if backend else "sqlite"]
+    reusable, own = [], []  # servers as start() makes them; servers started with options of the test's
+    failed_before = request.session.testsfailed
 
     def start(**options):
+        while not options and idle:
+            server = idle.pop()
+            if server.process.poll() is not None:  # it died while idle: never handed out
+                server.stop()
+                continue
+            server.empty()
+            reusable.append(server)
+            return server
+        started = own if options else reusable
         if backend and "db_url" not in options:
             options["db_url"] = backend.create_database()
         server = start_server(tmp_path_factory.mktemp("fresh"), **options)
-        servers.append(server)
+        started.append(server)
         return server
 
     yield start
-    for server in servers:
+    passed = request.session.testsfailed == failed_before
+    for server in reusable:
+        if passed and len(idle) < IDLE_SERVERS and server.process.poll() is None:
+            idle.append(server)
+        else:
+            own.append(server)
+    for server in own:
         server.stop()
+
+
+# Where what a test proves cannot differ by database, it runs on SQLite alone: a refusal
+# made before any memory is sent or read, or an answer that comes from the server's auth
+# and not from its rows. The fixtures on `backend` then take its SQLite server.
+ON_SQLITE_ALONE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+def start_jwt_server(tmp_path_factory, backend, **options):
+    db_url = backend.create_database() if backend else None
+    return start_server(tmp_path_factory.mktemp("jwt"), db_url=db_url, jwt_key=JWT_KEY, **options)
+
+
+# The JWT servers are the session's, shared by every module that needs one: each module's
+# own cost a start (seconds of CPU) on each worker. Their tests act for user ids of their
+# own and compare what the server holds before and after, so what others wrote is no matter.
+@pytest.fixture(scope="session")
+def isolated(tmp_path_factory, backend):
+    """JWT with user isolation: the server binds every non-admin token to its own user."""
+    server = start_jwt_server(tmp_path_factory, backend, user_isolation=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def scoped(tmp_path_factory, backend):
+    """JWT with scopes but no isolation: the server honours the user_id sent."""
+    server = start_jwt_server(tmp_path_factory, backend)
+    yield server
+    server.stop()
 
 
 TOKEN = "s3cret-token-value"

@@ -5,6 +5,8 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from proxy import SHUTDOWN_POLL
+
 
 class FaultServer:
     """Answers every request with `answer(method, path) -> (status, content_type, body)`.
@@ -45,7 +47,7 @@ class FaultServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL,), daemon=True)
 
     def __enter__(self):
         self.thread.start()

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from proxy import SHUTDOWN_POLL
+
 MB = 1 << 20
 BODY_CAP = 200 * MB  # an endless body ends here, so that a client that never stops still ends
 TRICKLE_SECONDS = 60  # a slow body sends one byte a second for at most this long
@@ -139,7 +141,7 @@ class HostileServer:
 
         self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL,), daemon=True)
 
     @property
     def requests(self):

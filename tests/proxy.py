@@ -9,6 +9,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+# How often a loopback server's loop looks whether shutdown() was asked (serve_forever's
+# poll_interval): shutdown() waits for that look, and the default 0.5 s was half a second
+# of idle wait on leaving each of the hundreds of `with` blocks of these servers.
+SHUTDOWN_POLL = 0.02
+
 
 class LoopbackProxy:
     """What the tests' proxies share: a threading HTTP server on loopback in front of
@@ -19,7 +24,7 @@ class LoopbackProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL,), daemon=True).start()
         return self
 
     def __exit__(self, *exc):

@@ -16,7 +16,18 @@ import uuid
 import jwt
 import pytest
 
-from conftest import EVERY_ACTION, JWT_KEY, ROOT, TOKEN, NoInvocation, invocation, mint, run_script, start_server
+from conftest import (
+    EVERY_ACTION,
+    JWT_KEY,
+    ON_SQLITE_ALONE,
+    ROOT,
+    TOKEN,
+    NoInvocation,
+    invocation,
+    mint,
+    run_script,
+    start_server,
+)
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import manage_memories  # noqa: E402
@@ -148,25 +159,10 @@ def test_no_warning_without_a_token():
 # ---------------------------------------------------------------------- JWT servers
 
 
-def start_jwt_server(tmp_path_factory, backend, **options):
-    db_url = backend.create_database() if backend else None
-    return start_server(tmp_path_factory.mktemp("jwt"), db_url=db_url, jwt_key=JWT_KEY, **options)
-
-
-@pytest.fixture(scope="session")
-def isolated(tmp_path_factory, backend):
-    """JWT with user isolation: the server binds every non-admin token to its own user."""
-    server = start_jwt_server(tmp_path_factory, backend, user_isolation=True)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def scoped(tmp_path_factory, backend):
-    """JWT with scopes but no isolation: the server honours the user_id sent."""
-    server = start_jwt_server(tmp_path_factory, backend)
-    yield server
-    server.stop()
+# The servers, `isolated` (JWT with user isolation) and `scoped` (JWT with scopes but no
+# isolation), are conftest.py's. A test marked ON_SQLITE_ALONE checks a refusal the script
+# makes before it sends or reads a memory, or an answer of the server's auth (401, 403,
+# /info), never of its database: what PostgreSQL would add is checked by the others.
 
 
 @pytest.fixture
@@ -190,6 +186,7 @@ def run_as(server, token, *args):
 # ----------------------------------------------------------- isolation on: refusals
 
 
+@ON_SQLITE_ALONE
 @pytest.mark.parametrize(
     "action",
     [
@@ -214,6 +211,7 @@ def test_another_users_id_is_refused_before_anything_is_sent(isolated, users, ac
     assert isolated.memories() == before
 
 
+@ON_SQLITE_ALONE
 @pytest.mark.parametrize("action", [["--update", "changed"], ["--delete"], ["--topics", "x"]])
 def test_another_users_memory_cannot_be_changed_by_id(isolated, users, action):
     alice, bob = users
@@ -223,6 +221,7 @@ def test_another_users_memory_cannot_be_changed_by_id(isolated, users, action):
     assert isolated.memories(bob) == [bobs]
 
 
+@ON_SQLITE_ALONE
 @pytest.mark.parametrize(
     "action",
     [
@@ -256,6 +255,7 @@ def test_import_under_isolation_takes_only_the_token_users_lines(isolated, users
     assert again.code == 0 and again.json()["created"] == 0 and again.json()["unchanged"] == 1
 
 
+@ON_SQLITE_ALONE
 def test_import_naming_another_user_is_refused(isolated, users, tmp_path):
     alice, bob = users
     backup = tmp_path / "bob.jsonl"
@@ -310,6 +310,7 @@ def test_an_admin_token_acts_on_any_user(isolated, users):
     assert result.code == 0 and result.json()["user_id"] == bob
 
 
+@ON_SQLITE_ALONE
 def test_a_token_without_a_subject_is_refused_under_isolation(isolated, users):
     alice, _ = users
     claims = {"scopes": ["memories:read"], "exp": int(time.time()) + 600}
@@ -317,6 +318,7 @@ def test_a_token_without_a_subject_is_refused_under_isolation(isolated, users):
     assert result.code == 4 and "no 'sub' claim" in result.stderr
 
 
+@ON_SQLITE_ALONE
 def test_a_disabled_user_is_told_so(isolated, user):
     with isolated.http() as http:
         http.post("/users", json={"id": user}).raise_for_status()
@@ -343,6 +345,7 @@ def test_without_isolation_the_subject_is_still_the_default_user(scoped, user):
 # --------------------------------------------------------------------------- scopes
 
 
+@ON_SQLITE_ALONE
 def test_a_write_the_scopes_cannot_cover_is_refused_before_sending(scoped, user):
     sent = len(memory_requests(scoped))
     result = run_as(scoped, mint(user, ["memories:read"]), "--create", "x")
@@ -352,6 +355,7 @@ def test_a_write_the_scopes_cannot_cover_is_refused_before_sending(scoped, user)
     assert len(memory_requests(scoped)) == sent and scoped.memories(user) == []
 
 
+@ON_SQLITE_ALONE
 def test_delete_needs_the_delete_scope(scoped, user):
     memory = scoped.seed(user, "keep me")
     result = run_as(
@@ -361,6 +365,7 @@ def test_delete_needs_the_delete_scope(scoped, user):
     assert scoped.memories(user) == [memory]
 
 
+@ON_SQLITE_ALONE
 def test_a_scope_the_server_refuses_is_named(scoped, user):
     # A token whose scopes claim is empty says nothing locally, so the server decides.
     result = run_as(scoped, mint(user, []), "--user-id", user, "--json")
@@ -373,6 +378,7 @@ def test_a_scope_the_server_refuses_is_named(scoped, user):
 # -------------------------------------------------------- tokens the server rejects
 
 
+@ON_SQLITE_ALONE
 @pytest.mark.parametrize(
     "token, expected",
     [
@@ -389,6 +395,7 @@ def test_a_rejected_token_says_why_in_one_line(scoped, token, expected):
     assert result.stderr.count("\n") == 1
 
 
+@ON_SQLITE_ALONE
 def test_no_token_on_a_jwt_server_says_one_is_needed(scoped):
     result = run_script("--base-url", scoped.url, "--user-id", "alice")
     assert result.code == 4 and "this AgentOS requires a token (401)" in result.stderr
@@ -466,6 +473,7 @@ def test_an_admin_service_account_lists_without_a_warning(isolated, users):
 # ------------------------------------------------------------------------- --whoami
 
 
+@ON_SQLITE_ALONE
 def test_whoami_tells_mode_isolation_subject_scopes_and_expiry(isolated):
     token = mint("alice", ["memories:read"], expires_in=600)
     result = run_as(isolated, token, "--whoami", "--json")
@@ -488,12 +496,14 @@ def test_whoami_on_a_static_key_server(secured):
     assert result.json()["server"]["auth_mode"] == "security_key" and result.json()["token"]["kind"] == "key"
 
 
+@ON_SQLITE_ALONE
 def test_whoami_does_not_touch_the_memory_api(isolated):
     sent = len(memory_requests(isolated))
     assert run_as(isolated, mint("alice"), "--whoami").code == 0
     assert len(memory_requests(isolated)) == sent
 
 
+@ON_SQLITE_ALONE
 def test_a_static_key_or_no_token_never_asks_for_info(secured, agentos, user):
     def info_requests():  # the servers are shared: --topics-list and --sort created_at may ask
         return [line for line in secured.requests() + agentos.requests() if line.startswith("GET /info")]
@@ -504,6 +514,7 @@ def test_a_static_key_or_no_token_never_asks_for_info(secured, agentos, user):
     assert info_requests() == before
 
 
+@ON_SQLITE_ALONE
 def test_an_expired_token_shows_as_expired_in_whoami(isolated):
     result = run_as(isolated, mint("alice", expires_in=-5), "--whoami", "--json")
     assert result.code == 0 and result.json()["token"]["expired"] is True

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import JWT_KEY, TOKEN, free_port, mint, run_script, start_server
+from conftest import ON_SQLITE_ALONE, TOKEN, free_port, mint, run_script
 from faults import FaultServer, html
 
 
@@ -71,26 +71,23 @@ def test_check_with_the_key_passes(secured):
     assert result.code == 0, result.stderr
 
 
-@pytest.fixture(scope="module")
-def jwt_server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("check-jwt"), jwt_key=JWT_KEY, user_isolation=True)
-    yield server
-    server.stop()
-
-
-def test_a_read_only_token_gets_a_read_only_check_that_says_why(jwt_server):
+# On the session's JWT server with user isolation (conftest.isolated), on SQLite alone:
+# which steps a token may take is the server's auth's answer, not its database's.
+@ON_SQLITE_ALONE
+def test_a_read_only_token_gets_a_read_only_check_that_says_why(isolated):
     reader = mint("reader", scopes=("memories:read",))
-    result = run_script("--base-url", jwt_server.url, "--check", "--json", env={"AGNO_ADMIN_TOKEN": reader})
+    result = run_script("--base-url", isolated.url, "--check", "--json", env={"AGNO_ADMIN_TOKEN": reader})
     assert result.code == 0, result.stderr
     (skipped,) = result.json()["skipped"]
     assert "memories:write" in skipped["why"]
     assert [step["step"] for step in result.json()["steps"]][-1] == "list memories"
 
 
-def test_on_a_jwt_server_the_probe_is_the_tokens_user(jwt_server):
-    result = run_script("--base-url", jwt_server.url, "--check", "--json", env={"AGNO_ADMIN_TOKEN": mint("pat")})
+@ON_SQLITE_ALONE
+def test_on_a_jwt_server_the_probe_is_the_tokens_user(isolated):
+    result = run_script("--base-url", isolated.url, "--check", "--json", env={"AGNO_ADMIN_TOKEN": mint("pat")})
     assert result.code == 0, result.stderr
-    assert jwt_server.memories("pat") == []
+    assert isolated.memories("pat") == []
 
 
 def test_a_server_that_loses_the_memory_fails_at_read_back_and_the_probe_is_removed():

@@ -176,7 +176,9 @@ def test_a_failed_export_keeps_the_previous_file(tmp_path):
 
 def test_a_server_killed_mid_import_then_restarted_finishes_with_no_duplicates(fresh_agentos, tmp_path):
     server = fresh_agentos()
-    lines = 1500
+    # Ten times the writes seen before the kill: the import is far from done when it lands
+    # (wait_for_requests looks every 10 ms). More lines only lengthen the second run.
+    lines = 500
     backup = tmp_path / "in.jsonl"
     backup.write_text("".join(json.dumps({"memory": f"fact {n}", "user_id": "alice"}) + "\n" for n in range(lines)))
     importing = start_script("--base-url", server.url, "--import", backup, "--concurrency", "2", "--json")

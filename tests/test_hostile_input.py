@@ -17,7 +17,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import conftest
-from conftest import CLEAN_ENV, ROOT, SCRIPT, TOKEN, Result, run_script, run_script_measured, start_script, start_server
+from conftest import (
+    CLEAN_ENV,
+    ON_SQLITE_ALONE,
+    ROOT,
+    SCRIPT,
+    TOKEN,
+    Result,
+    run_script,
+    run_script_measured,
+    start_script,
+)
 from faults import FaultServer
 from hostile_server import HostileServer, Reply, trickle
 
@@ -342,13 +352,9 @@ def jwt_with_raw_exp(raw_exp, key=conftest.JWT_KEY):
     return f"{header}.{payload}.{b64(signature)}"
 
 
-@pytest.fixture(scope="module")
-def jwt_server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("jwt"), jwt_key=conftest.JWT_KEY)
-    yield server
-    server.stop()
-
-
+# On the session's JWT server (conftest.scoped), on SQLite alone: --whoami reads the token
+# and the server's /info, never a memory.
+@ON_SQLITE_ALONE
 @pytest.mark.parametrize(
     "token",
     [
@@ -357,18 +363,18 @@ def jwt_server(tmp_path_factory):
     ],
     ids=["exp-in-milliseconds", "exp-1e400"],
 )
-def test_a_jwt_with_an_absurd_expiry_does_not_break_whoami(jwt_server, token):
-    result = run_script("--base-url", jwt_server.url, "--whoami", "--json", "--token", token())
+def test_a_jwt_with_an_absurd_expiry_does_not_break_whoami(scoped, token):
+    result = run_script("--base-url", scoped.url, "--whoami", "--json", "--token", token())
     assert result.code == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert result.json()["token"]["expires_at"] is None, result.stdout
 
 
 @pytest.fixture
-def agentos_own(tmp_path):
-    server = start_server(tmp_path)
-    yield server
-    server.stop()
+def agentos_own(fresh_agentos):
+    """An empty SQLite server of the test's own. Its tests run ON_SQLITE_ALONE: how the
+    script reads its stdin or writes to a reader that went is the same whatever the database."""
+    return fresh_agentos()
 
 
 def run_bytes(*args, input):
@@ -383,6 +389,7 @@ def run_bytes(*args, input):
     return Result(process.returncode, process.stdout.decode(errors="replace"), process.stderr.decode(errors="replace"))
 
 
+@ON_SQLITE_ALONE
 def test_an_import_from_stdin_with_a_byte_order_mark_is_accepted(agentos_own):
     line = json.dumps({"memory": "imported through a BOM", "user_id": "alice"}) + "\n"
     result = run_bytes("--base-url", agentos_own.url, "--import", "-", input=b"\xef\xbb\xbf" + line.encode())
@@ -390,6 +397,7 @@ def test_an_import_from_stdin_with_a_byte_order_mark_is_accepted(agentos_own):
     assert [m["memory"] for m in agentos_own.memories("alice")] == ["imported through a BOM"]
 
 
+@ON_SQLITE_ALONE
 def test_an_import_from_stdin_that_is_not_utf8_is_a_usage_error(agentos_own):
     line = b'{"memory": "caf\xe9 \xff", "user_id": "alice"}\n'
     result = run_bytes("--base-url", agentos_own.url, "--import", "-", "--json", input=line)
@@ -400,6 +408,7 @@ def test_an_import_from_stdin_that_is_not_utf8_is_a_usage_error(agentos_own):
 # --- a run ended early -------------------------------------------------------
 
 
+@ON_SQLITE_ALONE
 def test_an_export_to_a_reader_that_stops_after_one_line_exits_0(agentos_own):
     with agentos_own.http() as http:
         for n in range(300):

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import JWT_KEY, mint, run_script, start_server
+from conftest import mint, run_script
 from hooks_proxy import WriteHookProxy, server_failure
 
 
@@ -19,13 +19,7 @@ def journal(tmp_path):
     return tmp_path / "journal"
 
 
-@pytest.fixture(scope="module")
-def isolated(tmp_path_factory, backend):
-    """JWT with user isolation: a user's token reaches only its own memories."""
-    db_url = backend.create_database() if backend else None
-    server = start_server(tmp_path_factory.mktemp("undo-isolated"), db_url=db_url, jwt_key=JWT_KEY, user_isolation=True)
-    yield server
-    server.stop()
+# `isolated` is conftest.py's: the session's JWT server with user isolation, on each backend.
 
 
 def held(server, user):
