@@ -839,7 +839,9 @@ def build_parser():
         choices=("words", "meaning"),
         help="with --find: words only (no model, fastest), or meaning too however many memories must be "
         f"embedded first (default: meaning too, unless more than {MEANING_LIMIT:,} are not embedded yet); "
-        "with --duplicates and --dedupe: the same words (default), or the same fact in other words",
+        "with --duplicates and --dedupe: the same words (default), or the same fact in other words; with "
+        "--move-to: which facts the target holds already, by words only, or in other words too (default: as "
+        "--find chooses)",
     )
 
     bulk = parser.add_argument_group("bulk work")
@@ -4366,15 +4368,22 @@ async def meaning_for(server, request, subject=frozenset()):
     return None, why
 
 
-def judgement_model(request):
-    """Meaning(embedder, cache) for the actions that compare memories by meaning: asked for,
-    so a model that cannot be loaded fails the action in one line (--find falls back to
-    words instead); a cache that cannot be used only costs time, and says so."""
+def judgement_model(request, needed=True):
+    """Meaning(embedder, cache) for the actions that compare memories by meaning: asked for
+    (needed), a model that cannot be loaded fails the action in one line; unasked (a
+    --move-to), it is None and said, and the action judges by words (as --find falls back
+    to words). A cache that cannot be used only costs time, and says so."""
     import sqlite3
 
     try:
         embedder = Embedder(request.model_folder, model_name(request.model_folder))
     except ModelUnavailable as error:
+        if not needed:
+            warn(
+                request,
+                f"{request.action.label} judged the same fact by words only: the model cannot be loaded: {error}",
+            )
+            return None
         by = "" if request.action.name == "conflicts" else " --by meaning"
         raise CLIError(f"{request.action.label}{by} needs the model: {error}", kind="model") from None
     try:
@@ -5141,34 +5150,37 @@ async def memories_named(server, request):
 async def move_memories(server, request):
     """--move-to: the memories named or matching move to another user, as one plan. Each
     is a copy created for the target (POST: the API cannot choose its id) and the original
-    deleted; where the target holds the same fact already (fact_key, as --create judges),
+    deleted; where the target holds the same fact already (facts_held: as --create judges),
     the delete alone. The copies go first, so a move that stops part way has lost
     nothing; --undo deletes the copies and puts the originals back under their ids."""
     source, target = request.user_id, request.target_user
     if source == target:
         raise usage_error(f"--move-to {target} names the user the memories belong to already; nothing was changed")
     memories = await memories_to_change(server, request, "move")
-    held = set()
+    targets = []  # the target's memories, as much as judging them takes
     await walk_memories(
-        server, {"user_id": target}, lambda batch: held.update(fact_key(memory["memory"]) for memory in batch)
+        server,
+        {"user_id": target},
+        lambda batch: targets.extend(
+            {name: memory[name] for name in ("memory_id", "memory", "user_id")} for memory in batch
+        ),
     )
-    copies, already_held = [], []
-    for memory in memories:
-        key = fact_key(memory["memory"])
-        if key in held:
-            already_held.append(memory["memory_id"])
-        else:
-            held.add(key)  # two of the source's memories with one fact: the target gets one
-            copies.append(Change.create(target, memory["memory"], list(memory["topics"] or [])))
+    held_as, by = facts_held(request, memories, targets)
+    copies = [
+        Change.create(target, memory["memory"], list(memory["topics"] or []))
+        for memory in memories
+        if memory["memory_id"] not in held_as
+    ]
     deletes = [Change.delete(memory) for memory in memories]
     writer = server.writer
     # A copy is a new memory: the API has no field for agent_id or team_id, so they stay behind.
     writer.cleared += [
         {"memory_id": memory["memory_id"]} | {name: memory.get(name) for name in LOST_ON_UPDATE}
         for memory in memories
-        if any(memory.get(name) for name in LOST_ON_UPDATE) and memory["memory_id"] not in already_held
+        if any(memory.get(name) for name in LOST_ON_UPDATE) and memory["memory_id"] not in held_as
     ]
-    summary = {"from": source, "to": target, "moved": len(copies), "already_held": already_held}
+    summary = {"from": source, "to": target, "moved": len(copies), "already_held": list(held_as), "held_as": held_as}
+    summary["by"] = by
     if request.dry_run:
         writer.plan(copies + deletes)
         return Outcome(writer.preview(summary))
@@ -5177,6 +5189,84 @@ async def move_memories(server, request):
     created = await writer.apply(copies)
     await delete_planned(server, request, deletes)
     return Outcome(summary | {"dry_run": False, "created": created, "cleared": writer.cleared})
+
+
+def facts_held(request, memories, targets):
+    """({id of a memory to move: id of the memory that holds its fact already}, "words" or
+    "meaning"): what --move-to deletes without a copy. The same words (fact_key), in the
+    target's memories or in one moved before it (two of the source's memories with one
+    fact: the target gets one copy); then, as --create judges, the same fact in other
+    words among the target's memories, by the model. Reworded facts of the source alone
+    are all moved: merging them is --dedupe's work, which merges their topics too."""
+    holder = {}  # fact_key: the id of the memory that holds it
+    for memory in targets:
+        holder.setdefault(fact_key(memory["memory"]), memory["memory_id"])
+    held_as, unheld = {}, []
+    for memory in memories:
+        key = fact_key(memory["memory"])
+        if key in holder:
+            held_as[memory["memory_id"]] = holder[key]
+        else:
+            holder[key] = memory["memory_id"]
+            unheld.append(memory)
+    meaning = move_judgement(request, len(unheld), targets) if unheld and targets else None
+    if meaning is None:
+        return held_as, "words"
+    try:
+        held_as |= held_in_other_words(request, meaning, unheld, targets)
+    finally:
+        meaning.cache.close()
+    return held_as, "meaning"
+
+
+def move_judgement(request, moving, targets):
+    """Meaning(embedder, cache) to judge a move by meaning too, or None (by words, said
+    why): as --find, unasked only while the memories not embedded yet are MEANING_LIMIT
+    at most; --by meaning asks for it whatever it costs (and a missing model fails)."""
+    if request.by == "words":
+        return None
+    meaning = judgement_model(request, needed=request.by == "meaning")
+    if meaning is None or request.by == "meaning":
+        return meaning
+    name = meaning.embedder.name
+    new = (
+        moving + len(targets) - sum(meaning.cache.cached(name, user) for user in (request.user_id, request.target_user))
+    )
+    if new > MEANING_LIMIT:
+        meaning.cache.close()
+        warn(
+            request,
+            f"--move-to judged the same fact by words only: {plural(new, 'memory')} not embedded yet (more than "
+            f"the {MEANING_LIMIT:,} a command embeds unasked; --by meaning embeds them)",
+        )
+        return None
+    return meaning
+
+
+def held_in_other_words(request, meaning, memories, targets):
+    """{id of a memory to move: id of the target's memory that states its fact in other
+    words}: each judged against its NEIGHBOURS closest among the target's, a slice at a time."""
+    numpy = meaning.numpy
+    progress = Progress.for_request("comparing", request)
+    progress.start(len(memories) + len(targets))
+    try:
+        target_facts, target_vectors = judged_memories(meaning, targets, progress)
+        facts, vectors = judged_memories(meaning, list(memories), progress)
+    finally:
+        progress.stop()
+    take = min(NEIGHBOURS, len(targets))
+    held_as = {}
+    for start in range(0, len(memories), PAIR_BLOCK):
+        block = vectors[start : start + PAIR_BLOCK] @ target_vectors.T
+        nearest = numpy.argpartition(block, len(targets) - take, axis=1)[:, len(targets) - take :]
+        for row, candidates in enumerate(nearest.tolist()):
+            index = start + row
+            cosines = block[row, candidates].tolist()
+            for cosine, candidate in sorted(zip(cosines, candidates, strict=True), reverse=True):
+                if same_fact(target_facts[candidate], facts[index], cosine):
+                    held_as[memories[index]["memory_id"]] = targets[candidate]["memory_id"]
+                    break
+    return held_as
 
 
 async def memories_to_change(server, request, verb):
@@ -6715,9 +6805,10 @@ def render_move(request, outcome):
     if summary["dry_run"]:
         return "\n".join(render_changes(summary))
     held = summary["already_held"]
+    by_meaning = ", some in other words" if summary["by"] == "meaning" and held else ""
     lines = [
         f"moved {plural(summary['moved'] + len(held), 'memory')} of user {summary['from']} to user {summary['to']}"
-        + (f" ({len(held)} of them {summary['to']} held already: only deleted)" if held else "")
+        + (f" ({len(held)} of them {summary['to']} held already{by_meaning}: only deleted)" if held else "")
     ]
     lines += [
         f"  {shown(memory['memory_id'])}: {shorten(memory['memory'])}" for memory in summary["created"][:CHANGES_LISTED]
@@ -7163,9 +7254,10 @@ ACTIONS = {
         Action(
             "move", "--move-to",
             {"metavar": "USER", "help": "move --user-id's memories named by --memory-id or matching the filters to "
-             "USER (more than one by filter needs --yes): a fact USER holds already is not copied, topics are kept; "
+             "USER (more than one by filter needs --yes): a fact USER holds already, in other words too, is not "
+             "copied; topics are kept; "
              "one undo restores both users"},
-            options=FILTERS | {"--yes", "--dry-run", "--concurrency", "--no-journal"}, needs_user=True,
+            options=FILTERS | {"--by", "--yes", "--dry-run", "--concurrency", "--no-journal"}, needs_user=True,
             scopes=ALL_SCOPES, value="target_user", check=user_id_value, memory_ids="ids or filters",
             topics="filter", journaled=True, operation=move_memories, render=render_move,
         ),

@@ -199,6 +199,44 @@ def test_a_move_copies_what_the_target_lacks_and_empties_the_source(agentos, use
     assert held(agentos, kenji)[kept["memory_id"]] == (kenji, "prefers dark mode.", ["preferences"])
 
 
+def test_a_move_does_not_copy_a_fact_the_target_holds_in_other_words(agentos, user, journal):
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    coffee = agentos.seed(anon, "Drinks his coffee black", topics=["food"])
+    agentos.seed(anon, "Plays chess on Sundays")
+    black = agentos.seed(kenji, "Takes his coffee without milk or sugar")
+    before = held(agentos, anon), held(agentos, kenji)
+
+    moved = run(agentos, "--user-id", anon, "--move-to", kenji, "--yes", "--json", env=journal)
+    assert moved.code == 0, moved.stderr
+    answer = moved.json()
+    assert (answer["moved"], answer["already_held"], answer["by"]) == (1, [coffee["memory_id"]], "meaning")
+    assert answer["held_as"] == {coffee["memory_id"]: black["memory_id"]}
+    assert held(agentos, anon) == {}
+    assert sorted(memory for _, memory, _ in held(agentos, kenji).values()) == [
+        "Plays chess on Sundays",
+        "Takes his coffee without milk or sugar",
+    ]
+    assert run(agentos, "--undo", env=journal).code == 0
+    assert (held(agentos, anon), held(agentos, kenji)) == before
+
+
+def test_a_move_by_words_or_without_the_model_copies_a_fact_held_in_other_words(agentos, user, journal, tmp_path):
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    agentos.seed(anon, "Drinks his coffee black")
+    agentos.seed(kenji, "Takes his coffee without milk or sugar")
+    preview = run(agentos, "--user-id", anon, "--move-to", kenji, "--by", "words", "--dry-run", "--json", env=journal)
+    assert preview.code == 0, preview.stderr
+    assert (preview.json()["moved"], preview.json()["by"]) == (1, "words")
+
+    no_model = journal | {"AGENTOS_MEMORY_MODEL": str(tmp_path / "no-model")}
+    moved = run(agentos, "--user-id", anon, "--move-to", kenji, "--json", env=no_model)
+    assert moved.code == 0, moved.stderr
+    assert (moved.json()["moved"], moved.json()["by"]) == (1, "words")
+    assert "judged the same fact by words only: the model cannot be loaded" in moved.stderr
+    assert moved.stderr.count("\n") == 1
+    assert len(held(agentos, kenji)) == 2
+
+
 def test_undo_of_a_move_restores_both_users_ids_included(agentos, user, journal):
     anon, kenji = f"{user}-anon", f"{user}-kenji"
     agentos.seed(anon, "Prefers dark mode", topics=["ui"])
