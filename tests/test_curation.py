@@ -9,10 +9,13 @@ AgentOS servers; tests that look at every user start a server of their own.
 
 import datetime
 import json
+import sys
 
 import pytest
 
-from conftest import run_script
+from conftest import ROOT, run_script
+
+sys.path.insert(0, str(ROOT / "scripts"))
 
 
 @pytest.fixture
@@ -235,6 +238,28 @@ def test_a_move_by_words_or_without_the_model_copies_a_fact_held_in_other_words(
     assert "judged the same fact by words only: the model cannot be loaded" in moved.stderr
     assert moved.stderr.count("\n") == 1
     assert len(held(agentos, kenji)) == 2
+
+
+def test_a_move_past_the_limit_judges_by_words_unless_meaning_is_asked_for(
+    agentos, user, journal, tmp_path, monkeypatch, capsys
+):
+    # MEANING_LIMIT is 10,000 memories not embedded yet, as --find's; the same edge, on two.
+    import manage_memories
+
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    agentos.seed(anon, "Drinks his coffee black")
+    agentos.seed(kenji, "Takes his coffee without milk or sugar")
+    monkeypatch.setattr(manage_memories, "MEANING_LIMIT", 1)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("AGENTOS_MEMORY_JOURNAL", journal["AGENTOS_MEMORY_JOURNAL"])
+    move = ["--base-url", agentos.url, "--user-id", anon, "--move-to", kenji, "--dry-run", "--json"]
+
+    assert manage_memories.main(move) == 0
+    said = capsys.readouterr()
+    assert (json.loads(said.out)["moved"], json.loads(said.out)["by"]) == (1, "words")
+    assert "2 memories not embedded yet" in said.err and "--by meaning" in said.err
+    assert manage_memories.main([*move, "--by", "meaning"]) == 0
+    assert (json.loads(capsys.readouterr().out)["moved"]) == 0
 
 
 def test_undo_of_a_move_restores_both_users_ids_included(agentos, user, journal):
