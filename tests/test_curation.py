@@ -275,6 +275,38 @@ def test_undo_of_a_move_restores_both_users_ids_included(agentos, user, journal)
     assert (held(agentos, anon), held(agentos, kenji)) == before
 
 
+def test_undo_of_a_move_deletes_the_copies_in_bulk_and_says_which_a_server_kept(agentos, user, journal):
+    from hooks_proxy import WriteHookProxy
+
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    for n in range(6):
+        agentos.seed(anon, f"Fact {n} of the anonymous user")
+    before = held(agentos, anon)
+    pretending = []  # while it holds True, a DELETE is answered 204 and not sent on, as a server that keeps them
+
+    def pretend(method, path, number):
+        return (204, b"") if method == "DELETE" and pretending else None
+
+    # The journal is kept per server address: every command goes through the one proxy.
+    with WriteHookProxy(agentos.url, pretend) as proxy:
+        assert (
+            run_script("--base-url", proxy.url, "--user-id", anon, "--move-to", kenji, "--yes", env=journal).code == 0
+        )
+        moved = len(proxy.writes)
+        pretending.append(True)
+        kept = run_script("--base-url", proxy.url, "--undo", "--json", env=journal)
+        deletes = [write for write in proxy.writes[moved:] if write.startswith("DELETE")]
+        assert deletes == ["DELETE /memories"], deletes  # the six copies in one request, not one each
+        assert kept.code == 1 and kept.error()["type"] == "incomplete", kept.stderr
+        assert len(kept.json()["failed"]) == 6 and kept.json()["removed"] == 0
+        assert "still holds it" in kept.json()["failed"][0]["error"]
+
+        pretending.clear()
+        again = run_script("--base-url", proxy.url, "--undo", "--json", env=journal)  # a re-run finishes it
+    assert again.code == 0 and again.json()["removed"] == 6, again.stdout + again.stderr
+    assert held(agentos, anon) == before and held(agentos, kenji) == {}
+
+
 def test_a_move_of_several_without_yes_or_with_dry_run_changes_nothing(agentos, user, journal):
     anon, kenji = f"{user}-anon", f"{user}-kenji"
     first = agentos.seed(anon, "Prefers dark mode")
