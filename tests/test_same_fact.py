@@ -43,13 +43,14 @@ def pair_figures():
     return figures
 
 
-def test_the_pair_set_has_300_pairs_of_every_label_in_two_parts():
-    from fact_pairs import HELD_OUT, LABELS, TUNING, pairs
+def test_the_pair_set_has_300_pairs_of_every_label_in_parts_that_share_none():
+    from fact_pairs import FRESH, HELD_OUT, LABELS, TUNING, pairs
 
     assert len(pairs(TUNING)) + len(pairs(HELD_OUT)) >= 300
-    for part in (TUNING, HELD_OUT):
+    for part in (TUNING, HELD_OUT, FRESH):
         assert set(part) == set(LABELS) and all(len(part[label]) >= 5 for label in LABELS)
-    assert not {tuple(pair) for pair in pairs(TUNING)} & {tuple(pair) for pair in pairs(HELD_OUT)}
+    seen = [{(first, second) for first, second, _ in pairs(part)} for part in (TUNING, HELD_OUT, FRESH)]
+    assert not seen[0] & seen[1] and not seen[0] & seen[2] and not seen[1] & seen[2]
 
 
 def test_the_judgement_holds_its_measured_figures_on_the_held_out_pairs(pair_figures):
