@@ -3817,10 +3817,14 @@ NEGATIONS = frozenset(
 )
 NEGATING_PREFIXES = ("un", "dis", "non", "in", "im")  # "unavailable" denies "available"
 # Words of change: a newer memory holding one may update an older fact it is close to.
+# Events that end a state are here too ("cut his hair short", "Luna died"), not the words
+# that also name a state ("is married", "went to Harvard").
 CHANGES = frozenset(
     """now moved move moving switched switch changed change started start stopped quit left leaving
     new newly broke relocated transferred promoted sold bought became become got gave longer anymore
-    joined graduated postponed cancelled canceled retired replaced""".split()
+    joined graduated postponed cancelled canceled retired replaced just recently died passed divorced
+    cut shaved dyed found lost turned adopted hired fired dropped ended finished recovered returned
+    gained renamed converted""".split()
 )
 # Who a fact is about, when not the user; the same relation in other words is one word.
 PERSONS = {
