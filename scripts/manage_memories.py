@@ -3792,9 +3792,9 @@ class Ranking:
 # only, another number, another name or place, another person, one word swapped for
 # another in the same frame ("prefers tea"/"prefers coffee"), a word of change.
 # tests/benchmarks/pairs.py measures this code on the pairs; docs/performance.md has
-# the figures, which fall short of the targets on the held-out part: a reworded fact
+# the figures, which fall short of the targets over the held-out parts: a reworded fact
 # the model scores far apart ("commutes by bike"/"cycles to work": 0.30) is missed, and
-# a change of state it scores close ("has long hair"/"cut his hair short") is merged.
+# another value the rules do not see ("steak medium-rare"/"well done") is merged.
 # That is why --dedupe --by meaning lists each group before deleting anything and one
 # --undo takes it all back, and why --create still stores a fact that may contradict.
 
