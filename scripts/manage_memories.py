@@ -3837,8 +3837,9 @@ PERSONS = {
     "sisters": "sister", "sibling": "sibling", "siblings": "sibling", "grandmother": "grandmother",
     "grandma": "grandmother", "grandfather": "grandfather", "grandpa": "grandfather",
     "aunt": "aunt", "uncle": "uncle", "cousin": "cousin", "niece": "niece", "nephew": "nephew",
-    "friend": "friend", "colleague": "colleague", "roommate": "roommate",
+    "friend": "friend", "colleague": "colleague", "roommate": "roommate", "spouse": "spouse",
 }  # fmt: skip
+SPOUSES = frozenset(["wife", "husband", "spouse"])  # whom "married to" names
 NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "twenty": 20, "thirty": 30,
@@ -4037,7 +4038,7 @@ def differences(first, second):
     second_names = [
         name for name, stemmed in second.names if not stem_matches(stemmed, first.stems) and name not in first.acronyms
     ]
-    if first.persons != second.persons or (first.subject and second.subject and first.subject != second.subject):
+    if not same_persons(first, second) or (first.subject and second.subject and first.subject != second.subject):
         why.append("person")
     elif first_names and second_names:
         why.append("name")
@@ -4046,6 +4047,16 @@ def differences(first, second):
     if first.changes != second.changes:
         why.append("change")
     return why
+
+
+def same_persons(first, second):
+    """Whether the two name the same people besides the user: "is married to Sofia" names
+    his wife as "wife's name is Sofia" does, without the word."""
+    if first.persons == second.persons:
+        return True
+    differing = set(first.persons) ^ set(second.persons)
+    lacking = second if differing & set(first.persons) else first
+    return differing <= SPOUSES and len(differing) == 1 and "marri" in lacking.stems
 
 
 def swapped(first, second):

@@ -56,12 +56,12 @@ def test_the_pair_set_has_300_pairs_of_every_label_in_parts_that_share_none():
 
 def test_the_judgement_holds_its_measured_figures_on_the_held_out_pairs(pair_figures):
     """The figures docs/performance.md and references/cli.md give, with a pair's room
-    either way. On the first held-out part (read while the rules were written): 81.4%
+    either way. On the first held-out part (read while the rules were written): 82.9%
     found, 2.7% merged, 90.9% warned, 4.2% false alarms; on the second (FRESH, run only
     once the rules were chosen): 91.4%, 1.8%, 97.0%, 4.1%. The issue's targets (90%, 2%)
-    hold on the second alone; over both parts they do not (84.8%, 2.4%)."""
+    hold on the second alone; over both parts they do not (85.7%, 2.4%)."""
     held_out, fresh = pair_figures["held out"], pair_figures["fresh"]
-    assert held_out["same found"] >= 0.80 and fresh["same found"] >= 0.885
+    assert held_out["same found"] >= 0.81 and fresh["same found"] >= 0.885
     assert held_out["different merged"] <= 0.035 and fresh["different merged"] <= 0.036
     assert held_out["contradiction found"] >= 0.89 and fresh["contradiction found"] >= 0.93
     assert held_out["false alarm"] <= 0.053 and fresh["false alarm"] <= 0.062
