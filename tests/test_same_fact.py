@@ -72,6 +72,25 @@ def test_the_thresholds_were_chosen_where_the_tuning_part_meets_the_targets(pair
     assert tuning["same found"] >= 0.9 and tuning["different merged"] <= 0.02
 
 
+@pytest.mark.parametrize(
+    "first, second, person",
+    [
+        ("Wife's name is Sofia", "Is married to Sofia", False),  # "married to" names the spouse
+        ("Tom is her husband", "Is married to Tom", False),
+        ("His wife is a lawyer", "His husband is a lawyer", True),
+        ("His wife is a lawyer", "His sister is a lawyer", True),
+        ("His wife is a lawyer", "Is a lawyer", True),  # no "married": someone else
+    ],
+)
+def test_married_to_someone_names_the_spouse_and_nobody_else(first, second, person):
+    import Stemmer
+
+    from manage_memories import Fact, differences
+
+    stem = Stemmer.Stemmer("english").stemWord
+    assert ("person" in differences(Fact.of(first, stem), Fact.of(second, stem))) is person
+
+
 # ------------------------------------------------------------- on a real server
 
 
