@@ -6915,7 +6915,7 @@ def render_move(request, outcome):
     if summary["dry_run"]:
         return "\n".join(render_changes(summary))
     held = summary["already_held"]
-    by_meaning = ", some in other words" if summary["by"] == "meaning" and held else ""
+    by_meaning = ", judged by meaning too" if summary["by"] == "meaning" else ""
     lines = [
         f"moved {plural(summary['moved'] + len(held), 'memory')} of user {summary['from']} to user {summary['to']}"
         + (f" ({len(held)} of them {summary['to']} held already{by_meaning}: only deleted)" if held else "")
