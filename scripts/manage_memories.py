@@ -3392,6 +3392,9 @@ class NoCache:
 
     from_cache = 0
 
+    def cached(self, model, user_id=None):
+        return 0
+
     def lookup(self, model, keys):
         return {}
 
@@ -4345,15 +4348,16 @@ def judged_texts(embedder, texts, user_id):
 
 
 async def meaning_for(server, request, subject=frozenset()):
-    """(Meaning, None) to rank by meaning too, else (None, why --find ranks by words alone)."""
-    import sqlite3
-
+    """(Meaning, None) to rank by meaning too, else (None, why --find ranks by words alone).
+    A cache that cannot be used costs time, not meaning: every memory is embedded again."""
     if request.by == "words":
         return None, None
-    cache = None
     try:
         name = model_name(request.model_folder)
-        cache = EmbeddingCache(request.cache_folder, request.cache_days)
+    except ModelUnavailable as error:
+        return None, model_missing(request, error)
+    cache = open_cache(request, "--find embeds every memory again")
+    try:
         if request.by is None:
             total = (await fetch_page(server, server_filters(request), 1, 1))["meta"]["total_count"]
             if not total:  # nothing to rank: no model to load (a new user's first --create)
@@ -4369,19 +4373,33 @@ async def meaning_for(server, request, subject=frozenset()):
                 )
         return Meaning(Embedder(request.model_folder, name), cache, meaning_query(request.query, subject)), None
     except ModelUnavailable as error:
-        why = f"the model cannot be loaded: {error}"
-    except TimeoutError:  # an OSError too, but the server's, not the cache's: the request failed
-        if cache is not None:
-            cache.close()
-        raise
-    except (OSError, sqlite3.Error, ForeignFolder) as error:
-        why = (
-            f"the embedding cache in {request.cache_folder} cannot be used: {getattr(error, 'strerror', None) or error}"
-        )
-    if cache is not None:
         cache.close()
+        return None, model_missing(request, error)
+    except BaseException:
+        cache.close()
+        raise
+
+
+def model_missing(request, error):
+    """Why --find ranks by words alone when the model cannot be loaded, said once."""
+    why = f"the model cannot be loaded: {error}"
     warn(request, f"--find ranks by words only: {why}")
-    return None, why
+    return why
+
+
+def open_cache(request, otherwise):
+    """The embedding cache, or NoCache where it cannot be used (said, with what it costs)."""
+    import sqlite3
+
+    try:
+        return EmbeddingCache(request.cache_folder, request.cache_days)
+    except (OSError, sqlite3.Error, ForeignFolder) as error:
+        warn(
+            request,
+            f"{otherwise}: the embedding cache in {request.cache_folder} cannot be used: "
+            f"{getattr(error, 'strerror', None) or error}",
+        )
+        return NoCache()
 
 
 def judgement_model(request, needed=True):
@@ -4389,8 +4407,6 @@ def judgement_model(request, needed=True):
     (needed), a model that cannot be loaded fails the action in one line; unasked (a
     --move-to), it is None and said, and the action judges by words (as --find falls back
     to words). A cache that cannot be used only costs time, and says so."""
-    import sqlite3
-
     try:
         embedder = Embedder(request.model_folder, model_name(request.model_folder))
     except ModelUnavailable as error:
@@ -4402,16 +4418,7 @@ def judgement_model(request, needed=True):
             return None
         by = "" if request.action.name == "conflicts" else " --by meaning"
         raise CLIError(f"{request.action.label}{by} needs the model: {error}", kind="model") from None
-    try:
-        cache = EmbeddingCache(request.cache_folder, request.cache_days)
-    except (OSError, sqlite3.Error, ForeignFolder) as error:
-        warn(
-            request,
-            f"every memory is embedded again: the embedding cache in {request.cache_folder} cannot be used: "
-            f"{getattr(error, 'strerror', None) or error}",
-        )
-        cache = NoCache()
-    return Meaning(embedder, cache)
+    return Meaning(embedder, open_cache(request, "every memory is embedded again"))
 
 
 def judged_memories(meaning, memories, progress):
