@@ -87,3 +87,12 @@ def test_the_same_fact_scale_benchmark_runs_end_to_end_on_a_small_server():
     rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and " s (" in line]
     assert [row.split(". ")[0] for row in rows] == ["| a", "| b", "| c", "| d", "| e"]
     assert "searched 30" in rows[0] and "pairs" in rows[3]
+
+
+def test_the_curation_benchmark_runs_end_to_end_on_a_small_server():
+    command = [sys.executable, "tests/benchmarks/curation.py", "--size", "300"]
+    run = subprocess.run(command, cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| `")]
+    assert len(rows) == 4 and all("| 30 |" in row for row in rows), run.stdout
+    assert "30 POST" in rows[0] and "30 PATCH" in rows[2]
