@@ -2891,7 +2891,7 @@ class Writer:
         self.sent = 0  # changes whose request went out
         self.confirmed = 0  # ...and that the server answered for
         self.unknown = 0  # ...and whose answer never came: they may have been made
-        self.batch_sizes = set()  # the numbers of ids in the bulk deletes sent (distinct_batches)
+        self.deleted = []  # ids of the single deletes the server answered for (DELETE says 204 whatever it did)
 
     def plan(self, changes):
         """Journal each change (synced before it is sent), or keep it to show in a dry run."""
@@ -2957,6 +2957,7 @@ class Writer:
         answer = await self.sending(ids, change.number, self.request_for(change))
         if change.kind == "delete":
             self.journal.result("deleted", ids)
+            self.deleted += ids
             return None
         memory = as_memory(answer, self.request.base_url)
         if change.memory_id is None and memory["user_id"] != change.user_id:
@@ -6410,10 +6411,10 @@ async def undo_operation(server, request):
             await find_existing(server, plan)
         recent = RecentChanges(server)
         await recent.start()
-        rows, removed = plan.rows(), []
+        rows = plan.rows()
         while chunk := list(itertools.islice(rows, UNDO_CHUNK)):
             changed = await recent.since()
-            absent, present, created = [], [], []
+            absent, present = [], []
             for memory_id, before, sent, outcome, current in chunk:
                 if memory_id is None:
                     owner = (before or sent or {}).get("user_id")
@@ -6421,16 +6422,10 @@ async def undo_operation(server, request):
                     summary["conflicts"].append({"memory_id": None, "user_id": owner, "reason": reason})
                     continue
                 current = changed.get(memory_id, current)
-                if current is None:
-                    absent.append((memory_id, before, sent, outcome))
-                elif before is None:
-                    created.append((memory_id, before, sent, outcome, current))
-                else:
-                    present.append((memory_id, before, sent, outcome))
+                (absent if current is None else present).append((memory_id, before, sent, outcome))
             await undo_absent(server, request, summary, absent, restored)
             await asyncio.gather(*(server.bounded(undo_present(server, request, summary, row)) for row in present))
-            removed += await undo_created(server, request, summary, created, await recent.since())
-        await confirm_removed(server, summary, removed)
+        await confirm_removed(server, summary, server.writer.deleted)
         # An undo that ran to the end keeps an entry, even one that met only conflicts: its operation
         # counts as taken back (one that failed before its first change leaves none, and offers no undo).
         if isinstance(server.journal, Journal):
@@ -6509,81 +6504,29 @@ async def undo_present(server, request, summary, row):
         )  # its caller holds a slot
 
 
-async def undo_created(server, request, summary, rows, changed):
-    """Remove the memories the operation created (a move's copies, an import's new
-    memories), as the latest look at the server found them (RecentChanges, a request
-    ago): planned together and deleted in bulk, a user at a time, and not one request
-    each. A memory changed since it was created is a conflict, left alone. The ids
-    removed, for confirm_removed: DELETE answers 204 whatever it did."""
-    planned = []
-    for memory_id, before, sent, outcome, current in rows:
-        current = changed.get(memory_id, current)
-        decision, why = undo_decision(before, sent, outcome, current)
-        if judged(summary, memory_id, sent["user_id"], decision, why):
-            planned.append(inverse(decision, memory_id, before, current, server.limited_to))
-    writer = server.writer
-    writer.plan(planned)
-    if request.dry_run:
-        summary["removed"] += len(planned)
-        return []
-    by_user = {}
-    for change in planned:
-        by_user.setdefault(change.user_id, []).append(change)
-    removed = []
-    for user_id, changes in by_user.items():
-        for batch in distinct_batches(writer, changes):
-            ids = [change.memory_id for change in batch]
-            try:
-                await server.bounded(writer.send_deletes(user_id, batch))
-            except CLIError as error:
-                if error.kind == "journal":
-                    raise
-                summary["failed"] += [{"memory_id": memory_id, "error": error.message} for memory_id in ids]
-            except Exception as error:  # one batch that fails must not stop the others
-                message = translate(error, request).message
-                summary["failed"] += [{"memory_id": memory_id, "error": message} for memory_id in ids]
-            else:
-                removed += ids
-    return removed
-
-
-def distinct_batches(writer, changes):
-    """changes in bulk deletes of DELETE_BATCH_SIZE at most, each of a number of ids no
-    earlier request of the run carried (PostgreSQL's plans: BatchDeleter)."""
-    start = 0
-    while start < len(changes):
-        size = min(DELETE_BATCH_SIZE, len(changes) - start)
-        while size > 1 and size in writer.batch_sizes:
-            size -= 1
-        writer.batch_sizes.add(size)
-        yield changes[start : start + size]
-        start += size
-
-
 async def confirm_removed(server, summary, removed):
-    """Look for the memories an undo removed in bulk: one still held is listed as failed
-    (a re-run of the undo removes it), and not counted removed."""
+    """Look for the memories an undo removed: DELETE answers 204 whatever it did, so one
+    still held is listed as failed (a re-run of the undo removes it), not counted removed."""
     if not removed:
         return
-    gone = set(removed)
-    survivors = []
+    gone, survivors = set(removed), set()
 
     def note(memories):
-        survivors.extend(memory["memory_id"] for memory in memories if memory["memory_id"] in gone)
+        survivors.update(memory["memory_id"] for memory in memories if memory["memory_id"] in gone)
 
     if server.limited_to is not None:
         await walk_memories(server, {"user_id": server.limited_to}, note)
     else:
         await find_existing(server, IdsToFind(gone, note))
-    summary["removed"] += len(gone) - len(set(survivors))
-    for memory_id in sorted(set(survivors)):
-        message = "the server answered the delete but still holds it"
-        summary["failed"].append({"memory_id": memory_id, "error": message})
+    summary["removed"] -= len(survivors)
+    for memory_id in sorted(survivors):
+        summary["failed"].append({"memory_id": memory_id, "error": "the server answered the delete but still holds it"})
 
 
 @dataclass
 class IdsToFind:
-    """Ids to look for on the server, as find_existing() looks: note() gets what it holds of them."""
+    """Ids to look for on the server, as find_existing() looks for an import's: what it
+    holds of them goes to note_server_copies()."""
 
     wanted: set
     note_server_copies: object

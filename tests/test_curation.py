@@ -275,7 +275,7 @@ def test_undo_of_a_move_restores_both_users_ids_included(agentos, user, journal)
     assert (held(agentos, anon), held(agentos, kenji)) == before
 
 
-def test_undo_of_a_move_deletes_the_copies_in_bulk_and_says_which_a_server_kept(agentos, user, journal):
+def test_undo_of_a_move_says_which_copies_a_server_kept_after_answering_their_delete(agentos, user, journal):
     from hooks_proxy import WriteHookProxy
 
     anon, kenji = f"{user}-anon", f"{user}-kenji"
@@ -296,7 +296,7 @@ def test_undo_of_a_move_deletes_the_copies_in_bulk_and_says_which_a_server_kept(
         pretending.append(True)
         kept = run_script("--base-url", proxy.url, "--undo", "--json", env=journal)
         deletes = [write for write in proxy.writes[moved:] if write.startswith("DELETE")]
-        assert deletes == ["DELETE /memories"], deletes  # the six copies in one request, not one each
+        assert len(deletes) == 6, deletes  # each copy read right before its DELETE, as every undo write is
         assert kept.code == 1 and kept.error()["type"] == "incomplete", kept.stderr
         assert len(kept.json()["failed"]) == 6 and kept.json()["removed"] == 0
         assert "still holds it" in kept.json()["failed"][0]["error"]
@@ -305,6 +305,70 @@ def test_undo_of_a_move_deletes_the_copies_in_bulk_and_says_which_a_server_kept(
         again = run_script("--base-url", proxy.url, "--undo", "--json", env=journal)  # a re-run finishes it
     assert again.code == 0 and again.json()["removed"] == 6, again.stdout + again.stderr
     assert held(agentos, anon) == before and held(agentos, kenji) == {}
+
+
+def test_an_undo_leaves_alone_a_copy_edited_while_it_ran_in_an_earlier_chunk(
+    agentos, user, journal, monkeypatch, capsys
+):
+    """The undo writes chunk by chunk; a copy someone edits while an earlier chunk is
+    written is a conflict, never deleted (a look taken once per chunk would miss it)."""
+    import time
+
+    import manage_memories
+    from hooks_proxy import WriteHookProxy
+
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    # The originals' ids sort before every copy's: the first chunk is an original (a PATCH).
+    agentos.put(f"0-{user}-a", anon, "Plays chess on Sundays")
+    agentos.put(f"0-{user}-b", anon, "Drinks his coffee black")
+    edited, undoing = [], []
+
+    def edit_once(method, path, number):
+        if undoing and method == "PATCH" and not edited:
+            copy = max(held(agentos, kenji))  # the copy whose id sorts last: a later chunk
+            agentos.put(copy, kenji, "Plays chess on Saturdays now", ["edited"])
+            edited.append(copy)
+            time.sleep(1.2)  # the undo's own PATCH lands in a later second
+        return None
+
+    with WriteHookProxy(agentos.url, edit_once) as proxy:
+        move = ("--base-url", proxy.url, "--user-id", anon, "--move-to", kenji, "--yes", "--by", "words")
+        assert run_script(*move, env=journal).code == 0
+        undoing.append(True)
+        monkeypatch.setattr(manage_memories, "UNDO_CHUNK", 1)
+        monkeypatch.setenv("AGENTOS_MEMORY_JOURNAL", journal["AGENTOS_MEMORY_JOURNAL"])
+        code = manage_memories.main(["--base-url", proxy.url, "--undo", "--json"])
+    answer = json.loads(capsys.readouterr().out)
+    assert edited and held(agentos, kenji)[edited[0]][1] == "Plays chess on Saturdays now"
+    assert code == 1 and [conflict["memory_id"] for conflict in answer["conflicts"]] == edited
+
+
+def test_an_undo_neither_counts_nor_journals_a_copy_someone_deleted_while_it_ran(agentos, user, journal):
+    from hooks_proxy import WriteHookProxy
+
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    agentos.put(f"0-{user}-a", anon, "Plays chess on Sundays")
+    agentos.put(f"0-{user}-b", anon, "Drinks his coffee black")
+    gone, undoing = [], []
+
+    def delete_once(method, path, number):
+        if undoing and method == "PATCH" and not gone:
+            copy = max(held(agentos, kenji))
+            with agentos.http() as http:
+                http.delete(f"/memories/{copy}", params={"user_id": kenji}).raise_for_status()
+            gone.append(copy)
+        return None
+
+    with WriteHookProxy(agentos.url, delete_once) as proxy:
+        move = ("--base-url", proxy.url, "--user-id", anon, "--move-to", kenji, "--yes", "--by", "words")
+        assert run_script(*move, env=journal).code == 0
+        undoing.append(True)
+        undone = run_script("--base-url", proxy.url, "--undo", "--json", env=journal)
+        assert undone.code == 0 and undone.json()["removed"] == 1, undone.stdout + undone.stderr
+        # Undoing the undo brings back the originals' move, never the copy the other party deleted.
+        again = run_script("--base-url", proxy.url, "--undo", undone.json()["operation"], "--json", env=journal)
+        assert again.code in (0, 1), again.stderr
+    assert gone[0] not in held(agentos, kenji)
 
 
 def test_a_move_of_several_without_yes_or_with_dry_run_changes_nothing(agentos, user, journal):
