@@ -4052,11 +4052,8 @@ def stem_matches(word, others):
 def differences(first, second):
     """Why two memories close in meaning state different facts: [] when no rule finds why."""
     why = []
-    # A negation in one only: in both, each says what is not so ("is lactose intolerant",
-    # "cannot digest lactose"), and which words they deny says little of whether they agree.
-    if bool(first.denied) != bool(second.denied) and (
-        any(stem_matches(word, second.stated) for word in first.denied)
-        or any(stem_matches(word, first.stated) for word in second.denied)
+    if any(stem_matches(word, second.stated) for word in first.denied) or any(
+        stem_matches(word, first.stated) for word in second.denied
     ):
         why.append("negation")
     if first.numbers and second.numbers and first.numbers != second.numbers:

@@ -57,14 +57,14 @@ def test_the_pair_set_has_300_pairs_of_every_label_in_parts_that_share_none():
 def test_the_judgement_holds_its_measured_figures_on_the_held_out_pairs(pair_figures):
     """The figures docs/performance.md and references/cli.md give, with a pair's room
     either way. On the first held-out part (read while the rules were written): 82.9%
-    found, 2.7% merged, 90.9% warned, 4.2% false alarms; on the second (FRESH, its
-    figures read after each rule, never its errors): 94.3%, 1.8%, 97.0%, 2.0%. The issue's targets (90%, 2%)
-    hold on the second alone; over both parts they do not (86.7%, 2.4%)."""
+    found, 2.7% merged, 90.9% warned, 4.2% false alarms; on the second (FRESH, run only
+    once the rules were chosen): 91.4%, 1.8%, 97.0%, 4.1%. The issue's targets (90%, 2%)
+    hold on the second alone; over both parts they do not (85.7%, 2.4%)."""
     held_out, fresh = pair_figures["held out"], pair_figures["fresh"]
-    assert held_out["same found"] >= 0.81 and fresh["same found"] >= 0.91
+    assert held_out["same found"] >= 0.81 and fresh["same found"] >= 0.885
     assert held_out["different merged"] <= 0.035 and fresh["different merged"] <= 0.036
     assert held_out["contradiction found"] >= 0.89 and fresh["contradiction found"] >= 0.93
-    assert held_out["false alarm"] <= 0.053 and fresh["false alarm"] <= 0.041
+    assert held_out["false alarm"] <= 0.053 and fresh["false alarm"] <= 0.062
 
 
 def test_the_thresholds_were_chosen_where_the_tuning_part_meets_the_targets(pair_figures):
@@ -92,20 +92,26 @@ def test_married_to_someone_names_the_spouse_and_nobody_else(first, second, pers
 
 
 @pytest.mark.parametrize(
-    "first, second, negation",
+    "first, second",
     [
-        ("Is lactose intolerant", "Cannot digest lactose", False),  # each denies something: no sign either way
-        ("Eats sugar", "No longer eats sugar", True),
-        ("Drinks alcohol", "Doesn't drink alcohol", True),
+        ("Doesn't eat meat but eats fish", "Doesn't eat fish but eats meat"),
+        ("Is vegetarian, not vegan", "Is vegan, not vegetarian"),
+        (
+            "Is not allergic to peanuts but is allergic to shellfish",
+            "Is not allergic to shellfish but is allergic to peanuts",
+        ),
+        ("Does not want email notifications, wants SMS", "Does not want SMS notifications, wants email"),
     ],
 )
-def test_a_negation_tells_two_facts_apart_only_when_one_of_them_holds_it(first, second, negation):
+def test_two_facts_that_deny_each_others_words_are_never_the_same(first, second):
+    # Each denies something, and what one denies the other states: a rule that skipped
+    # negations when both sides hold one merged these (cosine 0.93-0.99).
     import Stemmer
 
     from manage_memories import Fact, differences
 
     stem = Stemmer.Stemmer("english").stemWord
-    assert ("negation" in differences(Fact.of(first, stem), Fact.of(second, stem))) is negation
+    assert "negation" in differences(Fact.of(first, stem), Fact.of(second, stem))
 
 
 # ------------------------------------------------------------- on a real server
