@@ -5208,16 +5208,10 @@ async def move_memories(server, request):
     if source == target:
         raise usage_error(f"--move-to {target} names the user the memories belong to already; nothing was changed")
     memories = await memories_to_change(server, request, "move")
-    targets = []  # the target's memories, as much as judging them takes
-    await walk_memories(
-        server,
-        {"user_id": target},
-        lambda batch: targets.extend(
-            {name: memory[name] for name in ("memory_id", "memory", "user_id")} for memory in batch
-        ),
-    )
+    targets = TargetFacts(keep_texts=request.by != "words")
+    await walk_memories(server, {"user_id": target}, targets.note)
     held_as, by = facts_held(request, memories, targets)
-    targets.clear()  # judged: not held while the move sends
+    targets = None  # judged: not held while the move sends
 
     def copies():
         for memory in memories:
@@ -5244,8 +5238,31 @@ async def move_memories(server, request):
     if writer.cleared:
         warn(request, will_clear(writer.cleared).replace("the AgentOS API's update", "a copy made through the API"))
     created = await writer.apply_all(copies)
+    summary["held_as"] = held_by_copies(held_as, memories, created)
     await delete_planned(server, request, deletes())
     return Outcome(summary | {"dry_run": False, "created": created, "cleared": writer.cleared})
+
+
+class TargetFacts:
+    """What --move-to keeps of the target's memories to judge against: each fact_key's
+    memory id, and (to judge by meaning) their ids and texts, up to MEANING_USER_MAX."""
+
+    def __init__(self, keep_texts):
+        self.holder = {}  # fact_key: the id of the target's memory that holds it
+        self.memories = [] if keep_texts else None  # {"memory_id", "memory", "user_id"}
+        self.count = 0
+
+    def note(self, batch):
+        self.count += len(batch)
+        for memory in batch:
+            self.holder.setdefault(fact_key(memory["memory"]), memory["memory_id"])
+        if self.memories is not None:
+            if self.count > MEANING_USER_MAX:
+                self.memories = None  # too many to compare by meaning (move_judgement says so)
+            else:
+                self.memories += [
+                    {name: memory[name] for name in ("memory_id", "memory", "user_id")} for memory in batch
+                ]
 
 
 def facts_held(request, memories, targets):
@@ -5255,9 +5272,7 @@ def facts_held(request, memories, targets):
     fact: the target gets one copy); then, as --create judges, the same fact in other
     words among the target's memories, by the model. Reworded facts of the source alone
     are all moved: merging them is --dedupe's work, which merges their topics too."""
-    holder = {}  # fact_key: the id of the memory that holds it
-    for memory in targets:
-        holder.setdefault(fact_key(memory["memory"]), memory["memory_id"])
+    holder = dict(targets.holder)
     held_as, unheld = {}, []
     for memory in memories:
         key = fact_key(memory["memory"])
@@ -5266,11 +5281,11 @@ def facts_held(request, memories, targets):
         else:
             holder[key] = memory["memory_id"]
             unheld.append(memory)
-    meaning = move_judgement(request, len(unheld), targets) if unheld and targets else None
+    meaning = move_judgement(request, unheld, targets) if unheld and targets.count else None
     if meaning is None:
         return held_as, "words"
     try:
-        held_as |= held_in_other_words(request, meaning, unheld, targets)
+        held_as |= held_in_other_words(request, meaning, unheld, targets.memories)
     finally:
         meaning.cache.close()
     return held_as, "meaning"
@@ -5278,26 +5293,44 @@ def facts_held(request, memories, targets):
 
 def move_judgement(request, moving, targets):
     """Meaning(embedder, cache) to judge a move by meaning too, or None (by words, said
-    why): as --find, unasked only while the memories not embedded yet are MEANING_LIMIT
-    at most; --by meaning asks for it whatever it costs (and a missing model fails)."""
+    why): unasked, only while the memories to compare are MEANING_LIMIT at most, as --find
+    embeds; --by meaning asks for it whatever it costs (and a missing model fails). Past
+    MEANING_USER_MAX of either side, never: too many to hold at once."""
     if request.by == "words":
         return None
-    meaning = judgement_model(request, needed=request.by == "meaning")
-    if meaning is None or request.by == "meaning":
-        return meaning
-    name = meaning.embedder.name
-    new = (
-        moving + len(targets) - sum(meaning.cache.cached(name, user) for user in (request.user_id, request.target_user))
-    )
-    if new > MEANING_LIMIT:
-        meaning.cache.close()
+    largest = max(len(moving), targets.count)
+    if targets.memories is None or len(moving) > MEANING_USER_MAX:
+        if request.by == "meaning":
+            raise CLIError(
+                f"--move-to --by meaning compares at most {MEANING_USER_MAX:,} memories of a user at once, and one "
+                f"side has {largest:,}; nothing was changed",
+                kind="too_large",
+                hint="narrow it with --topics, --agent-id, --since or --until, or use --by words",
+            )
+        warn(request, f"--move-to judged the same fact by words only: {largest:,} memories are too many to compare")
+        return None
+    compared = len(moving) + targets.count
+    if request.by is None and compared > MEANING_LIMIT:
         warn(
             request,
-            f"--move-to judged the same fact by words only: {plural(new, 'memory')} not embedded yet (more than "
-            f"the {MEANING_LIMIT:,} a command embeds unasked; --by meaning embeds them)",
+            f"--move-to judged the same fact by words only: {plural(compared, 'memory')} to compare (more than "
+            f"the {MEANING_LIMIT:,} a command embeds unasked; --by meaning compares them)",
         )
         return None
-    return meaning
+    return judgement_model(request, needed=request.by == "meaning")
+
+
+def held_by_copies(held_as, memories, created):
+    """held_as with each moved memory that another moved one stood for (the same words)
+    named by that one's copy, the memory that now holds the fact, not by its deleted id."""
+    standing_for = set(held_as.values())
+    copied = (memory["memory_id"] for memory in memories if memory["memory_id"] not in held_as)
+    copy_of = {
+        source_id: copy["memory_id"]
+        for source_id, copy in zip(copied, created, strict=True)
+        if source_id in standing_for
+    }
+    return {memory_id: copy_of.get(holder, holder) for memory_id, holder in held_as.items()}
 
 
 def held_in_other_words(request, meaning, memories, targets):

@@ -257,9 +257,42 @@ def test_a_move_past_the_limit_judges_by_words_unless_meaning_is_asked_for(
     assert manage_memories.main(move) == 0
     said = capsys.readouterr()
     assert (json.loads(said.out)["moved"], json.loads(said.out)["by"]) == (1, "words")
-    assert "2 memories not embedded yet" in said.err and "--by meaning" in said.err
+    assert "2 memories to compare" in said.err and "--by meaning" in said.err
     assert manage_memories.main([*move, "--by", "meaning"]) == 0
     assert (json.loads(capsys.readouterr().out)["moved"]) == 0
+
+
+def test_held_as_names_the_memory_that_now_holds_the_fact(agentos, user, journal):
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    agentos.seed(anon, "Prefers dark mode")
+    agentos.seed(anon, "prefers dark mode.")  # the same words: the target gets one copy
+    agentos.seed(kenji, "Plays chess on Sundays")
+    moved = run(agentos, "--user-id", anon, "--move-to", kenji, "--yes", "--json", env=journal)
+    assert moved.code == 0, moved.stderr
+    (copy,) = moved.json()["created"]
+    assert list(moved.json()["held_as"].values()) == [copy["memory_id"]]  # not the original it was copied from
+    assert copy["memory_id"] in held(agentos, kenji)
+
+
+def test_a_move_by_meaning_past_the_memories_held_at_once_is_refused_and_unasked_judges_by_words(
+    agentos, user, journal, monkeypatch, capsys
+):
+    import manage_memories
+
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    agentos.seed(anon, "Drinks his coffee black")
+    for fact in ("Takes his coffee without milk or sugar", "Lives in Lyon", "Plays the cello", "Owns a cat"):
+        agentos.seed(kenji, fact)
+    monkeypatch.setattr(manage_memories, "MEANING_USER_MAX", 3)  # 100,000; the same edge on four
+    monkeypatch.setenv("AGENTOS_MEMORY_JOURNAL", journal["AGENTOS_MEMORY_JOURNAL"])
+    move = ["--base-url", agentos.url, "--user-id", anon, "--move-to", kenji, "--dry-run", "--json"]
+
+    assert manage_memories.main([*move, "--by", "meaning"]) == 1
+    said = capsys.readouterr()
+    assert json.loads(said.err)["error"]["type"] == "too_large" and said.out == ""
+    assert manage_memories.main(move) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["by"] == "words" and "too many to compare" in said.err
 
 
 def test_undo_of_a_move_restores_both_users_ids_included(agentos, user, journal):
