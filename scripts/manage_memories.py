@@ -4379,7 +4379,7 @@ async def meaning_for(server, request, subject=frozenset()):
         name = model_name(request.model_folder)
     except ModelUnavailable as error:
         return None, model_missing(request, error)
-    cache = open_cache(request, "--find embeds every memory again")
+    cache, unusable = open_cache(request)
     try:
         if request.by is None:
             total = (await fetch_page(server, server_filters(request), 1, 1))["meta"]["total_count"]
@@ -4394,7 +4394,10 @@ async def meaning_for(server, request, subject=frozenset()):
                     f"ranked by words only: {plural(new, 'memory')} not embedded yet (about {seconds:,.0f} s of work, "
                     f"more than the {MEANING_LIMIT:,} --find embeds unasked)"
                 )
-        return Meaning(Embedder(request.model_folder, name), cache, meaning_query(request.query, subject)), None
+        meaning = Meaning(Embedder(request.model_folder, name), cache, meaning_query(request.query, subject))
+        if unusable:
+            warn(request, f"--find embeds every memory again: {unusable}")
+        return meaning, None
     except ModelUnavailable as error:
         cache.close()
         return None, model_missing(request, error)
@@ -4410,19 +4413,16 @@ def model_missing(request, error):
     return why
 
 
-def open_cache(request, otherwise):
-    """The embedding cache, or NoCache where it cannot be used (said, with what it costs)."""
+def open_cache(request):
+    """(the embedding cache, None), or (NoCache, why) where it cannot be used: the caller
+    says so once it knows the model will embed."""
     import sqlite3
 
     try:
-        return EmbeddingCache(request.cache_folder, request.cache_days)
+        return EmbeddingCache(request.cache_folder, request.cache_days), None
     except (OSError, sqlite3.Error, ForeignFolder) as error:
-        warn(
-            request,
-            f"{otherwise}: the embedding cache in {request.cache_folder} cannot be used: "
-            f"{getattr(error, 'strerror', None) or error}",
-        )
-        return NoCache()
+        why = getattr(error, "strerror", None) or error
+        return NoCache(), f"the embedding cache in {request.cache_folder} cannot be used: {why}"
 
 
 def judgement_model(request, needed=True):
@@ -4441,7 +4441,10 @@ def judgement_model(request, needed=True):
             return None
         by = "" if request.action.name == "conflicts" else " --by meaning"
         raise CLIError(f"{request.action.label}{by} needs the model: {error}", kind="model") from None
-    return Meaning(embedder, open_cache(request, "every memory is embedded again"))
+    cache, unusable = open_cache(request)
+    if unusable:
+        warn(request, f"every memory is embedded again: {unusable}")
+    return Meaning(embedder, cache)
 
 
 def judged_memories(meaning, memories, progress):
