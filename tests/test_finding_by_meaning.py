@@ -113,18 +113,6 @@ def test_the_cache_is_private_to_its_owner(seeded):
     assert stat.S_IMODE(os.stat(os.path.join(folder, "embeddings.sqlite")).st_mode) == 0o600
 
 
-def test_a_cache_folder_the_script_did_not_make_costs_time_not_meaning(seeded):
-    server, user, env = seeded
-    folder = Path(env["XDG_CACHE_HOME"]) / "agentos-api-memory"
-    folder.mkdir(parents=True)
-    (folder / "notes.txt").write_text("someone else's")  # not a folder the script made: left alone
-    result = run_script("--base-url", server.url, "--user-id", user, "--find", "instrument", "--json", env=env)
-    assert result.code == 0, result.stderr
-    assert result.json()["meta"]["ranked_by"] == "words+meaning" and result.json()["meta"]["embedded"] == 5
-    assert result.stderr.count("\n") == 1 and "embeds every memory again" in result.stderr
-    assert sorted(path.name for path in folder.iterdir()) == ["notes.txt"]
-
-
 def test_the_cache_holds_vectors_and_digests_but_no_text(seeded):
     server, user, env = seeded
     find(server, user, "instrument", env)

@@ -164,7 +164,7 @@ def test_pruning_removes_an_entry_older_than_the_days_kept(server, journal, user
     assert not entry.exists()
 
 
-def test_find_with_a_cache_folder_holding_other_files_ranks_by_words_and_leaves_it_alone(server, user, tmp_path):
+def test_find_with_a_cache_folder_holding_other_files_embeds_without_it_and_leaves_it_alone(server, user, tmp_path):
     for memory in ("Drinks green tea every morning", "Lives in Porto", "Plays chess on Sundays"):
         server.seed(user, memory)
     cache = tmp_path / "cache"
@@ -178,8 +178,9 @@ def test_find_with_a_cache_folder_holding_other_files_ranks_by_words_and_leaves_
         env={"AGENTOS_MEMORY_CACHE": str(cache)},
     )  # fmt: skip
     assert result.code == 0, result.stderr
-    assert result.json()["meta"]["ranked_by"] == "words"
-    assert len(result.stderr.splitlines()) == 1 and "warning" in result.stderr, result.stderr
+    # The cache costs time, not meaning: every memory is embedded again, and it says so once.
+    assert result.json()["meta"]["ranked_by"] == "words+meaning" and result.json()["meta"]["embedded"] == 3
+    assert len(result.stderr.splitlines()) == 1 and "embeds every memory again" in result.stderr, result.stderr
     assert folder_state(cache) == before
 
 
