@@ -5385,12 +5385,17 @@ async def memories_to_change(server, request, verb):
 
 async def delete_planned(server, request, deletes):
     """Deletes planned by an operation (an iterable: a move's come from a spool), sent in
-    bulk as they come, a user at a time (DELETE_BATCH_SIZE ids at most, each request
+    bulk as they come, a user at a time (DELETE_BATCH_SIZE ids at most, each full batch
     another number of them: see BatchDeleter), each batch journaled before it goes; then
     looked for: DELETE answers 204 whatever it did, so a walk over each user's memories
     proves them gone."""
+    import random
+
     writer = server.writer
     waiting, gone = {}, {}  # user: changes not sent yet; user: ids sent
+    # Full batches of numbers drawn at random, as BatchDeleter's: distinct within the run,
+    # and unlike another run's (PostgreSQL's plans).
+    sizes = random.sample(range(DELETE_BATCH_SIZE // 2, DELETE_BATCH_SIZE + 1), DELETE_BATCH_SIZE // 2 + 1)
 
     async def send(user_id):
         batch = waiting.pop(user_id)
@@ -5398,12 +5403,12 @@ async def delete_planned(server, request, deletes):
         await server.bounded(writer.send_deletes(user_id, batch))
         gone.setdefault(user_id, set()).update(change.memory_id for change in batch)
 
-    size = DELETE_BATCH_SIZE
+    sent = 0
     for change in deletes:
         waiting.setdefault(change.user_id, []).append(change)
-        if len(waiting[change.user_id]) == size:
+        if len(waiting[change.user_id]) >= sizes[sent % len(sizes)]:
             await send(change.user_id)
-            size = max(1, size - 1)
+            sent += 1
     for user_id in list(waiting):
         await send(user_id)
     for user_id, ids in gone.items():

@@ -295,6 +295,34 @@ def test_a_move_by_meaning_past_the_memories_held_at_once_is_refused_and_unasked
     assert json.loads(said.out)["by"] == "words" and "too many to compare" in said.err
 
 
+def test_a_move_sends_its_bulk_deletes_each_a_number_of_ids_of_its_own_unlike_another_runs(
+    agentos, user, journal, monkeypatch, capsys
+):
+    """As --delete-all's (test_scale): PostgreSQL comes to plan a repeated statement once for
+    any ids, so no number repeats within a run, and the numbers are drawn at random, so
+    that two runs differ. DELETE_BATCH_SIZE is 5,000; the same edge on 120 memories a
+    move with a cap of 30 (full batches of 15 to 30: two runs alike by chance, 1 in 500,000)."""
+    import manage_memories
+    from proxy import GatedProxy
+    from test_scale import fill
+
+    monkeypatch.setattr(manage_memories, "DELETE_BATCH_SIZE", 30)
+    monkeypatch.setenv("AGENTOS_MEMORY_JOURNAL", journal["AGENTOS_MEMORY_JOURNAL"])
+    runs = []
+    for run_number in range(2):
+        anon = f"{user}-anon-{run_number}"
+        fill(agentos, [(f"{anon}-{n:03d}", anon, f"fact {n} of {anon}") for n in range(120)])
+        with GatedProxy(agentos.url) as proxy:
+            move = ["--base-url", proxy.url, "--user-id", anon, "--move-to", f"{user}-kenji", "--yes", "--json"]
+            assert manage_memories.main(move) == 0, capsys.readouterr().err
+        sizes = [len(body["memory_ids"]) for body in proxy.deletes]
+        full = sizes[:-1]  # the last takes what is left
+        assert len(set(full)) == len(full) and max(full) <= 30 and sum(sizes) == 120, sizes
+        assert held(agentos, anon) == {}
+        runs.append(full)
+    assert runs[0] != runs[1]
+
+
 def test_undo_of_a_move_restores_both_users_ids_included(agentos, user, journal):
     anon, kenji = f"{user}-anon", f"{user}-kenji"
     agentos.seed(anon, "Prefers dark mode", topics=["ui"])
