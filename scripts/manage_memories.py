@@ -840,8 +840,8 @@ def build_parser():
         help="with --find: words only (no model, fastest), or meaning too however many memories must be "
         f"embedded first (default: meaning too, unless more than {MEANING_LIMIT:,} are not embedded yet); "
         "with --duplicates and --dedupe: the same words (default), or the same fact in other words; with "
-        "--move-to: which facts the target holds already, by words only, or in other words too (default: as "
-        "--find chooses)",
+        "--move-to: which facts the target holds already, by words only, or in other words too (default: in "
+        f"other words too while the memories to compare are {MEANING_LIMIT:,} at most)",
     )
 
     bulk = parser.add_argument_group("bulk work")
