@@ -227,6 +227,63 @@ def test_find_answers_the_ranking_set_by_meaning_and_reports_recall(people):
         assert at_five >= 0.9 and at_one >= 0.75, part
 
 
+# The broad-question set (tests/broad_question_set.py) on a real server: --find as a user
+# runs it, over the server's listing, judged as tests/benchmarks/broad.py judges it. The
+# floors are the figures measured in-process at the commit that added this test, not
+# the issue's targets (95% shown, 85% matched on the held-out part), which --find does
+# not reach (docs/performance.md, "Broad questions"): the test keeps them from falling.
+BROAD_FLOORS = {"tuning": (0.80, 0.12), "held out": (0.73, 0.19)}  # all shown, all matched
+
+
+@pytest.fixture(scope="module")
+def broad_people(tmp_path_factory):
+    """The broad set's four users on a SQLite server, with the ids the benchmark gives them."""
+    from broad_question_set import MEMORIES as BROAD_MEMORIES
+
+    from conftest import start_server
+
+    server = start_server(tmp_path_factory.mktemp("broad"))
+    for user, memories in BROAD_MEMORIES.items():
+        for key, (text, topics) in memories.items():
+            server.put(f"{user}-{key}", user, text, topics)
+    yield server
+    server.stop()
+
+
+# On SQLite only, for the reason the ranking set's test gives.
+def test_find_answers_the_broad_set_on_a_real_server_with_its_measured_recall(broad_people):
+    sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
+    from broad import ALL, SHOWN, Judged, figures
+    from broad_question_set import HELD_OUT as BROAD_HELD_OUT
+    from broad_question_set import TUNING as BROAD_TUNING
+
+    parts = {}
+    for part, questions in (("tuning", BROAD_TUNING), ("held out", BROAD_HELD_OUT)):
+        parts[part] = []
+        for question in questions:
+            code, stdout, stderr = call(
+                broad_people, "--find", question.query, "--user-id", question.user, "--json", "--limit", str(ALL)
+            )
+            assert code == 0, stderr
+            answer = json.loads(stdout)
+            assert answer["meta"]["ranked_by"] == "words+meaning"
+            every = answer["data"]
+            parts[part].append(Judged(question, every[:SHOWN], every, answer["meta"]["matched"]))
+    for part, judged in parts.items():
+        row = figures(judged)
+        print(
+            f"\n{part}: all shown {row['all shown']:.0%}, all matched {row['all matched']:.0%}, ratio {row['ratio']:.2f}"
+        )
+        shown_floor, matched_floor = BROAD_FLOORS[part]
+        assert row["all shown"] >= shown_floor and row["all matched"] >= matched_floor, part
+    assert figures(parts["tuning"] + parts["held out"])["ratio"] <= 3
+    # What a user sees at --limit 10 is the same first ten, matches and all.
+    question = BROAD_HELD_OUT[0]
+    code, stdout, _ = call(broad_people, "--find", question.query, "--user-id", question.user, "--json")
+    shown = [memory["memory_id"] for memory in json.loads(stdout)["data"]]
+    assert code == 0 and shown == parts["held out"][0].shown
+
+
 def test_find_by_words_finds_what_the_words_carry_and_beats_search(people):
     server, ids = people
     word_cases = [case for case in CASES if not case.known_miss]
