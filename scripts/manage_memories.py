@@ -3338,9 +3338,12 @@ class EmbeddingCache:
         model TEXT, user_id TEXT, digest BLOB, vector BLOB, used INTEGER,
         PRIMARY KEY (model, user_id, digest)) WITHOUT ROWID"""
 
-    def __init__(self, folder, days):
+    def __init__(self, folder, days, on_failure=None):
+        """on_failure(why), once, if the cache fails while in use: from then on it holds
+        nothing and keeps nothing, as NoCache. Without it, such an error is raised."""
         import sqlite3
 
+        self.sqlite_error, self.on_failure = sqlite3.Error, on_failure
         claim_folder(folder, is_cache_file)  # 0700: the file is private from the moment it exists
         path = folder / "embeddings.sqlite"
         # No descriptor of our own on the file: closing one would drop the locks that
@@ -3354,16 +3357,56 @@ class EmbeddingCache:
         self.from_cache = 0
 
     def close(self):
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
+
+    def failed(self, error):
+        """A cache that fails while in use (a file another version of the script wrote, a
+        full disk) costs time, not the answer: it is set aside, unchanged, and said once."""
+        if self.on_failure is None:
+            raise error
+        try:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            self.db.close()
+        except self.sqlite_error:
+            pass  # what matters is that nothing more is read from it or written to it
+        self.db = None
+        self.on_failure(error)
 
     def cached(self, model, user_id=None):
         """How many vectors the cache holds for this model (and user)."""
-        if user_id is None:
-            return self.db.execute("SELECT count(*) FROM vectors WHERE model = ?", (model,)).fetchone()[0]
-        query = "SELECT count(*) FROM vectors WHERE model = ? AND user_id = ?"
-        return self.db.execute(query, (model, user_id)).fetchone()[0]
+        if self.db is None:
+            return 0
+        try:
+            if user_id is None:
+                return self.db.execute("SELECT count(*) FROM vectors WHERE model = ?", (model,)).fetchone()[0]
+            query = "SELECT count(*) FROM vectors WHERE model = ? AND user_id = ?"
+            return self.db.execute(query, (model, user_id)).fetchone()[0]
+        except self.sqlite_error as error:
+            self.failed(error)
+            return 0
 
     def lookup(self, model, keys):
+        """lookup_vectors, or nothing once the cache has failed."""
+        if self.db is None:
+            return {}
+        try:
+            return self.lookup_vectors(model, keys)
+        except self.sqlite_error as error:
+            self.failed(error)
+            return {}
+
+    def store(self, model, rows):
+        """store_vectors, or nothing once the cache has failed."""
+        if self.db is None:
+            return
+        try:
+            self.store_vectors(model, rows)
+        except self.sqlite_error as error:
+            self.failed(error)
+
+    def lookup_vectors(self, model, keys):
         """{(user_id, digest): float16 bytes} for the keys the cache holds, marked as used today.
 
         One query per user and up to 500 digests, each answered through the primary key
@@ -3389,7 +3432,7 @@ class EmbeddingCache:
         self.from_cache += len(found)
         return found
 
-    def store(self, model, rows):
+    def store_vectors(self, model, rows):
         """rows: (user_id, digest, float16 bytes)."""
         day = today()
         self.db.execute("BEGIN")
@@ -4418,8 +4461,11 @@ def open_cache(request):
     says so once it knows the model will embed."""
     import sqlite3
 
+    def failed(error):
+        warn(request, f"every memory is embedded again: the embedding cache in {request.cache_folder} failed: {error}")
+
     try:
-        return EmbeddingCache(request.cache_folder, request.cache_days), None
+        return EmbeddingCache(request.cache_folder, request.cache_days, on_failure=failed), None
     except (OSError, sqlite3.Error, ForeignFolder) as error:
         why = getattr(error, "strerror", None) or error
         return NoCache(), f"the embedding cache in {request.cache_folder} cannot be used: {why}"

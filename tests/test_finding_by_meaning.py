@@ -288,3 +288,33 @@ def test_a_damaged_vector_in_the_cache_is_embedded_again(seeded):
     body = find(server, user, "musical instrument", env).json()
     assert body["data"][0]["memory"] == "Plays the cello in an amateur orchestra"
     assert body["meta"]["embedded"] == 2 and body["meta"]["from_cache"] == 3
+
+
+def a_cache_another_version_wrote(env):
+    """A cache file the script's folder holds, whose table has a column this version does
+    not write: it opens and reads, and fails only when a vector is stored."""
+    folder = os.path.dirname(cache_file(env))
+    os.makedirs(folder, mode=0o700)
+    with sqlite3.connect(cache_file(env)) as db:
+        db.execute(
+            "CREATE TABLE vectors (model TEXT, user_id TEXT, digest BLOB, vector BLOB, used INTEGER, "
+            "norm REAL, PRIMARY KEY (model, user_id, digest)) WITHOUT ROWID"
+        )
+    os.chmod(cache_file(env), 0o600)
+
+
+@pytest.mark.parametrize("action", [["--find", "musical instrument"], ["--duplicates", "--by", "meaning"]])
+def test_a_cache_that_fails_while_in_use_costs_time_not_the_answer(seeded, action):
+    server, user, env = seeded
+    a_cache_another_version_wrote(env)
+    result = run_script("--base-url", server.url, "--user-id", user, *action, "--json", env=env)
+    assert result.code == 0, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    warning = json.loads(result.stderr)["warning"]
+    assert warning.startswith("every memory is embedded again: the embedding cache in ") and "6 columns" in warning
+    body = result.json()
+    if action[0] == "--find":
+        assert body["data"][0]["memory"] == "Plays the cello in an amateur orchestra"
+        assert body["meta"]["embedded"] == 5 and body["meta"]["from_cache"] == 0
+    # The file is left as it was found: another version's cache is not ours to rewrite.
+    assert cache_rows(env) == 0
