@@ -229,16 +229,18 @@ def test_find_answers_the_ranking_set_by_meaning_and_reports_recall(people):
 
 # The broad-question set (tests/broad_question_set.py) on a real server: --find as a user
 # runs it, over the server's listing, judged as tests/benchmarks/broad.py judges it. The
-# floors are the figures measured in-process at the commit that added this test, not
+# floors are the figures measured in-process at the commit that added this test (all
+# shown, all matched; a question below each), not
 # the issue's targets (95% shown, 85% matched on the held-out part), which --find does
 # not reach (docs/performance.md, "Broad questions"): the test keeps them from falling.
-BROAD_FLOORS = {"tuning": (0.80, 0.12), "held out": (0.73, 0.19)}  # all shown, all matched
+BROAD_FLOORS = {"tuning": (0.80, 0.12), "held out": (0.73, 0.19), "independent": (0.70, 0.16)}
 
 
 @pytest.fixture(scope="module")
 def broad_people(tmp_path_factory):
-    """The broad set's four users on a SQLite server, with the ids the benchmark gives them."""
-    from broad_question_set import MEMORIES as BROAD_MEMORIES
+    """The broad set's eight users on a SQLite server, with the ids the benchmark gives them."""
+    sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
+    from broad import MEMORIES as BROAD_MEMORIES
 
     from conftest import start_server
 
@@ -252,13 +254,13 @@ def broad_people(tmp_path_factory):
 
 # On SQLite only, for the reason the ranking set's test gives.
 def test_find_answers_the_broad_set_on_a_real_server_with_its_measured_recall(broad_people):
-    sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
     from broad import ALL, SHOWN, Judged, figures
     from broad_question_set import HELD_OUT as BROAD_HELD_OUT
     from broad_question_set import TUNING as BROAD_TUNING
+    from broad_question_set_independent import INDEPENDENT as BROAD_INDEPENDENT
 
     parts = {}
-    for part, questions in (("tuning", BROAD_TUNING), ("held out", BROAD_HELD_OUT)):
+    for part, questions in (("tuning", BROAD_TUNING), ("held out", BROAD_HELD_OUT), ("independent", BROAD_INDEPENDENT)):
         parts[part] = []
         for question in questions:
             code, stdout, stderr = call(
@@ -276,7 +278,7 @@ def test_find_answers_the_broad_set_on_a_real_server_with_its_measured_recall(br
         )
         shown_floor, matched_floor = BROAD_FLOORS[part]
         assert row["all shown"] >= shown_floor and row["all matched"] >= matched_floor, part
-    assert figures(parts["tuning"] + parts["held out"])["ratio"] <= 3
+    assert figures([judged for part in parts.values() for judged in part])["ratio"] <= 3
     # What a user sees at --limit 10 is the same first ten, matches and all.
     question = BROAD_HELD_OUT[0]
     code, stdout, _ = call(broad_people, "--find", question.query, "--user-id", question.user, "--json")

@@ -36,7 +36,12 @@ def pair_figures():
         manage_memories.MODEL_FOLDER, manage_memories.model_name(manage_memories.MODEL_FOLDER)
     )
     figures = {}
-    parts = {"tuning": pairs.TUNING, "held out": pairs.HELD_OUT, "fresh": pairs.FRESH}
+    parts = {
+        "tuning": pairs.TUNING,
+        "held out": pairs.HELD_OUT,
+        "fresh": pairs.FRESH,
+        "independent": pairs.INDEPENDENT,
+    }
     for part, rows in ((part, pairs.pairs(labelled)) for part, labelled in parts.items()):
         facts, cosines, _ = pairs.embed_pairs(embedder, rows, stem)
         counted = pairs.figures(pairs.judged(rows, facts, cosines))
@@ -45,26 +50,36 @@ def pair_figures():
 
 
 def test_the_pair_set_has_300_pairs_of_every_label_in_parts_that_share_none():
+    import itertools
+
     from fact_pairs import FRESH, HELD_OUT, LABELS, TUNING, pairs
+    from fact_pairs_independent import INDEPENDENT
 
     assert len(pairs(TUNING)) + len(pairs(HELD_OUT)) >= 300
-    for part in (TUNING, HELD_OUT, FRESH):
+    parts = (TUNING, HELD_OUT, FRESH, INDEPENDENT)
+    for part in parts:
         assert set(part) == set(LABELS) and all(len(part[label]) >= 5 for label in LABELS)
-    seen = [{(first, second) for first, second, _ in pairs(part)} for part in (TUNING, HELD_OUT, FRESH)]
-    assert not seen[0] & seen[1] and not seen[0] & seen[2] and not seen[1] & seen[2]
+    seen = [{frozenset((first.lower(), second.lower())) for first, second, _ in pairs(part)} for part in parts]
+    shared = [pair for one, other in itertools.combinations(seen, 2) for pair in one & other]
+    # FRESH repeats one TUNING pair the other way round (noticed when the third part came);
+    # held-out pairs are not edited once measured, so it stays, and nothing else may.
+    assert shared == [frozenset(("prefers dark mode", "prefers light mode"))]
 
 
 def test_the_judgement_holds_its_measured_figures_on_the_held_out_pairs(pair_figures):
     """The figures docs/performance.md and references/cli.md give, with a pair's room
     either way. On the first held-out part (read while the rules were written): 82.9%
     found, 2.7% merged, 90.9% warned, 4.2% false alarms; on the second (FRESH, run only
-    once the rules were chosen): 91.4%, 1.8%, 97.0%, 4.1%. The issue's targets (90%, 2%)
-    hold on the second alone; over both parts they do not (85.7%, 2.4%)."""
-    held_out, fresh = pair_figures["held out"], pair_figures["fresh"]
-    assert held_out["same found"] >= 0.81 and fresh["same found"] >= 0.885
+    once the rules were chosen): 91.4%, 1.8%, 97.0%, 4.1%; on the third (INDEPENDENT,
+    written by another author who never saw the rules): 81.0%, 6.7%, 90.3%, 5.6%. The
+    issue's targets (90%, 2%) hold on the second alone, not over the three (83.9%, 4.1%)."""
+    held_out, fresh, independent = (pair_figures[part] for part in ("held out", "fresh", "independent"))
+    assert held_out["same found"] >= 0.81 and fresh["same found"] >= 0.885 and independent["same found"] >= 0.79
     assert held_out["different merged"] <= 0.035 and fresh["different merged"] <= 0.036
+    assert independent["different merged"] <= 0.077
     assert held_out["contradiction found"] >= 0.89 and fresh["contradiction found"] >= 0.93
-    assert held_out["false alarm"] <= 0.053 and fresh["false alarm"] <= 0.062
+    assert independent["contradiction found"] >= 0.88
+    assert held_out["false alarm"] <= 0.053 and fresh["false alarm"] <= 0.062 and independent["false alarm"] <= 0.068
 
 
 def test_the_thresholds_were_chosen_where_the_tuning_part_meets_the_targets(pair_figures):
