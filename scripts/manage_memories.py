@@ -3491,9 +3491,22 @@ def erase_cached_vectors(request, user_id, texts=None):
     except ForeignFolder:
         return 0  # a folder the script may not use holds nothing it wrote
     try:
-        return cache.erase(user_id, texts)
+        if texts is None:
+            return cache.erase(user_id)
+        return cache.erase(user_id, {embedded for text in texts for embedded in texts_embedded_for(text, user_id)})
     finally:
         cache.close()
+
+
+def texts_embedded_for(text, user_id):
+    """Every text whose vector the cache may hold for one memory of user_id: the memory as
+    --find reads it, and as the same-fact judgement does (fact_text), with and without the
+    name it may start with (whether that name is dropped depends on the user's other
+    memories). Each is derived from the memory, so --erase removes them all."""
+    import Stemmer
+
+    fact = Fact.of(text, Stemmer.Stemmer("english").stemWord)
+    return {text, fact_text(fact, None, user_id), fact_text(fact, fact.subject, user_id)}
 
 
 class Meaning:

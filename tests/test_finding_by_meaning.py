@@ -150,6 +150,22 @@ def test_an_erased_delete_removes_its_vectors_and_only_its(seeded):
     assert cache_rows(env, user) == 4
 
 
+def test_an_erased_delete_removes_the_vectors_the_same_fact_judgement_kept_too(agentos, user, tmp_path):
+    # --duplicates --by meaning caches each memory as the model reads it ("drinks green
+    # tea" for "Ken drinks green tea"): a vector derived from the memory all the same.
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    texts = ["Ken drinks green tea", "Ken plays the cello", "The user's dog is called Biscuit"]
+    ids = [agentos.seed(user, text)["memory_id"] for text in texts]
+    judged = run_script("--base-url", agentos.url, "--user-id", user, "--duplicates", "--by", "meaning", env=env)
+    assert judged.code == 0 and cache_rows(env, user) == 3, judged.stderr
+    found = find(agentos, user, "instrument", env).json()
+    assert found["meta"]["embedded"] == 3 and cache_rows(env, user) >= 6  # the sentences too, as they are
+    every_id = [flag for memory_id in ids for flag in ("--memory-id", memory_id)]
+    erased = run_script("--base-url", agentos.url, "--user-id", user, *every_id, "--delete", "--erase", env=env)
+    assert erased.code == 0, erased.stderr
+    assert cache_rows(env, user) == 0
+
+
 def test_an_erased_delete_all_removes_every_vector_of_the_user(seeded, agentos):
     server, user, env = seeded
     other = f"{user}-other"
