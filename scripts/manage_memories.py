@@ -3255,19 +3255,38 @@ def model_name(folder):
 
 
 class Embedder:
-    """The sentence-embedding model: texts in, unit vectors out (a cosine is a dot product)."""
+    """The sentence-embedding model: texts in, unit vectors out (a cosine is a dot product).
+
+    Loading the model (ONNX Runtime, the tokenizer, the session: about 0.2 s) waits for
+    the first text to embed: a search whose vectors are all in the cache, the query's
+    too, never loads it. So a model that cannot be read may be found out only then,
+    as ModelUnavailable from embed()."""
 
     def __init__(self, folder, name):
         try:
             import numpy
+        except ImportError as error:
+            raise ModelUnavailable(f"{error.name} is not installed") from None
+        self.model, self.vocabulary = folder / "model.onnx", folder / "tokenizer.json"
+        for path in (self.model, self.vocabulary):
+            if not path.is_file():
+                raise ModelUnavailable(f"{path} is missing")
+        self.numpy = numpy
+        self.name = name
+        self.session = None
+        self.dimensions = None  # known once the model is loaded
+        self.embedded = 0  # texts this process embedded: what the cache saved shows against it
+
+    def load(self):
+        """The model, loaded once; ModelUnavailable if it cannot be."""
+        if self.session is not None:
+            return
+        try:
             import onnxruntime
             from tokenizers import Tokenizer
         except ImportError as error:
             raise ModelUnavailable(f"{error.name} is not installed") from None
-        model, vocabulary = folder / "model.onnx", folder / "tokenizer.json"
-        for path in (model, vocabulary):
-            if not path.is_file():
-                raise ModelUnavailable(f"{path} is missing")
+        model, vocabulary = self.model, self.vocabulary
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 4  # its warnings would reach stderr as several lines
         try:
@@ -3281,14 +3300,12 @@ class Embedder:
         # memory cost as much as a long one (1,000 short memories: 14.8 s, against 0.7 s
         # now); batches are padded to their longest text below instead.
         self.tokenizer.no_padding()
-        self.numpy = numpy
-        self.name = name
         width = self.session.get_outputs()[0].shape[-1]
         self.dimensions = width if isinstance(width, int) else None  # None: learnt from the first text embedded
-        self.embedded = 0  # texts this process embedded: what the cache saved shows against it
 
     def embed(self, texts):
         """One float32 row per text, each of length 1."""
+        self.load()
         numpy = self.numpy
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         rows = {}
@@ -3305,7 +3322,9 @@ class Embedder:
             )
             rows.update(zip(batch, output, strict=True))
         self.embedded += len(texts)
-        return numpy.stack([rows[index] for index in range(len(texts))])
+        vectors = numpy.stack([rows[index] for index in range(len(texts))])
+        self.dimensions = self.dimensions or vectors.shape[-1]
+        return vectors
 
 
 def cache_folder(environ):
@@ -3357,8 +3376,10 @@ class EmbeddingCache:
         self.from_cache = 0
 
     def close(self):
+        """Closed, it holds nothing and keeps nothing: a later lookup finds none."""
         if self.db is not None:
             self.db.close()
+            self.db = None
 
     def failed(self, error):
         """A cache that fails while in use (a file another version of the script wrote, a
@@ -3500,25 +3521,50 @@ def erase_cached_vectors(request, user_id, texts=None):
 
 def texts_embedded_for(text, user_id):
     """Every text whose vector the cache may hold for one memory of user_id: the memory as
-    --find reads it, and as the same-fact judgement does (fact_text), with and without the
-    name it may start with (whether that name is dropped depends on the user's other
-    memories). Each is derived from the memory, so --erase removes them all."""
+    --find reads it, as --create's search for it reads it, and as the same-fact judgement
+    does (fact_text), with and without the name it may start with (whether that name is
+    dropped depends on the user's other memories). Each is derived from the memory, so
+    --erase removes them all."""
     import Stemmer
 
     fact = Fact.of(text, Stemmer.Stemmer("english").stemWord)
-    return {text, fact_text(fact, None, user_id), fact_text(fact, fact.subject, user_id)}
+    as_query = meaning_query(text, subject_words(user_id))  # --create searches with the new memory
+    return {text, as_query, fact_text(fact, None, user_id), fact_text(fact, fact.subject, user_id)}
 
 
 class Meaning:
     """The meaning scores of the memories a --find walk passes, through the cache."""
 
-    def __init__(self, embedder, cache, query=None):
+    def __init__(self, embedder, cache, query=None, user_id=None):
+        """user_id: the one user a --find searches, under whom the query's vector is
+        cached too (never for a search of every user: --erase goes user by user)."""
         self.embedder, self.cache = embedder, cache
         self.numpy = embedder.numpy
-        self.query_vector = embedder.embed([query])[0] if query is not None else None
-        if embedder.dimensions is None:
-            embedder.dimensions = len(self.query_vector if query is not None else embedder.embed(["a"])[0])
+        self.query_vector = self.vector_of_query(query, user_id) if query is not None else None
+        if self.query_vector is None or embedder.session is not None:
+            # A model that cannot be loaded fails here, before anything is read.
+            embedder.load()
+            self.dimensions = embedder.dimensions or len(embedder.embed(["a"])[0])
+        else:
+            self.dimensions = len(self.query_vector)
         embedder.embedded = 0  # count the memories' texts only
+
+    def vector_of_query(self, query, user_id):
+        """The query's vector: from the cache when this user was asked the same before
+        (then the model may not be loaded at all), else embedded; None if the model is
+        needed and cannot be loaded. The answer's from_cache counts memories only."""
+        if not user_id:
+            return self.embedder.embed([query])[0]
+        key = (user_id, text_digest(query))
+        cached = self.cache.lookup(self.embedder.name, [key]).get(key)
+        self.cache.from_cache = 0
+        if cached is not None and len(cached) % 2 == 0 and len(cached) >= 2:
+            vector = self.numpy.frombuffer(cached, self.numpy.float16).astype(self.numpy.float32)
+            if abs(float(self.numpy.linalg.norm(vector)) - 1) <= 0.01:
+                return vector
+        vector = self.embedder.embed([query])[0]
+        self.cache.store(self.embedder.name, [(*key, vector.astype(self.numpy.float16).tobytes())])
+        return vector
 
     def cosines(self, memories):
         """Each memory's closeness to the query: its sentence's cosine and its topics'."""
@@ -3545,7 +3591,7 @@ class Meaning:
         numpy = self.numpy
         keys = [(memory.get("user_id") or "", text_digest(text)) for memory, text in zip(memories, texts, strict=True)]
         found = self.cache.lookup(self.embedder.name, keys)
-        size = 2 * self.embedder.dimensions  # float16
+        size = 2 * self.dimensions  # float16
         # A vector that is not one of ours (cut short, or not of length 1) is embedded again.
         for key, vector in list(found.items()):
             if len(vector) != size or abs(float(numpy.linalg.norm(numpy.frombuffer(vector, numpy.float16))) - 1) > 0.01:
@@ -3554,6 +3600,8 @@ class Meaning:
         missing = list({key: index for index, key in enumerate(keys) if key not in found}.values())
         if missing:
             vectors = self.embedder.embed([texts[index][:MAX_RANKED_CHARS] for index in missing]).astype(numpy.float16)
+            if vectors.shape[-1] != self.dimensions:  # the cached query's vector was not this model's
+                raise ModelUnavailable("the query's vector in the cache does not fit the model")
             new = [(*keys[index], vector.tobytes()) for index, vector in zip(missing, vectors, strict=True)]
             self.cache.store(self.embedder.name, new)
             found.update(((user_id, digest), vector) for user_id, digest, vector in new)
@@ -4318,7 +4366,12 @@ async def find_memories(server, request):
     """--find: the best answers, and what to try when none matches."""
     result, why_words, meaning = await rank_memories(server, request)
     if meaning:
-        flag_older(meaning, result["data"])
+        try:
+            flag_older(meaning, result["data"])
+        except ModelUnavailable as error:  # every vector came from the cache, and the model is gone since
+            warn(request, f"--find cannot tell which matches may be out of date: the model cannot be loaded: {error}")
+        finally:
+            meaning.cache.close()
     meta, hint = result["meta"], None
     if not meta["matched"] and meta["searched"] and not meta["not_shown"]:
         hint = f"none matches well; {all_searched_shown(meta['searched'])}, closest first"
@@ -4336,13 +4389,12 @@ async def rank_memories(server, request, watch=None):
     """(the answer's JSON, why it was ranked by words alone or None, the Meaning or None):
     every memory of the user (or of everyone) scored by words and by meaning.
     watch(memories), when given, sees every batch too (--create looks for the same fact
-    as it ranks)."""
+    as it ranks). The Meaning's cache is left open for the caller, who closes it."""
     import Stemmer
 
     stem = Stemmer.Stemmer("english").stemWord
     subject = subject_words(request.user_id)
     query = Query.parse(request.query, stem, subject)
-    ranking = Ranking(query, stem, request.limit)
     meaning, why_words = await meaning_for(server, request, subject)
 
     def score(memories):
@@ -4354,11 +4406,22 @@ async def rank_memories(server, request, watch=None):
 
     progress = Progress.for_request("searching", request)
     try:
-        await walk_matching(server, request, score, progress)
-    finally:
-        progress.stop()
+        ranking = Ranking(query, stem, request.limit)
+        try:
+            await walk_matching(server, request, score, progress)
+        except ModelUnavailable as error:
+            # The model was first needed for a memory the cache lacked, and could not be
+            # loaded: the answer comes by words, from a walk of its own.
+            meaning.cache.close()
+            meaning, why_words = None, model_missing(request, error)
+            ranking = Ranking(query, stem, request.limit)
+            await walk_matching(server, request, score, progress)
+    except BaseException:
         if meaning:
             meaning.cache.close()
+        raise
+    finally:
+        progress.stop()
     best, matched, best_not_shown = ranking.best()
     for memory in best:
         memory["match"] = memory["score"] >= MATCH_SCORE
@@ -4400,7 +4463,7 @@ def flag_older(meaning, found):
     for user_id, matches in by_user.items():
         if len(matches) < 2:
             continue
-        facts, vectors = judged_texts(meaning.embedder, [memory["memory"] for memory in matches], user_id)
+        facts, vectors = judged_matches(meaning, matches, user_id)
         cosines = vectors @ vectors.T
         for first in range(len(matches)):
             for second in range(first + 1, len(matches)):
@@ -4414,6 +4477,17 @@ def flag_older(meaning, found):
         if newer and found.index(newer) > found.index(memory):
             found.remove(newer)
             found.insert(found.index(memory), newer)
+
+
+def judged_matches(meaning, matches, user_id):
+    """(Facts, unit vectors) of one user's matches, as the judgement reads them, through
+    the cache: a search asked again needs no model for them either."""
+    import Stemmer
+
+    stem = Stemmer.Stemmer("english").stemWord
+    facts = [Fact.of(memory["memory"], stem) for memory in matches]
+    name = own_name(facts)
+    return facts, meaning.vectors(matches, [fact_text(fact, name, user_id) for fact in facts])
 
 
 def judged_texts(embedder, texts, user_id):
@@ -4450,7 +4524,8 @@ async def meaning_for(server, request, subject=frozenset()):
                     f"ranked by words only: {plural(new, 'memory')} not embedded yet (about {seconds:,.0f} s of work, "
                     f"more than the {MEANING_LIMIT:,} --find embeds unasked)"
                 )
-        meaning = Meaning(Embedder(request.model_folder, name), cache, meaning_query(request.query, subject))
+        query = meaning_query(request.query, subject)
+        meaning = Meaning(Embedder(request.model_folder, name), cache, query, request.user_id)
         if unusable:
             warn(request, f"--find embeds every memory again: {unusable}")
         return meaning, None
@@ -4491,6 +4566,7 @@ def judgement_model(request, needed=True):
     to words). A cache that cannot be used only costs time, and says so."""
     try:
         embedder = Embedder(request.model_folder, model_name(request.model_folder))
+        embedder.load()  # the judgement embeds whatever the cache lacks: fail before anything is read
     except ModelUnavailable as error:
         if not needed:
             warn(
@@ -4983,6 +5059,8 @@ async def already_stored(server, request):
 
     asking = dataclasses.replace(request, query=request.content, limit=SIMILAR_JUDGED, topics=None)
     found, _, meaning = await rank_memories(server, asking, watch=same_words)
+    if meaning:
+        meaning.cache.close()  # what is left to embed is the new memory and its closest few: no cache
     if stored:
         return max(stored, key=lambda memory: memory.get("updated_at") or ""), "words", [], []
     fields = ("memory_id", "memory", "topics", "updated_at", "score")

@@ -147,7 +147,7 @@ def test_an_erased_delete_removes_its_vectors_and_only_its(seeded):
         env=env,
     )
     assert result.code == 0 and result.json()["erased_vectors"] == 1
-    assert cache_rows(env, user) == 4
+    assert cache_rows(env, user) == 4 + 1  # the other memories, and the question's vector
 
 
 def test_an_erased_delete_removes_the_vectors_the_same_fact_judgement_kept_too(agentos, user, tmp_path):
@@ -163,7 +163,7 @@ def test_an_erased_delete_removes_the_vectors_the_same_fact_judgement_kept_too(a
     every_id = [flag for memory_id in ids for flag in ("--memory-id", memory_id)]
     erased = run_script("--base-url", agentos.url, "--user-id", user, *every_id, "--delete", "--erase", env=env)
     assert erased.code == 0, erased.stderr
-    assert cache_rows(env, user) == 0
+    assert cache_rows(env, user) == 1  # the question's vector ("instrument"), derived from no memory
 
 
 def test_an_erased_delete_all_removes_every_vector_of_the_user(seeded, agentos):
@@ -173,8 +173,43 @@ def test_an_erased_delete_all_removes_every_vector_of_the_user(seeded, agentos):
     find(server, user, "instrument", env)
     find(server, other, "tea", env)
     result = run_script("--base-url", server.url, "--user-id", user, "--delete-all", "--yes", "--erase", env=env)
-    assert result.code == 0 and "5 embeddings removed from --find's cache" in result.stdout
-    assert cache_rows(env, user) == 0 and cache_rows(env, other) == 1
+    # The user's five memories, and the question asked about the user: all the user's.
+    assert result.code == 0 and "6 embeddings removed from --find's cache" in result.stdout
+    assert cache_rows(env, user) == 0 and cache_rows(env, other) == 1 + 1
+
+
+def a_model_that_breaks(tmp_path):
+    """A copy of the model (the cache knows it by its folder's name and size), and what
+    makes it unreadable at the same size."""
+    import shutil
+
+    folder = tmp_path / manage_memories.MODEL_FOLDER.name
+    shutil.copytree(manage_memories.MODEL_FOLDER, folder)
+    size = (folder / "model.onnx").stat().st_size
+    return folder, lambda: (folder / "model.onnx").write_bytes(b"\0" * size)
+
+
+def test_a_search_asked_again_needs_no_model_and_a_new_memory_then_falls_back_to_words(seeded, tmp_path):
+    server, user, env = seeded
+    folder, break_model = a_model_that_breaks(tmp_path)
+    env = env | {"AGENTOS_MEMORY_MODEL": str(folder)}
+    first = find(server, user, "musical instrument", env).json()
+    two_matches = find(server, user, "diet and allergies", env).json()  # two matches: judged for "older" too
+    assert two_matches["meta"]["matched"] == 2
+    break_model()
+    # The question's vector is cached as the memories' are: the model is not loaded.
+    for question, answer in (("musical instrument", first), ("diet and allergies", two_matches)):
+        again = find(server, user, question, env)
+        assert again.stderr == "" and again.json()["data"] == answer["data"]
+        assert again.json()["meta"]["ranked_by"] == "words+meaning" and again.json()["meta"]["embedded"] == 0
+    # A memory the cache lacks needs the model: it cannot be loaded, so the answer comes by
+    # words, said in one line, from a walk of its own.
+    server.seed(user, "Sings bass in a choir")
+    result = run_script("--base-url", server.url, "--user-id", user, "--find", "musical instrument", "--json", env=env)
+    assert result.code == 0 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "ranks by words only: the model cannot be loaded" in json.loads(result.stderr)["warning"]
+    body = result.json()
+    assert body["meta"]["ranked_by"] == "words" and body["meta"]["searched"] == len(FACTS) + 1
 
 
 def test_a_missing_model_is_one_line_and_the_answer_comes_by_words(seeded, tmp_path):
@@ -297,10 +332,12 @@ def test_find_by_meaning_across_users_keeps_only_what_can_still_win(fresh_agento
 def test_a_damaged_vector_in_the_cache_is_embedded_again(seeded):
     server, user, env = seeded
     find(server, user, "instrument", env)
+    question = manage_memories.text_digest("instrument")
     with sqlite3.connect(cache_file(env)) as db:
-        # One vector of zeros (not of length 1), one cut short.
-        db.execute("UPDATE vectors SET vector = zeroblob(768) WHERE digest = (SELECT min(digest) FROM vectors)")
-        db.execute("UPDATE vectors SET vector = x'00' WHERE digest = (SELECT max(digest) FROM vectors)")
+        # Of the memories' vectors (not the question's), one of zeros (not of length 1), one cut short.
+        memories = "SELECT {} (digest) FROM vectors WHERE digest != ?"
+        db.execute(f"UPDATE vectors SET vector = zeroblob(768) WHERE digest = ({memories.format('min')})", (question,))
+        db.execute(f"UPDATE vectors SET vector = x'00' WHERE digest = ({memories.format('max')})", (question,))
     body = find(server, user, "musical instrument", env).json()
     assert body["data"][0]["memory"] == "Plays the cello in an amateur orchestra"
     assert body["meta"]["embedded"] == 2 and body["meta"]["from_cache"] == 3
