@@ -3180,9 +3180,11 @@ async def delete_batch(server, memory_ids, user_id):
 #
 # Embedding costs under 1 ms a memory on two cores, so each memory's vector is kept in
 # a cache under $XDG_CACHE_HOME, keyed by the model, the user and a digest of the text:
-# a second search of the same memories embeds only the query. The cache holds no text,
-# yet a vector is still derived from a memory: the folder is private (0700, file 0600),
-# entries unused for CACHE_DAYS go, and --erase removes the erased memories' vectors.
+# a second search of the same memories embeds only the query, and a question about one
+# user asked again (its vector is kept under that user) embeds nothing and loads no
+# model. The cache holds no text, yet a vector is still derived from a memory: the
+# folder is private (0700, file 0600), entries unused for CACHE_DAYS go, and --erase
+# removes the erased memories' vectors.
 
 MODEL_TOKENS = 128  # what the model was trained on; longer memories are cut there
 EMBED_BATCH = 32  # texts a run of the model, sorted by length so little is padding
