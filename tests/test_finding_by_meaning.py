@@ -76,6 +76,11 @@ def cache_file(env):
     return os.path.join(env["XDG_CACHE_HOME"], "agentos-api-memory", "embeddings.sqlite")
 
 
+def cached_digests(env, user):
+    with sqlite3.connect(cache_file(env)) as db:
+        return {bytes(digest) for (digest,) in db.execute("SELECT digest FROM vectors WHERE user_id = ?", (user,))}
+
+
 def cache_rows(env, user=None):
     path = cache_file(env)
     if not os.path.exists(path):
@@ -166,6 +171,48 @@ def test_an_erased_delete_removes_the_vectors_the_same_fact_judgement_kept_too(a
     assert cache_rows(env, user) == 1  # the question's vector ("instrument"), derived from no memory
 
 
+def test_an_erased_delete_removes_the_vector_of_its_topics(agentos, user, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    memory = agentos.seed(user, "Has a rare heart condition", ["cardiology", "arrhythmia"])
+    find(agentos, user, "health", env)
+    topics = manage_memories.text_digest(manage_memories.topics_text(["cardiology", "arrhythmia"]))
+    assert topics in cached_digests(env, user)
+    erased = run_script(
+        "--base-url", agentos.url, "--user-id", user, "--memory-id", memory["memory_id"], "--delete", "--erase", env=env
+    )
+    assert erased.code == 0 and topics not in cached_digests(env, user), erased.stderr
+
+
+def test_an_erased_delete_removes_the_vectors_of_what_an_update_replaced(agentos, user, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    memory = agentos.seed(user, "Has a rare heart condition")
+    agentos.seed(user, "Plays the cello in an amateur orchestra")
+    find(agentos, user, "health", env)
+    scope = ("--base-url", agentos.url, "--user-id", user, "--memory-id", memory["memory_id"])
+    updated = run_script(*scope, "--update", "Has a heart condition, treated since May", env=env)
+    find(agentos, user, "health", env)
+    erased = run_script(*scope, "--delete", "--erase", env=env)
+    assert updated.code == 0 and erased.code == 0, updated.stderr + erased.stderr
+    left = cached_digests(env, user)
+    assert manage_memories.text_digest("Has a rare heart condition") not in left
+    assert manage_memories.text_digest("Has a heart condition, treated since May") not in left
+
+
+def test_an_erased_delete_all_of_a_user_the_server_no_longer_holds_still_erases(agentos, user, tmp_path):
+    # A request to be forgotten holds for what the script kept, whatever the server has left.
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    agentos.seed(f"{user}-other", "Likes tea")
+    asked = run_script(
+        "--base-url", agentos.url, "--user-id", user, "--find", "who is her oncologist", "--by", "meaning", env=env
+    )
+    assert asked.code == 0 and cache_rows(env, user) == 1, asked.stderr
+    erased = run_script(
+        "--base-url", agentos.url, "--user-id", user, "--delete-all", "--yes", "--erase", "--json", env=env
+    )
+    assert erased.code == 0 and erased.json()["erased_vectors"] == 1, erased.stdout + erased.stderr
+    assert cache_rows(env, user) == 0 and cache_rows(env, f"{user}-other") == 0
+
+
 def test_an_erased_delete_all_removes_every_vector_of_the_user(seeded, agentos):
     server, user, env = seeded
     other = f"{user}-other"
@@ -189,7 +236,7 @@ def a_model_that_breaks(tmp_path):
     return folder, lambda: (folder / "model.onnx").write_bytes(b"\0" * size)
 
 
-def test_a_search_asked_again_needs_no_model_and_a_new_memory_then_falls_back_to_words(seeded, tmp_path):
+def test_a_question_asked_again_loads_no_model(seeded, tmp_path):
     server, user, env = seeded
     folder, break_model = a_model_that_breaks(tmp_path)
     env = env | {"AGENTOS_MEMORY_MODEL": str(folder)}
@@ -202,14 +249,80 @@ def test_a_search_asked_again_needs_no_model_and_a_new_memory_then_falls_back_to
         again = find(server, user, question, env)
         assert again.stderr == "" and again.json()["data"] == answer["data"]
         assert again.json()["meta"]["ranked_by"] == "words+meaning" and again.json()["meta"]["embedded"] == 0
-    # A memory the cache lacks needs the model: it cannot be loaded, so the answer comes by
-    # words, said in one line, from a walk of its own.
+
+
+def test_a_model_first_needed_mid_search_and_unreadable_gives_the_answer_by_words(seeded, tmp_path):
+    server, user, env = seeded
+    folder, break_model = a_model_that_breaks(tmp_path)
+    env = env | {"AGENTOS_MEMORY_MODEL": str(folder)}
+    find(server, user, "musical instrument", env)
+    break_model()
+    # A memory the cache lacks needs the model, met only as the walk reads it.
     server.seed(user, "Sings bass in a choir")
     result = run_script("--base-url", server.url, "--user-id", user, "--find", "musical instrument", "--json", env=env)
     assert result.code == 0 and len(result.stderr.splitlines()) == 1, result.stderr
     assert "ranks by words only: the model cannot be loaded" in json.loads(result.stderr)["warning"]
     body = result.json()
     assert body["meta"]["ranked_by"] == "words" and body["meta"]["searched"] == len(FACTS) + 1
+
+
+def test_the_fallback_by_words_walks_with_a_bar_of_its_own(seeded, tmp_path, monkeypatch, capsys):
+    server, user, env = seeded
+    folder, break_model = a_model_that_breaks(tmp_path)
+    env = env | {"AGENTOS_MEMORY_MODEL": str(folder)}
+    find(server, user, "musical instrument", env)
+    break_model()
+    last = max(server.memories(user), key=lambda memory: memory["memory_id"])  # the walk reads it last
+    with sqlite3.connect(cache_file(env)) as db:
+        db.execute("DELETE FROM vectors WHERE digest = ?", (manage_memories.text_digest(last["memory"]),))
+    bars = []
+
+    class Watched(manage_memories.Progress):
+        def stop(self):
+            if self.bar is not None:
+                bars.append((self.bar.tasks[0].completed, self.bar.tasks[0].total))
+            super().stop()
+
+    monkeypatch.setattr(manage_memories, "WALK_PAGE_SIZE", 4)  # two pages: the model is met on the second
+    monkeypatch.setattr(manage_memories, "WALK_OVERLAP", 1)
+    monkeypatch.setattr(manage_memories.Progress, "for_request", classmethod(lambda cls, what, r: Watched(what, True)))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = manage_memories.main(["--base-url", server.url, "--user-id", user, "--find", "musical instrument", "--json"])
+    capsys.readouterr()
+    assert code == 0 and bars and all(completed <= total for completed, total in bars), bars
+
+
+def test_a_cached_question_cut_short_is_embedded_again(seeded):
+    server, user, env = seeded
+    find(server, user, "musical instrument", env)
+    question = manage_memories.text_digest("musical instrument")
+    with sqlite3.connect(cache_file(env)) as db:
+        (vector,) = db.execute("SELECT vector FROM vectors WHERE digest = ?", (question,)).fetchone()
+        # One component fewer: its length stays near 1, its width is not the model's.
+        db.execute("UPDATE vectors SET vector = ? WHERE digest = ?", (vector[:-2], question))
+    for _ in range(2):
+        again = find(server, user, "musical instrument", env)
+        assert again.stderr == "" and again.json()["meta"]["ranked_by"] == "words+meaning"
+        assert again.json()["data"][0]["memory"] == "Plays the cello in an amateur orchestra"
+
+
+def test_a_create_keeps_no_vector_of_its_content_and_falls_back_to_words(seeded, tmp_path):
+    # --create searches with its content: a memory that may never be stored (a dry run, a
+    # duplicate refused), so its vector is not kept, and the model is loaded to judge it.
+    server, user, env = seeded
+    folder, break_model = a_model_that_breaks(tmp_path)
+    env = env | {"AGENTOS_MEMORY_MODEL": str(folder)}
+    content = "Plays the viola in a string quartet"
+    args = ("--base-url", server.url, "--user-id", user, "--create", content, "--json")
+    dry = run_script(*args, "--dry-run", env=env)
+    assert dry.code == 0, dry.stderr
+    assert manage_memories.text_digest(content) not in cached_digests(env, user)
+    break_model()
+    result = run_script(*args, env=env)
+    assert result.code == 0 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "the model cannot be loaded" in json.loads(result.stderr)["warning"]
+    assert result.json()["created"] is True
 
 
 def test_a_missing_model_is_one_line_and_the_answer_comes_by_words(seeded, tmp_path):
