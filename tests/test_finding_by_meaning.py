@@ -206,6 +206,10 @@ def test_an_erased_delete_all_of_a_user_the_server_no_longer_holds_still_erases(
         "--base-url", agentos.url, "--user-id", user, "--find", "who is her oncologist", "--by", "meaning", env=env
     )
     assert asked.code == 0 and cache_rows(env, user) == 1, asked.stderr
+    # Without --yes nothing is erased: the journal's copies are what --undo brings back.
+    unasked = run_script("--base-url", agentos.url, "--user-id", user, "--delete-all", "--erase", "--json", env=env)
+    assert unasked.code == 0 and "add --yes to erase" in unasked.json()["hint"], unasked.stdout + unasked.stderr
+    assert cache_rows(env, user) == 1
     erased = run_script(
         "--base-url", agentos.url, "--user-id", user, "--delete-all", "--yes", "--erase", "--json", env=env
     )
