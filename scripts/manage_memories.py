@@ -2655,28 +2655,44 @@ def erase_copies(request, memory_ids=(), user_id=None, held=None):
         kept, copies_left, erased = [], 0, 0
         with open(path, "rb") as entry:
             kept.append(entry.readline())
-            for line in entry:
+            lines = entry.readlines()
+        # A create's record has no id yet: the result line with its number names the id it got.
+        created = {}
+        for line in lines:
+            if b'"result"' in line:
                 try:
-                    record = orjson.loads(line)
+                    result = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    erased += 1  # a line cut short: it may hold part of a copy
                     continue
-                if "before" in record:
-                    memory_id, users = record_owners(record)
-                    if memory_id in memory_ids or (user_id is not None and user_id in users):
-                        erased += 1
-                        if held is not None:
-                            held.extend(
-                                copy for copy in (record.get("before"), record.get("sent")) if isinstance(copy, dict)
-                            )
-                        continue
-                    copies_left += 1
-                elif "result" in record and memory_ids:
-                    record["ids"] = [memory_id for memory_id in record["ids"] if memory_id not in memory_ids]
-                    if not record["ids"]:
-                        continue
-                    line = orjson.dumps(record) + b"\n"
-                kept.append(line)
+                if isinstance(result, dict) and "n" in result:
+                    created.setdefault(result["n"], set()).update(result.get("ids") or ())
+        for line in lines:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                erased += 1  # a line cut short: it may hold part of a copy
+                continue
+            if "before" in record:
+                memory_id, users = record_owners(record)
+                became = created.get(record.get("n"), set()) if memory_id is None else set()
+                if (
+                    memory_id in memory_ids
+                    or not became.isdisjoint(memory_ids)
+                    or (user_id is not None and user_id in users)
+                ):
+                    erased += 1
+                    if held is not None:
+                        held.extend(
+                            copy for copy in (record.get("before"), record.get("sent")) if isinstance(copy, dict)
+                        )
+                    continue
+                copies_left += 1
+            elif "result" in record and memory_ids:
+                record["ids"] = [memory_id for memory_id in record["ids"] if memory_id not in memory_ids]
+                if not record["ids"]:
+                    continue
+                line = orjson.dumps(record) + b"\n"
+            kept.append(line)
         if not erased:
             continue
         removed += erased
@@ -3548,23 +3564,42 @@ def is_cache_file(path):
         return file.read(16) in (b"SQLite format 3\x00", b"")
 
 
-def erase_cached_vectors(request, user_id, memories=None):
-    """--erase: the embedding cache keeps nothing of these memories (of any of the user's,
-    without memories): how many vectors went."""
+def erase_cached_vectors(request, whole_user=None, memories=()):
+    """--erase: the embedding cache keeps nothing of these memories, each under its own
+    user (an --all-users delete reaches several), nor anything of whole_user: how many
+    vectors went. A cache that cannot be erased fails in one line, after the deletes."""
+    import sqlite3
+
     folder = request.cache_folder
     if not (folder / "embeddings.sqlite").exists():
         return 0
+    texts_of = {}
+    for memory in memories:
+        owner = memory.get("user_id") or request.user_id
+        if owner is not None:
+            texts_of.setdefault(owner, set()).update(texts_embedded_for(memory, owner))
     try:
         cache = EmbeddingCache(folder, request.cache_days)
     except ForeignFolder:
         return 0  # a folder the script may not use holds nothing it wrote
+    except (OSError, sqlite3.Error) as error:
+        raise cache_not_erased(folder, error) from None
     try:
-        if memories is None:
-            return cache.erase(user_id)
-        texts = {text for memory in memories for text in texts_embedded_for(memory, user_id)}
-        return cache.erase(user_id, texts)
+        removed = cache.erase(whole_user) if whole_user is not None else 0
+        return removed + sum(cache.erase(owner, texts) for owner, texts in texts_of.items())
+    except sqlite3.Error as error:
+        raise cache_not_erased(folder, error) from None
     finally:
         cache.close()
+
+
+def cache_not_erased(folder, error):
+    return CLIError(
+        f"the memories were deleted and the journal's copies erased, but the embedding cache in {folder} "
+        f"could not be: {error}",
+        kind="io",
+        hint=f"remove {folder / 'embeddings.sqlite'}: it holds vectors, and is rebuilt as --find needs",
+    )
 
 
 def texts_embedded_for(memory, user_id):
@@ -3578,6 +3613,7 @@ def texts_embedded_for(memory, user_id):
     text = memory.get("memory") or ""
     fact = Fact.of(text, Stemmer.Stemmer("english").stemWord)
     texts = {text, fact_text(fact, None, user_id), fact_text(fact, fact.subject, user_id)}
+    texts.add(meaning_query(text, subject_words(user_id)))  # --create's search, as versions before 2026-12-06 kept it
     return texts | ({topics_text(memory["topics"])} if memory.get("topics") else set())
 
 
@@ -5255,7 +5291,7 @@ async def delete_all(server, request):
             reading.stop()
         if request.dry_run:
             return Outcome(server.writer.preview(deletion(matching, [], dry_run=True)))
-        if not matching and request.erase:
+        if not matching and request.erase and request.user_id is not None and not narrowed(request):
             # Erasing the journal's copies ends what --undo can bring back: not without --yes.
             hint = f"add --yes to erase what this script kept of {whose(request)} (journal copies, cached vectors)"
             return Outcome(deletion([], [], dry_run=False), hint=hint)
@@ -5641,7 +5677,9 @@ def erased(request, memories, whole_user):
         user_id=request.user_id if whole_user else None,
         held=held,
     )
-    vectors = erase_cached_vectors(request, request.user_id, None if whole_user else [*memories, *held])
+    vectors = erase_cached_vectors(
+        request, request.user_id if whole_user else None, [] if whole_user else [*memories, *held]
+    )
     return {"erased_copies": copies, "erased_vectors": vectors}
 
 

@@ -217,6 +217,50 @@ def test_an_erased_delete_all_of_a_user_the_server_no_longer_holds_still_erases(
     assert cache_rows(env, user) == 0 and cache_rows(env, f"{user}-other") == 0
 
 
+def test_an_erased_delete_all_of_every_user_by_agent_removes_each_users_vectors(agentos, user, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    other = f"{user}-other"
+    agent = f"bot-{user}"
+    for owner in (user, other):
+        agentos.seed(owner, "Plays the cello in an amateur orchestra")
+        agentos.seed_from_agent(owner, f"Asked {agent} about train times", agent_id=agent)
+        find(agentos, owner, "musical instrument", env)
+    before = {owner: cache_rows(env, owner) for owner in (user, other)}
+    erased = run_script(
+        "--base-url", agentos.url, "--all-users", "--agent-id", agent, "--delete-all", "--yes", "--erase", "--json",
+        env=env,
+    )  # fmt: skip
+    assert erased.code == 0 and erased.json()["erased_vectors"] == 2, erased.stdout + erased.stderr
+    for owner in (user, other):
+        left = cached_digests(env, owner)
+        assert cache_rows(env, owner) == before[owner] - 1
+        assert manage_memories.text_digest(f"Asked {agent} about train times") not in left
+
+
+def test_an_erase_the_cache_refuses_is_one_line_after_the_delete(agentos, user, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    memory = agentos.seed(user, "Has a rare heart condition")
+    find(agentos, user, "health", env)
+    with open(cache_file(env), "r+b") as file:
+        file.write(b"not a database at all, not any more")
+    result = run_script(
+        "--base-url", agentos.url, "--user-id", user, "--memory-id", memory["memory_id"], "--delete", "--erase", env=env
+    )
+    assert result.code == 1 and len(result.stderr.splitlines()) <= 2, result.stderr
+    assert "the memories were deleted and the journal's copies erased, but the embedding cache" in result.stderr
+    assert "unexpected" not in result.stderr and agentos.memories(user) == []
+
+
+def test_a_filtered_delete_all_that_finds_nothing_does_not_offer_to_erase(agentos, user, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    agentos.seed(user, "Has a rare heart condition")
+    result = run_script(
+        "--base-url", agentos.url, "--user-id", user, "--topics", "nothing-has-it", "--delete-all", "--erase", "--json",
+        env=env,
+    )  # fmt: skip
+    assert result.code == 0 and "add --yes to erase" not in (result.json().get("hint") or ""), result.stdout
+
+
 def test_an_erased_delete_all_removes_every_vector_of_the_user(seeded, agentos):
     server, user, env = seeded
     other = f"{user}-other"

@@ -353,6 +353,15 @@ def test_an_erasure_of_one_memory_says_so_and_keeps_no_copy(agentos, memories_cl
     assert not any("forget this one" in entry.read_text() for entry in journal.glob("*.jsonl"))
 
 
+def test_an_erasure_of_a_memory_this_script_created_keeps_no_copy_of_it(memories_cli, user, journal):
+    # A create's record holds no id (the server gives it): its result line names the id.
+    created = memories_cli("--user-id", user, "--create", "takes insulin twice a day", "--json")
+    assert created.code == 0, created.stderr
+    result = memories_cli("--user-id", user, "--memory-id", created.json()["memory_id"], "--delete", "--erase")
+    assert result.code == 0, result.stderr
+    assert not any("insulin" in entry.read_text() for entry in journal.rglob("*") if entry.is_file())
+
+
 # ------------------------------------------------------------ JWT with user isolation
 
 
