@@ -3420,60 +3420,46 @@ class EmbeddingCache:
         self.db = None
         self.on_failure(error)
 
-    def cached(self, model, user_id=None):
-        """How many vectors the cache holds for this model (and user)."""
+    def guarded(self, fallback, work, *args):
+        """work(*args) on the file, or fallback once the cache has failed: the first SQLite
+        error sets it aside (failed())."""
         import sqlite3
 
         if self.db is None:
-            return 0
+            return fallback
         try:
-            if user_id is None:
-                return self.db.execute("SELECT count(*) FROM vectors WHERE model = ?", (model,)).fetchone()[0]
-            query = "SELECT count(*) FROM vectors WHERE model = ? AND user_id = ?"
-            return self.db.execute(query, (model, user_id)).fetchone()[0]
+            return work(*args)
         except sqlite3.Error as error:
             self.failed(error)
-            return 0
+            return fallback
+
+    def cached(self, model, user_id=None):
+        """How many vectors the cache holds for this model (and user)."""
+        return self.guarded(0, self.count_vectors, model, user_id)
 
     def vector_bytes(self, model, user_id, besides):
         """How long a vector of this model and user is, another than the digest besides
         (None if there is none)."""
-        import sqlite3
-
-        if self.db is None:
-            return None
-        try:
-            row = self.db.execute(
-                "SELECT length(vector) FROM vectors WHERE model = ? AND user_id = ? AND digest != ? LIMIT 1",
-                (model, user_id, besides),
-            ).fetchone()
-        except sqlite3.Error as error:
-            self.failed(error)
-            return None
-        return row[0] if row else None
+        return self.guarded(None, self.length_of_a_vector, model, user_id, besides)
 
     def lookup(self, model, keys):
-        """lookup_vectors, or nothing once the cache has failed."""
-        import sqlite3
-
-        if self.db is None:
-            return {}
-        try:
-            return self.lookup_vectors(model, keys)
-        except sqlite3.Error as error:
-            self.failed(error)
-            return {}
+        return self.guarded({}, self.lookup_vectors, model, keys)
 
     def store(self, model, rows):
-        """store_vectors, or nothing once the cache has failed."""
-        import sqlite3
+        self.guarded(None, self.store_vectors, model, rows)
 
-        if self.db is None:
-            return
-        try:
-            self.store_vectors(model, rows)
-        except sqlite3.Error as error:
-            self.failed(error)
+    def count_vectors(self, model, user_id):
+        if user_id is None:
+            return self.db.execute("SELECT count(*) FROM vectors WHERE model = ?", (model,)).fetchone()[0]
+        query = "SELECT count(*) FROM vectors WHERE model = ? AND user_id = ?"
+        return self.db.execute(query, (model, user_id)).fetchone()[0]
+
+    def length_of_a_vector(self, model, user_id, besides):
+        row = self.db.execute(
+            "SELECT length(vector) FROM vectors WHERE model = ? AND user_id = ? AND digest != ? LIMIT 1",
+            (model, user_id, besides),
+        ).fetchone()
+        return row[0] if row else None
 
     def lookup_vectors(self, model, keys):
         """{(user_id, digest): float16 bytes} for the keys the cache holds, marked as used today.
@@ -3573,11 +3559,14 @@ def erase_cached_vectors(request, whole_user=None, memories=()):
     folder = request.cache_folder
     if not (folder / "embeddings.sqlite").exists():
         return 0
+    import Stemmer
+
+    stem = Stemmer.Stemmer("english").stemWord
     texts_of = {}
     for memory in memories:
         owner = memory.get("user_id") or request.user_id
         if owner is not None:
-            texts_of.setdefault(owner, set()).update(texts_embedded_for(memory, owner))
+            texts_of.setdefault(owner, set()).update(texts_embedded_for(memory, owner, stem))
     try:
         cache = EmbeddingCache(folder, request.cache_days)
     except ForeignFolder:
@@ -3602,16 +3591,14 @@ def cache_not_erased(folder, error):
     )
 
 
-def texts_embedded_for(memory, user_id):
+def texts_embedded_for(memory, user_id, stem):
     """Every text whose vector the cache may hold for one memory of user_id: the memory as
     --find reads it, its topics, and the memory as the same-fact judgement reads it
     (fact_text), with and without the name it may start with (whether that name is dropped
     depends on the user's other memories). Each is derived from the memory, so --erase
     removes them all; another memory with the same topics only has them embedded again."""
-    import Stemmer
-
     text = memory.get("memory") or ""
-    fact = Fact.of(text, Stemmer.Stemmer("english").stemWord)
+    fact = Fact.of(text, stem)
     texts = {text, fact_text(fact, None, user_id), fact_text(fact, fact.subject, user_id)}
     texts.add(meaning_query(text, subject_words(user_id)))  # --create's search, as versions before 2026-12-06 kept it
     return texts | ({topics_text(memory["topics"])} if memory.get("topics") else set())

@@ -368,6 +368,15 @@ def test_undo_of_a_move_says_which_copies_a_server_kept_after_answering_their_de
     assert held(agentos, anon) == before and held(agentos, kenji) == {}
 
 
+def two_originals_to_move(agentos, user):
+    """(source, target): two memories of a new source user, for a move to undo. Their ids
+    sort before every copy's, so the undo's first write is an original's PATCH."""
+    anon, kenji = f"{user}-anon", f"{user}-kenji"
+    agentos.put(f"0-{user}-a", anon, "Plays chess on Sundays")
+    agentos.put(f"0-{user}-b", anon, "Drinks his coffee black")
+    return anon, kenji
+
+
 def test_an_undo_leaves_alone_a_copy_edited_while_it_ran_in_an_earlier_chunk(
     agentos, user, journal, monkeypatch, capsys
 ):
@@ -378,10 +387,7 @@ def test_an_undo_leaves_alone_a_copy_edited_while_it_ran_in_an_earlier_chunk(
     import manage_memories
     from hooks_proxy import WriteHookProxy
 
-    anon, kenji = f"{user}-anon", f"{user}-kenji"
-    # The originals' ids sort before every copy's: the first chunk is an original (a PATCH).
-    agentos.put(f"0-{user}-a", anon, "Plays chess on Sundays")
-    agentos.put(f"0-{user}-b", anon, "Drinks his coffee black")
+    anon, kenji = two_originals_to_move(agentos, user)
     edited, undoing = [], []
 
     def edit_once(method, path, number):
@@ -407,9 +413,7 @@ def test_an_undo_leaves_alone_a_copy_edited_while_it_ran_in_an_earlier_chunk(
 def test_an_undo_neither_counts_nor_journals_a_copy_someone_deleted_while_it_ran(agentos, user, journal):
     from hooks_proxy import WriteHookProxy
 
-    anon, kenji = f"{user}-anon", f"{user}-kenji"
-    agentos.put(f"0-{user}-a", anon, "Plays chess on Sundays")
-    agentos.put(f"0-{user}-b", anon, "Drinks his coffee black")
+    anon, kenji = two_originals_to_move(agentos, user)
     gone, undoing = [], []
 
     def delete_once(method, path, number):
