@@ -684,6 +684,8 @@ environment:
                                    or a service-account token (agno_pat_...)
   AGENTOS_MEMORY_MODEL             --find's model folder (model.onnx, tokenizer.json); default: the
                                    skill's models/all-minilm-l6-v2
+  AGENTOS_MEMORY_CACHE, AGENTOS_MEMORY_JOURNAL  folders of --find's cache and of the journal (each
+                                   must be the script's own); *_DAYS: how long each keeps
 
 more (references/cli.md, in this skill's folder):
   --find's scores and cache, the journal and --undo, --dry-run's plans, the import format,
@@ -866,8 +868,8 @@ def build_parser():
     bulk.add_argument(
         "--erase",
         action="store_true",
-        help="with --delete or --delete-all: keep no copy, and remove the journal's copies of what is deleted "
-        "(for a request to be forgotten)",
+        help="with --delete or --delete-all: keep no copy, and remove the journal's copies and --find's cached "
+        "vectors of what is deleted (for a request to be forgotten)",
     )
     bulk.add_argument(
         "--concurrency",
@@ -4635,7 +4637,10 @@ def open_cache(request):
         return EmbeddingCache(request.cache_folder, request.cache_days, on_failure=failed), None
     except (OSError, sqlite3.Error, ForeignFolder) as error:
         why = getattr(error, "strerror", None) or error
-        return NoCache(), f"the embedding cache in {request.cache_folder} cannot be used: {why}"
+        return NoCache(), (
+            f"the embedding cache in {request.cache_folder} cannot be used: {why} "
+            f"(${CACHE_DIR_ENV} names another folder)"
+        )
 
 
 def judgement_model(request, needed=True):
